@@ -1,0 +1,76 @@
+//! # volley
+//!
+//! An event loop of our own, a `mio::Poll` reactor driving hand-written futures, and (soon) an
+//! HTTP/1.1 client on it, for fetching many URLs concurrently from one thread.
+//!
+//! # Architecture
+//!
+//! ```text
+//! user code (async fn / hand-written futures)
+//!    │ spawn / block_on / JoinHandle
+//!    ▼
+//! executor ── run queue of woken tasks ◄── Waker (std::task::Wake, Send + Sync)
+//!    │ idle: nothing runnable                     ▲ local wake: push to the queue
+//!    ▼                                            │ remote wake: push + mio::Waker
+//! reactor: mio::Poll.poll(timeout = earliest timer deadline)
+//!    │ events → token → per-source read/write wakers
+//!    │ timers past their deadline → wakers
+//!    ▼
+//! leaf futures, hand-written state machines: Connect, Read, Write, Accept, Sleep
+//! ```
+//!
+//! - [`runtime`]: [`Runtime`] and its loop (run ready tasks, compute the timeout, poll,
+//!   dispatch). One runtime per thread; nothing in it is `Send`, so the hot path takes no lock.
+//! - `executor` (private): the task slab, the run queue and the deduplicating wakers.
+//! - [`task`]: [`spawn`], [`JoinHandle`], [`JoinError`]; `blocking`: [`spawn_blocking`].
+//! - `reactor` (private): `mio::Poll`, per-source edge-triggered readiness, generation-tagged
+//!   tokens.
+//! - [`timer`]: [`sleep`], [`timeout`], [`interval`], on an ordered map of deadlines.
+//! - [`net`]: [`TcpStream`] and [`TcpListener`] with the futures [`net::Connect`],
+//!   [`net::Read`], [`net::Write`], [`net::Accept`] and friends.
+//!
+//! # Example
+//!
+//! An echo over loopback: a spawned server task and a client, on one thread.
+//!
+//! ```
+//! use volley::{Runtime, TcpListener, TcpStream};
+//!
+//! let rt = Runtime::new()?;
+//! rt.block_on(async {
+//!     let mut listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+//!     let addr = listener.local_addr()?;
+//!     let server = volley::spawn(async move {
+//!         let (mut conn, _) = listener.accept().await?;
+//!         let mut buf = [0; 64];
+//!         let n = conn.read(&mut buf).await?;
+//!         conn.write_all(&buf[..n]).await
+//!     });
+//!
+//!     let mut client = TcpStream::connect(addr).await?;
+//!     client.write_all(b"hello").await?;
+//!     let mut reply = [0; 5];
+//!     let n = client.read(&mut reply).await?;
+//!     assert_eq!(&reply[..n], b"hello");
+//!     server.await??;
+//!     Ok::<(), std::io::Error>(())
+//! })?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![warn(missing_debug_implementations, rust_2018_idioms)]
+
+mod blocking;
+mod executor;
+pub mod net;
+mod reactor;
+pub mod runtime;
+pub mod task;
+pub mod timer;
+
+pub use blocking::{spawn_blocking, BlockingTask, BLOCKING_KEEP_ALIVE, MAX_BLOCKING_THREADS};
+pub use net::{TcpListener, TcpStream};
+pub use runtime::{Runtime, RuntimeStats};
+pub use task::{spawn, JoinError, JoinHandle};
+pub use timer::{interval, sleep, sleep_until, timeout, Elapsed, Interval, Sleep};

@@ -1,0 +1,102 @@
+//! [`IoSource`]: a mio source, its registration, and the one retry-until-`WouldBlock` loop
+//! that every socket operation goes through.
+
+use std::io;
+use std::task::{Context, Poll};
+
+use mio::event::Source;
+
+use crate::reactor::{Direction, Registration};
+
+/// A mio source registered with the reactor on first use and deregistered on drop.
+#[derive(Debug)]
+pub(crate) struct IoSource<S: Source> {
+    io: S,
+    /// `None` until the first operation, so that a socket may be made outside the runtime.
+    registration: Option<Registration>,
+    /// Directions to assume ready before the first event (see [`Registration::new`]).
+    assume_ready: &'static [Direction],
+}
+
+impl<S: Source> IoSource<S> {
+    pub(crate) fn new(io: S, assume_ready: &'static [Direction]) -> IoSource<S> {
+        IoSource {
+            io,
+            registration: None,
+            assume_ready,
+        }
+    }
+
+    pub(crate) fn get_ref(&self) -> &S {
+        &self.io
+    }
+
+    /// The source and its registration, registering now if this is the first use.
+    fn registered(&mut self) -> io::Result<(&S, &Registration)> {
+        let registration = match &mut self.registration {
+            Some(registration) => registration,
+            slot @ None => slot.insert(Registration::new(&mut self.io, self.assume_ready)?),
+        };
+        Ok((&self.io, registration))
+    }
+
+    /// Waits until `dir` is ready, without doing any I/O.
+    pub(crate) fn poll_ready(
+        &mut self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+    ) -> Poll<io::Result<()>> {
+        match self.registered() {
+            Ok((_, registration)) => registration.poll_ready(cx, dir).map(Ok),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    /// Forgets that `dir` is ready (the caller saw `WouldBlock` or a spurious event).
+    pub(crate) fn clear_ready(&mut self, dir: Direction) {
+        if let Some(registration) = &self.registration {
+            registration.clear_ready(dir);
+        }
+    }
+
+    /// Marks `dir` ready, so that the next operation tries the syscall at once.
+    pub(crate) fn set_ready(&mut self, dir: Direction) {
+        if let Some(registration) = &self.registration {
+            registration.set_ready(dir);
+        }
+    }
+
+    /// Runs `op` until it stops returning `WouldBlock`: each `WouldBlock` clears the readiness
+    /// of `dir` and waits for the reactor to report it again. `Interrupted` is retried at once.
+    pub(crate) fn poll_io<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+        mut op: impl FnMut(&S) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        let (io, registration) = match self.registered() {
+            Ok(pair) => pair,
+            Err(e) => return Poll::Ready(Err(e)),
+        };
+        loop {
+            if registration.poll_ready(cx, dir).is_pending() {
+                // The reactor wakes us when an event reports `dir` ready for this token.
+                return Poll::Pending;
+            }
+            match op(io) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => registration.clear_ready(dir),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+}
+
+impl<S: Source> Drop for IoSource<S> {
+    fn drop(&mut self) {
+        if let Some(registration) = &self.registration {
+            // Deregistering fails only if the fd was never registered; nothing to undo then.
+            let _ = registration.deregister(&mut self.io);
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! Non-blocking TCP: [`TcpStream`] and [`TcpListener`], with hand-written futures.
+//!
+//! Every operation goes through one loop (in `io_source.rs`): try the syscall; on
+//! `WouldBlock`, clear the readiness and wait for the reactor to report it again.
+
+mod io_source;
+mod tcp_listener;
+mod tcp_stream;
+
+pub use tcp_listener::{Accept, TcpListener, ACCEPT_BACKOFF, DEFAULT_BACKLOG};
+pub use tcp_stream::{Connect, Read, ReadToEnd, TcpStream, Write, WriteAll};

@@ -1,0 +1,350 @@
+//! [`TcpStream`] and its hand-written futures: [`Connect`], [`Read`], [`Write`], [`WriteAll`]
+//! and [`ReadToEnd`].
+
+use std::fmt;
+use std::future::Future;
+use std::io::{self, IoSlice, Read as _, Write as _};
+use std::net::{Shutdown, SocketAddr};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use crate::net::io_source::IoSource;
+use crate::reactor::Direction;
+
+/// A non-blocking TCP connection driven by the runtime's reactor.
+///
+/// Reads and writes take `&mut self`: a stream has one reader and one writer slot in the
+/// reactor, and exclusive access keeps two tasks from fighting over them. A state machine that
+/// reads and writes at once drives both directions through [`poll_read`](Self::poll_read) and
+/// [`poll_write`](Self::poll_write) from one `poll`.
+///
+/// Dropping the stream deregisters it from the reactor and closes the socket.
+pub struct TcpStream {
+    io: IoSource<mio::net::TcpStream>,
+}
+
+impl fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpStream")
+            .field("local", &self.local_addr().ok())
+            .field("peer", &self.peer_addr().ok())
+            .finish()
+    }
+}
+
+impl TcpStream {
+    /// Opens a connection to `addr`. A refused connection fails with
+    /// [`io::ErrorKind::ConnectionRefused`].
+    ///
+    /// The socket is created on the first poll, so making the future costs nothing.
+    pub fn connect(addr: SocketAddr) -> Connect {
+        Connect {
+            state: ConnectState::Start(addr),
+        }
+    }
+
+    /// Wraps a connected `std` stream, switching it to non-blocking mode.
+    pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
+        stream.set_nonblocking(true)?;
+        Ok(TcpStream::from_mio(mio::net::TcpStream::from_std(stream)))
+    }
+
+    /// Wraps a connected mio stream. Both directions are assumed ready until an operation says
+    /// otherwise: an accepted socket often has its request waiting already.
+    pub(crate) fn from_mio(stream: mio::net::TcpStream) -> TcpStream {
+        TcpStream {
+            io: IoSource::new(stream, &[Direction::Read, Direction::Write]),
+        }
+    }
+
+    /// Reads into `buf`. `Ok(0)` means the peer closed its side (or `buf` is empty).
+    pub fn read<'a>(&'a mut self, buf: &'a mut [u8]) -> Read<'a> {
+        Read { stream: self, buf }
+    }
+
+    /// Writes some prefix of `buf` and returns how much.
+    pub fn write<'a>(&'a mut self, buf: &'a [u8]) -> Write<'a> {
+        Write { stream: self, buf }
+    }
+
+    /// Writes all of `buf`, however many writes that takes.
+    pub fn write_all<'a>(&'a mut self, buf: &'a [u8]) -> WriteAll<'a> {
+        WriteAll { stream: self, buf }
+    }
+
+    /// Reads until the peer closes, appending to `buf`. Returns the number of bytes read.
+    pub fn read_to_end<'a>(&'a mut self, buf: &'a mut Vec<u8>) -> ReadToEnd<'a> {
+        ReadToEnd {
+            stream: self,
+            buf,
+            read: 0,
+        }
+    }
+
+    /// Poll-style read, for hand-written state machines.
+    pub fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        self.io
+            .poll_io(cx, Direction::Read, |mut stream| stream.read(buf))
+    }
+
+    /// Poll-style write, for hand-written state machines.
+    pub fn poll_write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.io
+            .poll_io(cx, Direction::Write, |mut stream| stream.write(buf))
+    }
+
+    /// Poll-style vectored write: several buffers in one `writev`, such as an HTTP head and a
+    /// small body.
+    pub fn poll_write_vectored(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.io.poll_io(cx, Direction::Write, |mut stream| {
+            stream.write_vectored(bufs)
+        })
+    }
+
+    /// Waits until the stream is readable, without reading. A following read may still find
+    /// nothing (spurious readiness); call [`clear_read_ready`](Self::clear_read_ready) then.
+    pub fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.io.poll_ready(cx, Direction::Read)
+    }
+
+    /// Forgets read readiness, after an operation done outside this type saw `WouldBlock`.
+    pub fn clear_read_ready(&mut self) {
+        self.io.clear_ready(Direction::Read);
+    }
+
+    /// Shuts down the read side, the write side or both. It does not block.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.io.get_ref().shutdown(how)
+    }
+
+    /// Sets `TCP_NODELAY`: send small writes at once instead of waiting to coalesce them.
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.io.get_ref().set_nodelay(nodelay)
+    }
+
+    /// Whether `TCP_NODELAY` is set.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.io.get_ref().nodelay()
+    }
+
+    /// The remote address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().peer_addr()
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.get_ref().local_addr()
+    }
+
+    /// Takes the pending socket error (`SO_ERROR`), if any.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.io.get_ref().take_error()
+    }
+}
+
+/// The future of [`TcpStream::connect`], following mio's recipe for a non-blocking connect.
+#[must_use = "futures do nothing unless polled"]
+#[derive(Debug)]
+pub struct Connect {
+    state: ConnectState,
+}
+
+#[derive(Debug)]
+enum ConnectState {
+    /// Not polled yet: the socket is made and `connect(2)` issued on the first poll.
+    Start(SocketAddr),
+    /// `connect(2)` is in progress; the reactor reports WRITABLE when it settles.
+    Connecting(TcpStream),
+    /// The stream or the error was handed out.
+    Done,
+}
+
+impl Future for Connect {
+    type Output = io::Result<TcpStream>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<TcpStream>> {
+        loop {
+            match std::mem::replace(&mut self.state, ConnectState::Done) {
+                ConnectState::Start(addr) => {
+                    let socket = mio::net::TcpStream::connect(addr)?;
+                    // Nothing is ready until the first event: the connect is still in flight.
+                    self.state = ConnectState::Connecting(TcpStream {
+                        io: IoSource::new(socket, &[]),
+                    });
+                }
+                ConnectState::Connecting(mut stream) => {
+                    match stream.io.poll_ready(cx, Direction::Write) {
+                        Poll::Ready(Ok(())) => {}
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Pending => {
+                            self.state = ConnectState::Connecting(stream);
+                            // The reactor wakes us on WRITABLE (or an error) for this token.
+                            return Poll::Pending;
+                        }
+                    }
+                    if let Some(e) = stream.take_error()? {
+                        return Poll::Ready(Err(e));
+                    }
+                    match stream.peer_addr() {
+                        Ok(_) => return Poll::Ready(Ok(stream)),
+                        Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                            // A spurious event: still connecting. Wait for the next one.
+                            stream.io.clear_ready(Direction::Write);
+                            self.state = ConnectState::Connecting(stream);
+                        }
+                        Err(e) => return Poll::Ready(Err(e)),
+                    }
+                }
+                ConnectState::Done => panic!("Connect polled after completion"),
+            }
+        }
+    }
+}
+
+/// The future of [`TcpStream::read`]. One state: the buffer to fill.
+#[must_use = "futures do nothing unless polled"]
+#[derive(Debug)]
+pub struct Read<'a> {
+    stream: &'a mut TcpStream,
+    buf: &'a mut [u8],
+}
+
+impl Future for Read<'_> {
+    type Output = io::Result<usize>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        this.stream.poll_read(cx, this.buf)
+    }
+}
+
+/// The future of [`TcpStream::write`]. One state: the bytes offered.
+#[must_use = "futures do nothing unless polled"]
+#[derive(Debug)]
+pub struct Write<'a> {
+    stream: &'a mut TcpStream,
+    buf: &'a [u8],
+}
+
+impl Future for Write<'_> {
+    type Output = io::Result<usize>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        this.stream.poll_write(cx, this.buf)
+    }
+}
+
+/// The future of [`TcpStream::write_all`]. One state: the bytes not yet written, shrinking
+/// with each partial write.
+#[must_use = "futures do nothing unless polled"]
+#[derive(Debug)]
+pub struct WriteAll<'a> {
+    stream: &'a mut TcpStream,
+    buf: &'a [u8],
+}
+
+impl Future for WriteAll<'_> {
+    type Output = io::Result<()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        while !this.buf.is_empty() {
+            let n = match this.stream.poll_write(cx, this.buf) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                // The reactor wakes us on WRITABLE for this token.
+                Poll::Pending => return Poll::Pending,
+            };
+            this.buf = &this.buf[n..];
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// How much [`ReadToEnd`] offers the kernel per read at most, so a large spare capacity is
+/// not zeroed on every call.
+const READ_TO_END_CHUNK: usize = 64 * 1024;
+
+/// The future of [`TcpStream::read_to_end`]. One state: the vector being appended to and the
+/// count so far.
+#[must_use = "futures do nothing unless polled"]
+#[derive(Debug)]
+pub struct ReadToEnd<'a> {
+    stream: &'a mut TcpStream,
+    buf: &'a mut Vec<u8>,
+    read: usize,
+}
+
+impl Future for ReadToEnd<'_> {
+    type Output = io::Result<usize>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        loop {
+            let len = this.buf.len();
+            let spare = (this.buf.capacity() - len).clamp(4096, READ_TO_END_CHUNK);
+            this.buf.resize(len + spare, 0);
+            let polled = this.stream.poll_read(cx, &mut this.buf[len..]);
+            let n = match &polled {
+                Poll::Ready(Ok(n)) => *n,
+                _ => 0,
+            };
+            this.buf.truncate(len + n);
+            match polled {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Ok(this.read)),
+                Poll::Ready(Ok(n)) => this.read += n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                // The reactor wakes us on READABLE for this token.
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+#[cfg(feature = "futures-io")]
+mod futures_io_impls {
+    use super::*;
+
+    impl futures_io::AsyncRead for TcpStream {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            self.get_mut().poll_read(cx, buf)
+        }
+    }
+
+    impl futures_io::AsyncWrite for TcpStream {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.get_mut().poll_write(cx, buf)
+        }
+
+        fn poll_write_vectored(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            self.get_mut().poll_write_vectored(cx, bufs)
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(())) // writes go straight to the socket; nothing is buffered
+        }
+
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(self.shutdown(Shutdown::Write))
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! The runtime: one executor, one reactor and one timer set, driven by [`Runtime::block_on`].
+//!
+//! # The loop
+//!
+//! `block_on` enters the runtime (sets the thread-local context that [`spawn`](crate::spawn),
+//! the I/O types and the timers find it through) and turns this loop until its own future
+//! completes:
+//!
+//! 1. **Run ready tasks.** Pop woken task ids and poll each task once, the `block_on` future
+//!    included, up to [`MAX_POLLS_PER_TURN`] so that I/O is never starved by tasks that keep
+//!    waking each other.
+//! 2. **Compute the timeout.** Zero if a task is still queued; otherwise the time until the
+//!    earliest timer deadline; otherwise none (sleep until an event).
+//! 3. **Poll.** `mio::Poll::poll` with that timeout.
+//! 4. **Dispatch.** Each event wakes the reader, the writer or both of its source; timers past
+//!    their deadline wake their tasks; ids woken from other threads join the run queue.
+//!
+//! A runtime belongs to the thread that created it: nothing in it is `Send`, and no lock is
+//! taken on the hot path. Only wakers cross threads. Run one runtime per core for more.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::io;
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use crate::executor::{Executor, Shared, TaskId};
+use crate::reactor::Reactor;
+use crate::task::{spawn_on, JoinHandle};
+use crate::timer::Timers;
+
+/// How many tasks one loop turn polls before it looks at I/O and timers again.
+pub const MAX_POLLS_PER_TURN: usize = 256;
+
+/// Everything one runtime owns. Shared through `Rc` by the runtime and its thread-local context.
+#[derive(Debug)]
+pub(crate) struct Core {
+    pub(crate) executor: Executor,
+    pub(crate) reactor: Rc<Reactor>,
+    pub(crate) timers: Rc<Timers>,
+}
+
+/// A single-threaded async runtime: a task executor, a `mio` reactor and timers.
+///
+/// ```
+/// let rt = volley::Runtime::new()?;
+/// let answer = rt.block_on(async {
+///     let task = volley::spawn(async { 6 * 7 });
+///     task.await.unwrap()
+/// });
+/// assert_eq!(answer, 42);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// Dropping the runtime drops every task that is still pending, which closes their sockets and
+/// cancels their timers.
+#[derive(Debug)]
+pub struct Runtime {
+    core: Rc<Core>,
+}
+
+/// Counts of what a runtime holds, for tests and diagnostics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RuntimeStats {
+    /// Spawned tasks that have not finished.
+    pub tasks: usize,
+    /// I/O sources registered with the reactor.
+    pub io_sources: usize,
+    /// Timers waiting for their deadline.
+    pub timers: usize,
+    /// Calls to `mio::Poll::poll` so far.
+    pub turns: u64,
+}
+
+impl Runtime {
+    /// Creates a runtime. It fails only if the OS refuses an epoll instance or an eventfd.
+    pub fn new() -> io::Result<Runtime> {
+        let reactor = Reactor::new()?;
+        let shared = Arc::new(Shared::new(reactor.poll_waker()?));
+        Ok(Runtime {
+            core: Rc::new(Core {
+                executor: Executor::new(shared),
+                reactor: Rc::new(reactor),
+                timers: Rc::new(Timers::default()),
+            }),
+        })
+    }
+
+    /// Runs `future` to completion on this thread, driving every spawned task, I/O source and
+    /// timer meanwhile, and returns its output.
+    ///
+    /// Tasks still pending when it returns stay in the runtime: a later `block_on` runs them
+    /// again, and dropping the runtime drops them.
+    ///
+    /// # Panics
+    ///
+    /// Panics if called from inside a running runtime (a nested `block_on` would stall the
+    /// outer loop), and propagates a panic of `future` itself. Panics of spawned tasks are
+    /// caught and reported through their [`JoinHandle`].
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        let _entered = context::enter(&self.core);
+        let executor = &self.core.executor;
+        let mut future = pin!(future);
+        let (main_handle, main_waker) = executor.main_waker();
+        executor.run_queue.borrow_mut().push_back(TaskId::MAIN);
+        loop {
+            // 1. Run ready tasks.
+            for _ in 0..MAX_POLLS_PER_TURN {
+                let Some(id) = executor.next_woken() else {
+                    break;
+                };
+                if id == TaskId::MAIN {
+                    Executor::begin_poll(&main_handle);
+                    let mut cx = Context::from_waker(&main_waker);
+                    if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+                        return output;
+                    }
+                } else {
+                    executor.run(id);
+                }
+            }
+            // 2. Compute the timeout.
+            let timeout = if executor.has_woken() {
+                Some(std::time::Duration::ZERO)
+            } else {
+                self.core
+                    .timers
+                    .next_deadline()
+                    .map(|deadline| deadline.saturating_duration_since(Instant::now()))
+            };
+            // 3. Poll, and 4. dispatch.
+            if let Err(e) = self.core.reactor.turn(timeout) {
+                // epoll_wait fails only on a broken epoll fd or bad arguments: nothing to retry.
+                panic!("volley: polling the reactor failed: {e}");
+            }
+            self.core.timers.fire(Instant::now());
+            executor.drain_remote();
+        }
+    }
+
+    /// Spawns a future onto this runtime from outside it. It first runs when `block_on` next
+    /// turns the loop. Inside the runtime, the free function [`spawn`](crate::spawn) does
+    /// the same.
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        spawn_on(&self.core.executor, future)
+    }
+
+    /// Counts of live tasks, I/O sources and timers.
+    pub fn stats(&self) -> RuntimeStats {
+        RuntimeStats {
+            tasks: self.core.executor.live(),
+            io_sources: self.core.reactor.live(),
+            timers: self.core.timers.len(),
+            turns: self.core.reactor.turns(),
+        }
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        // Destructors of tasks may spawn, sleep or touch I/O: let them find this runtime.
+        let _entered = context::enter_for_drop(&self.core);
+        self.core.executor.shutdown();
+    }
+}
+
+/// The thread-local pointer to the running runtime.
+pub(crate) mod context {
+    use super::*;
+
+    thread_local! {
+        static CURRENT: RefCell<Option<Rc<Core>>> = const { RefCell::new(None) };
+    }
+
+    /// Restores the previous context when dropped, also during a panic.
+    pub(crate) struct Entered {
+        previous: Option<Rc<Core>>,
+    }
+
+    impl Drop for Entered {
+        fn drop(&mut self) {
+            let previous = self.previous.take();
+            let _ = CURRENT.try_with(|c| *c.borrow_mut() = previous);
+        }
+    }
+
+    /// Makes `core` the current runtime for `block_on`.
+    pub(crate) fn enter(core: &Rc<Core>) -> Entered {
+        CURRENT.with(|c| {
+            let mut c = c.borrow_mut();
+            assert!(
+                c.is_none(),
+                "Runtime::block_on called inside a running runtime; spawn the future instead"
+            );
+            *c = Some(core.clone());
+        });
+        Entered { previous: None }
+    }
+
+    /// Makes `core` current while the runtime drops its tasks, whatever was current before.
+    pub(crate) fn enter_for_drop(core: &Rc<Core>) -> Entered {
+        let previous = CURRENT
+            .try_with(|c| c.borrow_mut().replace(core.clone()))
+            .ok()
+            .flatten();
+        Entered { previous }
+    }
+
+    /// The running runtime, if any.
+    pub(crate) fn current() -> Option<Rc<Core>> {
+        CURRENT
+            .try_with(|c| c.try_borrow().ok().and_then(|c| c.clone()))
+            .ok()
+            .flatten()
+    }
+
+    /// Calls `f` with the running runtime, without touching its refcount.
+    pub(crate) fn with_current<R>(f: impl FnOnce(&Core) -> R) -> Option<R> {
+        CURRENT
+            .try_with(|c| c.try_borrow().ok().and_then(|c| c.as_deref().map(f)))
+            .ok()
+            .flatten()
+    }
+}
