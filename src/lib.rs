@@ -63,6 +63,7 @@
 
 mod blocking;
 mod executor;
+mod http;
 pub mod net;
 mod reactor;
 pub mod runtime;
