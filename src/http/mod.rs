@@ -6,4 +6,6 @@
 #![allow(dead_code)]
 
 pub(crate) mod body;
+pub(crate) mod encode;
+pub(crate) mod error;
 pub(crate) mod head;

@@ -1,0 +1,270 @@
+//! [`Error`]: what failed, where, and why, for every request.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::time::Duration;
+
+use url::Url;
+
+/// The error of an HTTP request: one line that names what failed, for which URL, and why.
+///
+/// ```text
+/// timeout reading response head from http://127.0.0.1:8090/stall-head after 1s
+/// ```
+///
+/// [`kind`](Error::kind) tells the cases apart; [`source`](StdError::source) gives the
+/// underlying I/O or parse error where there is one.
+pub struct Error {
+    inner: Box<Inner>,
+}
+
+struct Inner {
+    kind: Kind,
+    url: Option<Url>,
+    source: Option<Box<dyn StdError + Send + Sync + 'static>>,
+}
+
+/// What kind of failure an [`Error`] is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Kind {
+    /// The URL could not be parsed; the string is the input.
+    InvalidUrl(String),
+    /// The URL's scheme is not one this client speaks.
+    UnsupportedScheme(String),
+    /// The request itself is invalid (a header with CR, LF or NUL, a bad method); says why.
+    InvalidRequest(String),
+    /// The host name could not be resolved.
+    Dns,
+    /// No connection could be made to any of the host's addresses.
+    Connect,
+    /// A deadline passed in this phase.
+    Timeout {
+        /// Where the request was when the deadline passed.
+        phase: Phase,
+        /// The setting that ran out.
+        after: Duration,
+    },
+    /// The connection failed in this phase.
+    Io(Phase),
+    /// The response broke HTTP/1.1; says how.
+    InvalidResponse(String),
+    /// The response exceeded a configured size limit.
+    TooLarge {
+        /// What was too large.
+        what: Limit,
+        /// The limit, in bytes.
+        limit: u64,
+    },
+    /// More redirects than the policy allows.
+    TooManyRedirects(usize),
+    /// `Response::error_for_status` on a 4xx or 5xx.
+    Status(http::StatusCode),
+}
+
+/// The phases of a request, for timeouts and I/O errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Phase {
+    /// Resolving the host name.
+    Resolve,
+    /// Opening the TCP connection.
+    Connect,
+    /// Writing the request head and body.
+    Send,
+    /// Waiting for and reading the response head.
+    ReadHead,
+    /// Reading the response body.
+    ReadBody,
+}
+
+/// The size limits a response can exceed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Limit {
+    /// The status line and headers (`max_response_header_size`).
+    Head,
+    /// The body (`max_body_size`).
+    Body,
+}
+
+impl Phase {
+    /// The phase as words that read before "from URL".
+    fn doing(self) -> &'static str {
+        match self {
+            Phase::Resolve => "resolving host for",
+            Phase::Connect => "connecting to",
+            Phase::Send => "sending request to",
+            Phase::ReadHead => "reading response head from",
+            Phase::ReadBody => "reading response body from",
+        }
+    }
+}
+
+impl Error {
+    pub(crate) fn new(kind: Kind) -> Error {
+        Error {
+            inner: Box::new(Inner {
+                kind,
+                url: None,
+                source: None,
+            }),
+        }
+    }
+
+    pub(crate) fn with_url(mut self, url: &Url) -> Error {
+        self.inner.url = Some(url.clone());
+        self
+    }
+
+    pub(crate) fn with_source(
+        mut self,
+        source: impl Into<Box<dyn StdError + Send + Sync>>,
+    ) -> Error {
+        self.inner.source = Some(source.into());
+        self
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> &Kind {
+        &self.inner.kind
+    }
+
+    /// The URL of the request that failed, when known.
+    pub fn url(&self) -> Option<&Url> {
+        self.inner.url.as_ref()
+    }
+
+    /// True if a deadline passed: connect, read or total.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self.inner.kind, Kind::Timeout { .. })
+    }
+
+    /// True if no connection could be made (refused, unreachable, or a connect timeout).
+    pub fn is_connect(&self) -> bool {
+        matches!(
+            self.inner.kind,
+            Kind::Connect
+                | Kind::Timeout {
+                    phase: Phase::Connect,
+                    ..
+                }
+        )
+    }
+
+    /// The phase the request was in, for timeouts and I/O errors.
+    pub fn phase(&self) -> Option<Phase> {
+        match self.inner.kind {
+            Kind::Timeout { phase, .. } | Kind::Io(phase) => Some(phase),
+            Kind::Dns => Some(Phase::Resolve),
+            Kind::Connect => Some(Phase::Connect),
+            _ => None,
+        }
+    }
+}
+
+/// Durations as people write them: `1s`, `250ms`, `1.5s`.
+struct Human(Duration);
+
+impl fmt::Display for Human {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.0;
+        if d.subsec_nanos() == 0 {
+            write!(f, "{}s", d.as_secs())
+        } else if d < Duration::from_secs(1) && d.subsec_nanos() % 1_000_000 == 0 {
+            write!(f, "{}ms", d.as_millis())
+        } else {
+            write!(f, "{:?}", d)
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let url = match &self.inner.url {
+            Some(url) => url.as_str(),
+            None => "(no url)",
+        };
+        match &self.inner.kind {
+            Kind::InvalidUrl(input) => write!(f, "invalid url {input:?}")?,
+            Kind::UnsupportedScheme(scheme) => {
+                write!(f, "unsupported url scheme {scheme:?} in {url}")?
+            }
+            Kind::InvalidRequest(why) => write!(f, "invalid request to {url}: {why}")?,
+            Kind::Dns => write!(f, "dns lookup failed for {url}")?,
+            Kind::Connect => write!(f, "connection failed to {url}")?,
+            Kind::Timeout { phase, after } => {
+                write!(f, "timeout {} {url} after {}", phase.doing(), Human(*after))?
+            }
+            Kind::Io(phase) => write!(f, "i/o error {} {url}", phase.doing())?,
+            Kind::InvalidResponse(why) => write!(f, "invalid response from {url}: {why}")?,
+            Kind::TooLarge { what, limit } => {
+                let what = match what {
+                    Limit::Head => "response head",
+                    Limit::Body => "response body",
+                };
+                write!(f, "{what} from {url} exceeds the limit of {limit} bytes")?
+            }
+            Kind::TooManyRedirects(limit) => {
+                write!(f, "too many redirects (more than {limit}) from {url}")?
+            }
+            Kind::Status(status) => write!(f, "http status {status} from {url}")?,
+        }
+        if let Some(source) = &self.inner.source {
+            write!(f, ": {source}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Error")
+            .field("kind", &self.inner.kind)
+            .field("url", &self.inner.url.as_ref().map(Url::as_str))
+            .field("source", &self.inner.source)
+            .finish()
+    }
+}
+
+impl StdError for Error {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.inner
+            .source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each message is one lowercase line naming the phase, the URL and the setting.
+    #[test]
+    fn messages_read_as_one_line() {
+        let url = Url::parse("http://127.0.0.1:8090/stall-head").unwrap();
+        let e = Error::new(Kind::Timeout {
+            phase: Phase::ReadHead,
+            after: Duration::from_secs(1),
+        })
+        .with_url(&url);
+        assert_eq!(
+            e.to_string(),
+            "timeout reading response head from http://127.0.0.1:8090/stall-head after 1s"
+        );
+        assert!(e.is_timeout());
+        assert!(!e.is_connect());
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let e = Error::new(Kind::Connect)
+            .with_url(&url)
+            .with_source(refused);
+        assert!(e.is_connect());
+        assert!(e
+            .to_string()
+            .starts_with("connection failed to http://127.0.0.1:8090/stall-head: "));
+        assert!(e.source().is_some());
+        assert_eq!(Human(Duration::from_millis(250)).to_string(), "250ms");
+        assert_eq!(Human(Duration::from_millis(1500)).to_string(), "1.5s");
+    }
+}
