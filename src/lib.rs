@@ -70,8 +70,17 @@ pub mod runtime;
 pub mod task;
 pub mod timer;
 
+pub use crate::http::client::{
+    Client, ClientBuilder, IntoUrl, Request, RequestBuilder, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_HEAD, DEFAULT_POOL_IDLE_TIMEOUT, DEFAULT_READ_TIMEOUT, DEFAULT_TIMEOUT,
+};
+pub use crate::http::dns::{DNS_CACHE_ENTRIES, DNS_TTL};
+pub use crate::http::error::{Error, Kind as ErrorKind, Limit, Phase};
+pub use crate::http::redirect;
+pub use crate::http::response::Response;
+pub use ::http::{header, HeaderMap, Method, StatusCode, Version};
 pub use blocking::{spawn_blocking, BlockingTask, BLOCKING_KEEP_ALIVE, MAX_BLOCKING_THREADS};
 pub use net::{TcpListener, TcpStream};
 pub use runtime::{Runtime, RuntimeStats};
 pub use task::{spawn, JoinError, JoinHandle};
-pub use timer::{interval, sleep, sleep_until, timeout, Elapsed, Interval, Sleep};
+pub use timer::{interval, sleep, sleep_until, timeout, timeout_at, Elapsed, Interval, Sleep};

@@ -1,4 +1,4 @@
-//! Timers: [`sleep`], [`sleep_until`], [`timeout`] and [`interval`].
+//! Timers: [`sleep`], [`sleep_until`], [`timeout`], [`timeout_at`] and [`interval`].
 //!
 //! Pending timers live in one ordered map keyed by `(deadline, id)`, the design of
 //! `async-io`. The first key gives the poll timeout; after each poll, the loop pops every key
@@ -202,8 +202,17 @@ impl From<Elapsed> for std::io::Error {
 /// This is an `async fn` rather than a named future: safe Rust cannot reach a pinned generic
 /// field without `unsafe` or a box, and `std::pin::pin!` inside an `async fn` needs neither.
 pub async fn timeout<F: Future>(duration: Duration, future: F) -> Result<F::Output, Elapsed> {
+    let now = Instant::now();
+    timeout_at(now.checked_add(duration).unwrap_or_else(far_future), future).await
+}
+
+/// Runs `future`, giving up with [`Elapsed`] if it has not completed by `deadline`.
+///
+/// Like [`timeout`], the timer is registered only if the future is pending on its first
+/// poll: an operation that completes at once costs no timer at all.
+pub async fn timeout_at<F: Future>(deadline: Instant, future: F) -> Result<F::Output, Elapsed> {
     let mut future = pin!(future);
-    let mut deadline = sleep(duration);
+    let mut deadline = sleep_until(deadline);
     poll_fn(|cx| {
         if let Poll::Ready(output) = future.as_mut().poll(cx) {
             return Poll::Ready(Ok(output));

@@ -79,6 +79,7 @@ pub(crate) struct Decoded {
 /// Decodes one response body. See the module docs.
 #[derive(Debug)]
 pub(crate) struct BodyDecoder {
+    framing: Framing,
     state: State,
     /// Body bytes produced so far.
     received: u64,
@@ -130,11 +131,17 @@ impl BodyDecoder {
             Framing::UntilClose => State::UntilClose,
         };
         BodyDecoder {
+            framing,
             state,
             received: 0,
             max_trailer_size,
             trailers: None,
         }
+    }
+
+    /// The framing this decoder was made for.
+    pub(crate) fn framing(&self) -> Framing {
+        self.framing
     }
 
     /// True once the whole body has been decoded.

@@ -58,7 +58,7 @@ pub enum Kind {
     },
     /// More redirects than the policy allows.
     TooManyRedirects(usize),
-    /// `Response::error_for_status` on a 4xx or 5xx.
+    /// [`Response::error_for_status`](crate::Response::error_for_status) on a 4xx or 5xx.
     Status(http::StatusCode),
 }
 

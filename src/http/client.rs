@@ -1,0 +1,649 @@
+//! [`Client`], its [`ClientBuilder`], and [`RequestBuilder`]: from a URL to a [`Response`].
+//!
+//! A request goes through short phases, one function each, read top-down in
+//! [`Client::execute`]: merge headers; then per hop, [`Client::exchange`] checks out a pooled
+//! connection or resolves and connects, writes the request, and reads the head; a redirect
+//! starts the next hop.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::future::Future;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{ACCEPT, AUTHORIZATION, CONNECTION, LOCATION, USER_AGENT};
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use url::Url;
+
+use super::conn::{connect, read_head, send_request, Conn, Deadlines, Sent};
+use super::dns::{resolve, DnsCache};
+use super::encode::{basic_auth_from_url, encode_head};
+use super::error::{Error, Kind, Phase};
+use super::head::{framing, has_token};
+use super::pool::{checkout, IdlePool, PoolKey};
+use super::redirect::{self, Policy};
+use super::response::Response;
+
+/// The default `connect_timeout`: per address tried.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default `read_timeout`: the longest wait for any one read or write.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default total `timeout`, from sending the request to the end of its body.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
+/// The default `max_response_header_size`.
+pub const DEFAULT_MAX_HEAD: usize = 64 * 1024;
+/// The default `pool_idle_timeout`.
+pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Bodies up to this size are sent in the same write as the head.
+const JOIN_BODY_LIMIT: usize = 16 * 1024;
+
+/// A body this small is read to the end when a redirect is followed, so its connection can be
+/// reused; a larger one closes its connection.
+const DRAIN_LIMIT: u64 = 64 * 1024;
+
+/// The settings of a [`Client`].
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) connect_timeout: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) read_timeout: Option<Duration>,
+    pub(crate) redirect: Policy,
+    pub(crate) max_response_header_size: usize,
+    pub(crate) max_body_size: Option<u64>,
+    pub(crate) pool_idle_timeout: Option<Duration>,
+    pub(crate) pool_max_idle_per_host: usize,
+    /// Sent with every request unless the request sets the same header.
+    pub(crate) default_headers: HeaderMap,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        let mut default_headers = HeaderMap::new();
+        default_headers.insert(
+            USER_AGENT,
+            HeaderValue::from_static(concat!("volley/", env!("CARGO_PKG_VERSION"))),
+        );
+        default_headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
+        Config {
+            connect_timeout: Some(DEFAULT_CONNECT_TIMEOUT),
+            timeout: Some(DEFAULT_TIMEOUT),
+            read_timeout: Some(DEFAULT_READ_TIMEOUT),
+            redirect: Policy::default(),
+            max_response_header_size: DEFAULT_MAX_HEAD,
+            max_body_size: None,
+            pool_idle_timeout: Some(DEFAULT_POOL_IDLE_TIMEOUT),
+            pool_max_idle_per_host: usize::MAX,
+            default_headers,
+        }
+    }
+}
+
+/// An HTTP/1.1 client: settings, a keep-alive pool and a DNS cache.
+///
+/// Cloning is cheap and shares the pool. A client belongs to the thread of the runtime it is
+/// used on, like everything in volley; make one per runtime.
+///
+/// Timeouts are on by default, unlike reqwest's and hyper's: connect 10 s per address, 30 s
+/// for any one read or write, and 300 s in total. Change them on the [`ClientBuilder`].
+#[derive(Clone)]
+pub struct Client {
+    inner: Rc<ClientInner>,
+}
+
+struct ClientInner {
+    config: Config,
+    pool: RefCell<IdlePool>,
+    dns: RefCell<DnsCache>,
+}
+
+impl Default for Client {
+    fn default() -> Client {
+        Client::new()
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("config", &self.inner.config)
+            .field("idle_connections", &self.idle_connections())
+            .finish()
+    }
+}
+
+impl Client {
+    /// A client with the default settings.
+    pub fn new() -> Client {
+        Client::builder().build()
+    }
+
+    /// Starts configuring a client.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder {
+            config: Config::default(),
+            error: None,
+        }
+    }
+
+    /// Starts a GET request.
+    pub fn get(&self, url: impl IntoUrl) -> RequestBuilder {
+        self.request(Method::GET, url)
+    }
+
+    /// Starts a HEAD request.
+    pub fn head(&self, url: impl IntoUrl) -> RequestBuilder {
+        self.request(Method::HEAD, url)
+    }
+
+    /// Starts a POST request.
+    pub fn post(&self, url: impl IntoUrl) -> RequestBuilder {
+        self.request(Method::POST, url)
+    }
+
+    /// Starts a PUT request.
+    pub fn put(&self, url: impl IntoUrl) -> RequestBuilder {
+        self.request(Method::PUT, url)
+    }
+
+    /// Starts a PATCH request.
+    pub fn patch(&self, url: impl IntoUrl) -> RequestBuilder {
+        self.request(Method::PATCH, url)
+    }
+
+    /// Starts a DELETE request.
+    pub fn delete(&self, url: impl IntoUrl) -> RequestBuilder {
+        self.request(Method::DELETE, url)
+    }
+
+    /// Starts a request with any method.
+    pub fn request(&self, method: Method, url: impl IntoUrl) -> RequestBuilder {
+        RequestBuilder {
+            client: self.clone(),
+            request: url.into_url().map(|url| Request::new(method, url)),
+        }
+    }
+
+    /// Number of idle keep-alive connections in the pool.
+    pub fn idle_connections(&self) -> usize {
+        self.inner.pool.borrow().len()
+    }
+
+    pub(crate) fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub(crate) fn return_conn(&self, key: PoolKey, conn: Conn) {
+        self.inner.pool.borrow_mut().put(key, conn);
+    }
+
+    /// Sends `request`, follows redirects per the policy, and returns the final response once
+    /// its head has arrived.
+    pub fn execute(&self, request: Request) -> impl Future<Output = Result<Response, Error>> + '_ {
+        self.execute_request(request)
+    }
+
+    async fn execute_request(&self, request: Request) -> Result<Response, Error> {
+        let config = &self.inner.config;
+        let Request {
+            mut method,
+            mut url,
+            headers: own_headers,
+            mut body,
+            timeout,
+        } = request;
+        let deadlines = Deadlines::start(
+            timeout.or(config.timeout),
+            config.connect_timeout,
+            config.read_timeout,
+        );
+        let mut headers = config.default_headers.clone();
+        for name in own_headers.keys() {
+            headers.remove(name);
+        }
+        headers.extend(own_headers);
+        let mut followed = 0;
+        loop {
+            let response = self
+                .exchange(&method, &url, &headers, body.as_ref(), &deadlines)
+                .await?;
+            let status = response.status();
+            let max = config.redirect.max();
+            let location = response.headers().get(LOCATION);
+            if !redirect::is_redirect(status) || location.is_none() || max == 0 {
+                return Ok(response);
+            }
+            if followed >= max {
+                return Err(Error::new(Kind::TooManyRedirects(max)).with_url(&url));
+            }
+            let next = location
+                .and_then(|l| l.to_str().ok())
+                .and_then(|l| url.join(l).ok())
+                .ok_or_else(|| {
+                    Error::new(Kind::InvalidResponse(
+                        "redirect with an invalid location".into(),
+                    ))
+                    .with_url(&url)
+                })?;
+            if next.scheme() != "http" {
+                return Err(
+                    Error::new(Kind::UnsupportedScheme(next.scheme().to_owned())).with_url(&next),
+                );
+            }
+            if !redirect::follow(status, &url, &next, &mut method, &mut headers) {
+                body = None;
+            }
+            response.discard(DRAIN_LIMIT).await;
+            url = next;
+            followed += 1;
+        }
+    }
+
+    /// One hop: a connection, the request written, the final head read. A reused connection
+    /// that fails before any response byte is replaced by a fresh one, once, for idempotent
+    /// methods: the server closed it while it sat idle.
+    async fn exchange(
+        &self,
+        method: &Method,
+        url: &Url,
+        headers: &HeaderMap,
+        body: Option<&Bytes>,
+        deadlines: &Deadlines,
+    ) -> Result<Response, Error> {
+        let config = &self.inner.config;
+        if url.scheme() != "http" {
+            return Err(Error::new(Kind::UnsupportedScheme(url.scheme().to_owned())).with_url(url));
+        }
+        let mut head = Vec::with_capacity(256 + body.map_or(0, |b| b.len().min(JOIN_BODY_LIMIT)));
+        let auth = match headers.contains_key(AUTHORIZATION) {
+            true => None,
+            false => basic_auth_from_url(url),
+        };
+        let own_auth = auth.as_ref().map(|value| {
+            let mut map = headers.clone();
+            if let Ok(value) = HeaderValue::from_str(value) {
+                map.insert(AUTHORIZATION, value);
+            }
+            map
+        });
+        encode_head(
+            &mut head,
+            method,
+            url,
+            own_auth.as_ref().unwrap_or(headers),
+            body.map(|b| b.len() as u64),
+        )
+        .map_err(|e| Error::new(Kind::InvalidRequest(e.to_string())).with_url(url))?;
+        let mut parts: Vec<&[u8]> = Vec::with_capacity(2);
+        match body {
+            Some(b) if b.len() <= JOIN_BODY_LIMIT => head.extend_from_slice(b),
+            _ => {}
+        }
+        parts.push(&head);
+        if let Some(b) = body.filter(|b| b.len() > JOIN_BODY_LIMIT) {
+            parts.push(b);
+        }
+        let key = pool_key(url)?;
+        let client_closes = has_token(headers, &CONNECTION, "close");
+        let idempotent = is_idempotent(method);
+        let mut fresh_only = false;
+        loop {
+            let pooled = match fresh_only {
+                false => checkout(&self.inner.pool, &key).await,
+                true => None,
+            };
+            let reused = pooled.is_some();
+            let mut conn = match pooled {
+                Some(conn) => conn,
+                None => {
+                    let addrs = deadlines
+                        .run(Phase::Resolve, url, resolve(&self.inner.dns, url))
+                        .await??;
+                    connect(&addrs, deadlines, url).await?
+                }
+            };
+            let retry = reused && idempotent;
+            let sent = match send_request(&mut conn, &parts, deadlines, url).await {
+                Ok(sent) => sent,
+                Err(_) if retry => {
+                    fresh_only = true;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let head =
+                match read_head(&mut conn, deadlines, url, config.max_response_header_size).await {
+                    Ok(head) => head,
+                    Err(failure) if retry && failure.nothing_received => {
+                        fresh_only = true;
+                        continue;
+                    }
+                    Err(failure) => return Err(failure.error),
+                };
+            let mut plan = framing(method, &head)
+                .map_err(|e| Error::new(Kind::InvalidResponse(e.to_string())).with_url(url))?;
+            plan.reusable &= !client_closes && sent == Sent::Complete;
+            return Ok(Response::new(
+                head,
+                url.clone(),
+                plan,
+                conn,
+                self.clone(),
+                key,
+                *deadlines,
+            ));
+        }
+    }
+}
+
+/// GET, HEAD, PUT, DELETE, OPTIONS and TRACE may be sent twice (RFC 9110 §9.2.2).
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS | Method::TRACE
+    )
+}
+
+fn pool_key(url: &Url) -> Result<PoolKey, Error> {
+    match (url.host_str(), url.port_or_known_default()) {
+        (Some(host), Some(port)) => Ok(PoolKey {
+            scheme: url.scheme().to_owned(),
+            host: host.to_owned(),
+            port,
+        }),
+        _ => Err(Error::new(Kind::InvalidUrl(url.to_string()))),
+    }
+}
+
+/// Configures a [`Client`]. Every setting has a default; see each method.
+#[derive(Debug)]
+#[must_use = "call .build() to get the client"]
+pub struct ClientBuilder {
+    config: Config,
+    /// The first invalid setting, reported by `build`.
+    error: Option<String>,
+}
+
+impl ClientBuilder {
+    /// Builds the client.
+    ///
+    /// # Panics
+    ///
+    /// Panics if a setting was invalid (a user agent or default header with CR, LF or NUL),
+    /// naming it. Use [`try_build`](Self::try_build) to get an error instead.
+    pub fn build(self) -> Client {
+        match self.try_build() {
+            Ok(client) => client,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Builds the client, or says which setting was invalid.
+    pub fn try_build(self) -> Result<Client, Error> {
+        if let Some(why) = self.error {
+            return Err(Error::new(Kind::InvalidRequest(why)));
+        }
+        let config = self.config;
+        Ok(Client {
+            inner: Rc::new(ClientInner {
+                pool: RefCell::new(IdlePool::new(
+                    config.pool_idle_timeout,
+                    config.pool_max_idle_per_host,
+                )),
+                dns: RefCell::new(DnsCache::default()),
+                config,
+            }),
+        })
+    }
+
+    /// The longest a TCP connect to one address may take (default 10 s; `None`: no limit).
+    pub fn connect_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.config.connect_timeout = timeout.into();
+        self
+    }
+
+    /// The longest a whole request may take, from sending it to the end of the response body
+    /// (default 300 s; `None`: no limit).
+    pub fn timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.config.timeout = timeout.into();
+        self
+    }
+
+    /// The longest wait for any one read or write (default 30 s; `None`: no limit).
+    pub fn read_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.config.read_timeout = timeout.into();
+        self
+    }
+
+    /// The redirect policy (default: follow up to 10).
+    pub fn redirect(mut self, policy: Policy) -> Self {
+        self.config.redirect = policy;
+        self
+    }
+
+    /// The largest response head accepted, in bytes (default 64 KiB).
+    pub fn max_response_header_size(mut self, bytes: usize) -> Self {
+        self.config.max_response_header_size = bytes;
+        self
+    }
+
+    /// The largest response body accepted, in bytes (default: no limit).
+    pub fn max_body_size(mut self, bytes: impl Into<Option<u64>>) -> Self {
+        self.config.max_body_size = bytes.into();
+        self
+    }
+
+    /// How long an idle keep-alive connection is kept (default 90 s; `None`: forever).
+    pub fn pool_idle_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.config.pool_idle_timeout = timeout.into();
+        self
+    }
+
+    /// The most idle connections kept per host (default: no limit; 0 disables keep-alive
+    /// reuse).
+    pub fn pool_max_idle_per_host(mut self, max: usize) -> Self {
+        self.config.pool_max_idle_per_host = max;
+        self
+    }
+
+    /// The `User-Agent` header (default `volley/<version>`).
+    pub fn user_agent(mut self, value: &str) -> Self {
+        match HeaderValue::from_str(value) {
+            Ok(v) => {
+                self.config.default_headers.insert(USER_AGENT, v);
+            }
+            Err(_) => self.error = Some(format!("invalid user agent {value:?}")),
+        }
+        self
+    }
+
+    /// Headers sent with every request, unless a request sets the same name. They replace
+    /// the defaults of the same name (`user-agent`, `accept: */*`).
+    pub fn default_headers(mut self, headers: HeaderMap) -> Self {
+        for name in headers.keys() {
+            self.config.default_headers.remove(name);
+        }
+        self.config.default_headers.extend(headers);
+        self
+    }
+}
+
+/// A request ready to send: method, URL, headers, optional body and timeout.
+#[derive(Debug, Clone)]
+pub struct Request {
+    method: Method,
+    url: Url,
+    headers: HeaderMap,
+    body: Option<Bytes>,
+    timeout: Option<Duration>,
+}
+
+impl Request {
+    /// A request with no headers of its own and no body.
+    pub fn new(method: Method, url: Url) -> Request {
+        Request {
+            method,
+            url,
+            headers: HeaderMap::new(),
+            body: None,
+            timeout: None,
+        }
+    }
+
+    /// The method.
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+
+    /// The URL.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// The request's own headers (the client's defaults are added when sent).
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The headers, to change.
+    pub fn headers_mut(&mut self) -> &mut HeaderMap {
+        &mut self.headers
+    }
+
+    /// The body, if any.
+    pub fn body(&self) -> Option<&Bytes> {
+        self.body.as_ref()
+    }
+}
+
+/// Builds a request step by step; [`send`](Self::send) sends it. An invalid URL or header
+/// is reported by `send`, before anything goes on the wire.
+#[derive(Debug)]
+#[must_use = "a request does nothing until .send().await"]
+pub struct RequestBuilder {
+    client: Client,
+    request: Result<Request, Error>,
+}
+
+impl RequestBuilder {
+    /// Adds a header. A name or value that is not valid HTTP (including one with CR, LF or
+    /// NUL) makes `send` fail with [`Kind::InvalidRequest`].
+    pub fn header<K, V>(mut self, name: K, value: V) -> Self
+    where
+        HeaderName: TryFrom<K>,
+        HeaderValue: TryFrom<V>,
+    {
+        if let Ok(request) = &mut self.request {
+            let name = HeaderName::try_from(name);
+            let value = HeaderValue::try_from(value);
+            match (name, value) {
+                (Ok(name), Ok(value)) => {
+                    request.headers.append(name, value);
+                }
+                (Err(_), _) => {
+                    let e = Error::new(Kind::InvalidRequest("invalid header name".into()))
+                        .with_url(&request.url);
+                    self.request = Err(e);
+                }
+                (Ok(name), Err(_)) => {
+                    let why = format!("invalid value for header {name}");
+                    let e = Error::new(Kind::InvalidRequest(why)).with_url(&request.url);
+                    self.request = Err(e);
+                }
+            }
+        }
+        self
+    }
+
+    /// Adds every header of `headers`.
+    pub fn headers(mut self, headers: HeaderMap) -> Self {
+        if let Ok(request) = &mut self.request {
+            request.headers.extend(headers);
+        }
+        self
+    }
+
+    /// Sets the body, sent with `Content-Length`.
+    pub fn body(mut self, body: impl Into<Bytes>) -> Self {
+        if let Ok(request) = &mut self.request {
+            request.body = Some(body.into());
+        }
+        self
+    }
+
+    /// Sends `Authorization: Basic` with these credentials.
+    pub fn basic_auth(self, user: &str, password: Option<&str>) -> Self {
+        let mut url = Url::parse("http://h/").expect("static url parses");
+        let _ = url.set_username(user);
+        let _ = url.set_password(password);
+        match basic_auth_from_url(&url) {
+            Some(value) => self.header(AUTHORIZATION, value),
+            None => self,
+        }
+    }
+
+    /// The total timeout for this request, overriding the client's.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        if let Ok(request) = &mut self.request {
+            request.timeout = Some(timeout);
+        }
+        self
+    }
+
+    /// The request as built so far.
+    pub fn build(self) -> Result<Request, Error> {
+        self.request
+    }
+
+    /// Sends the request and waits for the final response head.
+    pub async fn send(self) -> Result<Response, Error> {
+        let request = self.request?;
+        self.client.execute_request(request).await
+    }
+}
+
+/// Something that can be a request URL: `&str`, `String`, or a parsed `Url`.
+pub trait IntoUrl: sealed::Sealed {
+    /// Parses into a URL, or says why not.
+    fn into_url(self) -> Result<Url, Error>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for &str {}
+    impl Sealed for String {}
+    impl Sealed for &String {}
+    impl Sealed for url::Url {}
+    impl Sealed for &url::Url {}
+}
+
+impl IntoUrl for &str {
+    fn into_url(self) -> Result<Url, Error> {
+        Url::parse(self).map_err(|e| Error::new(Kind::InvalidUrl(self.to_owned())).with_source(e))
+    }
+}
+
+impl IntoUrl for String {
+    fn into_url(self) -> Result<Url, Error> {
+        self.as_str().into_url()
+    }
+}
+
+impl IntoUrl for &String {
+    fn into_url(self) -> Result<Url, Error> {
+        self.as_str().into_url()
+    }
+}
+
+impl IntoUrl for Url {
+    fn into_url(self) -> Result<Url, Error> {
+        Ok(self)
+    }
+}
+
+impl IntoUrl for &Url {
+    fn into_url(self) -> Result<Url, Error> {
+        Ok(self.clone())
+    }
+}

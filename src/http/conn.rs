@@ -1,0 +1,386 @@
+//! The driver: one HTTP/1.1 connection and the phases of an exchange on it.
+//!
+//! It is thin on purpose. [`Conn`] owns a [`TcpStream`] and a [`ReadBuf`]; the phases are
+//! short functions that move bytes between them and the sans-IO pieces: [`connect`] (resolve,
+//! then try each address), [`send_request`] (one write of head and body), and
+//! [`read_head`] (read until [`parse_head`](super::head::parse_head) has a final head). The
+//! body is read by [`Response`](super::Response) through the same buffer.
+//!
+//! Every wait goes through [`Deadlines::run`], which applies the total timeout and the phase's
+//! own timeout, and names the phase when one runs out.
+
+use std::future::{poll_fn, Future};
+use std::io;
+use std::net::SocketAddr;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use url::Url;
+
+use super::error::{Error, Kind, Limit, Phase};
+use super::head::{parse_head, HeadError, ResponseHead};
+use crate::net::TcpStream;
+
+/// The first size of a connection's read buffer. Small, so that ten thousand connections
+/// waiting on slow servers cost little; it doubles when a read fills it.
+const INITIAL_BUFFER: usize = 2 * 1024;
+
+/// The largest the buffer grows to for body reads; heads may need up to their own limit.
+const MAX_BODY_BUFFER: usize = 64 * 1024;
+
+/// A byte buffer filled from a socket, consumed from the front.
+#[derive(Debug)]
+pub(crate) struct ReadBuf {
+    data: Vec<u8>,
+    /// Unconsumed bytes are `data[start..end]`.
+    start: usize,
+    end: usize,
+}
+
+impl ReadBuf {
+    pub(crate) fn new() -> ReadBuf {
+        ReadBuf {
+            data: Vec::new(),
+            start: 0,
+            end: 0,
+        }
+    }
+
+    /// The bytes received and not yet consumed.
+    pub(crate) fn filled(&self) -> &[u8] {
+        &self.data[self.start..self.end]
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// Drops `n` bytes from the front.
+    pub(crate) fn consume(&mut self, n: usize) {
+        self.start += n;
+        debug_assert!(self.start <= self.end);
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Reads once from `stream` into free space, making room first: compacting, then
+    /// doubling up to `max_size`. Returns the bytes read; 0 means the peer closed.
+    pub(crate) fn poll_fill(
+        &mut self,
+        cx: &mut Context<'_>,
+        stream: &mut TcpStream,
+        max_size: usize,
+    ) -> Poll<io::Result<usize>> {
+        if self.end == self.data.len() {
+            if self.start > 0 {
+                self.data.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            if self.end == self.data.len() {
+                let grown =
+                    (self.data.len() * 2).clamp(INITIAL_BUFFER, max_size.max(INITIAL_BUFFER));
+                if grown == self.data.len() {
+                    return Poll::Ready(Err(io::Error::other("read buffer full")));
+                }
+                self.data.resize(grown, 0);
+            }
+        }
+        let end = self.end;
+        match stream.poll_read(cx, &mut self.data[end..]) {
+            Poll::Ready(Ok(n)) => {
+                self.end += n;
+                Poll::Ready(Ok(n))
+            }
+            other => other,
+        }
+    }
+}
+
+/// A connection: a socket plus what has been read from it and not yet used.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub(crate) stream: TcpStream,
+    pub(crate) buf: ReadBuf,
+}
+
+impl Conn {
+    pub(crate) fn new(stream: TcpStream) -> Conn {
+        Conn {
+            stream,
+            buf: ReadBuf::new(),
+        }
+    }
+
+    /// Reads more bytes, waiting at most as `deadlines` allow. 0 means the peer closed.
+    pub(crate) async fn fill(
+        &mut self,
+        deadlines: &Deadlines,
+        phase: Phase,
+        url: &Url,
+        max_size: usize,
+    ) -> Result<usize, Error> {
+        let Conn { stream, buf } = self;
+        let read = poll_fn(|cx| buf.poll_fill(cx, stream, max_size));
+        deadlines
+            .run(phase, url, read)
+            .await?
+            .map_err(|e| Error::new(Kind::Io(phase)).with_url(url).with_source(e))
+    }
+
+    /// True if an idle pooled connection still looks usable: nothing arrived on it while it
+    /// sat idle (no close, no stray bytes). Costs no syscall when no event came in.
+    pub(crate) fn is_reusable(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.buf.is_empty() {
+            return false;
+        }
+        let mut probe = [0u8; 1];
+        // Pending: still open and quiet. Ready: closed, errored, or spoke out of turn.
+        self.stream.poll_read(cx, &mut probe).is_pending()
+    }
+}
+
+/// The timeouts that apply to one request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadlines {
+    /// The total timeout and the instant it ends.
+    pub(crate) total: Option<(Duration, Instant)>,
+    pub(crate) connect: Option<Duration>,
+    /// The longest wait for any one read.
+    pub(crate) read: Option<Duration>,
+}
+
+impl Deadlines {
+    pub(crate) fn start(
+        total: Option<Duration>,
+        connect: Option<Duration>,
+        read: Option<Duration>,
+    ) -> Deadlines {
+        let now = Instant::now();
+        Deadlines {
+            total: total.and_then(|d| now.checked_add(d).map(|end| (d, end))),
+            connect,
+            read,
+        }
+    }
+
+    /// Runs `future` under the total deadline and the timeout of `phase`, whichever ends
+    /// first; if one ends, the error names `phase` and the setting that ran out.
+    pub(crate) async fn run<F: Future>(
+        &self,
+        phase: Phase,
+        url: &Url,
+        future: F,
+    ) -> Result<F::Output, Error> {
+        let own = match phase {
+            Phase::Connect => self.connect,
+            Phase::ReadHead | Phase::ReadBody | Phase::Send => self.read,
+            Phase::Resolve => None,
+        };
+        let now = Instant::now();
+        let own = own.and_then(|d| now.checked_add(d).map(|end| (d, end)));
+        let earliest = match (self.total, own) {
+            (Some(t), Some(o)) => Some(if o.1 < t.1 { o } else { t }),
+            (t, o) => t.or(o),
+        };
+        let Some((after, end)) = earliest else {
+            return Ok(future.await);
+        };
+        crate::timer::timeout_at(end, future)
+            .await
+            .map_err(|_| Error::new(Kind::Timeout { phase, after }).with_url(url))
+    }
+}
+
+/// Opens a connection to `addrs` in order: when one refuses or times out, the next is tried.
+pub(crate) async fn connect(
+    addrs: &[SocketAddr],
+    deadlines: &Deadlines,
+    url: &Url,
+) -> Result<Conn, Error> {
+    let mut last = None;
+    for &addr in addrs {
+        match deadlines
+            .run(Phase::Connect, url, TcpStream::connect(addr))
+            .await
+        {
+            Ok(Ok(stream)) => {
+                // Requests go out in one write; don't let Nagle hold it for an ACK.
+                stream
+                    .set_nodelay(true)
+                    .map_err(|e| Error::new(Kind::Connect).with_url(url).with_source(e))?;
+                return Ok(Conn::new(stream));
+            }
+            Ok(Err(e)) => {
+                last = Some(
+                    Error::new(Kind::Connect)
+                        .with_url(url)
+                        .with_source(ConnectError { addr, source: e }),
+                )
+            }
+            Err(timeout) => {
+                let total_passed = deadlines
+                    .total
+                    .is_some_and(|(_, end)| Instant::now() >= end);
+                if total_passed {
+                    return Err(timeout);
+                }
+                last = Some(timeout);
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        Error::new(Kind::Dns)
+            .with_url(url)
+            .with_source("the host resolved to no addresses")
+    }))
+}
+
+/// A connect error with the address that refused.
+#[derive(Debug)]
+struct ConnectError {
+    addr: SocketAddr,
+    source: io::Error,
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.source, self.addr)
+    }
+}
+
+impl std::error::Error for ConnectError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// How sending a request ended.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Sent {
+    /// Every byte was written.
+    Complete,
+    /// The server answered (or closed) before taking the whole request; read its response.
+    /// The connection cannot be reused.
+    Interrupted,
+}
+
+/// Writes `request` (head and body, already joined when small), while watching for a server
+/// that answers before it has read it all.
+pub(crate) async fn send_request(
+    conn: &mut Conn,
+    request: &[&[u8]],
+    deadlines: &Deadlines,
+    url: &Url,
+) -> Result<Sent, Error> {
+    let mut part = 0;
+    let mut offset = 0;
+    let Conn { stream, buf } = conn;
+    let write = poll_fn(|cx| loop {
+        let Some(bytes) = request.get(part) else {
+            return Poll::Ready(Ok(Sent::Complete));
+        };
+        if offset == bytes.len() {
+            part += 1;
+            offset = 0;
+            continue;
+        }
+        match stream.poll_write(cx, &bytes[offset..]) {
+            Poll::Ready(Ok(0)) => {
+                return Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero)))
+            }
+            Poll::Ready(Ok(n)) => offset += n,
+            // A server that already answered may have reset: its answer still counts.
+            Poll::Ready(Err(_)) if !buf.is_empty() => return Poll::Ready(Ok(Sent::Interrupted)),
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => {
+                // The socket is full. If the server is talking instead of reading, stop
+                // sending and go read what it says; otherwise wait for either side.
+                return match buf.poll_fill(cx, stream, MAX_BODY_BUFFER) {
+                    Poll::Ready(Ok(_)) => Poll::Ready(Ok(Sent::Interrupted)),
+                    Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                    // The reactor wakes us on WRITABLE or READABLE for this token.
+                    Poll::Pending => Poll::Pending,
+                };
+            }
+        }
+    });
+    match deadlines.run(Phase::Send, url, write).await? {
+        Ok(sent) => Ok(sent),
+        Err(e) => Err(Error::new(Kind::Io(Phase::Send))
+            .with_url(url)
+            .with_source(e)),
+    }
+}
+
+/// Why reading a head failed in a way the caller may want to retry.
+pub(crate) struct HeadFailure {
+    pub(crate) error: Error,
+    /// No byte of a response arrived: on a reused connection, the server had closed it.
+    pub(crate) nothing_received: bool,
+}
+
+/// Reads the final response head, skipping 1xx interim responses (but not 101).
+pub(crate) async fn read_head(
+    conn: &mut Conn,
+    deadlines: &Deadlines,
+    url: &Url,
+    max_head: usize,
+) -> Result<ResponseHead, HeadFailure> {
+    let mut received_any = !conn.buf.is_empty();
+    loop {
+        match parse_head(conn.buf.filled(), max_head) {
+            Ok(Some((head, len))) => {
+                conn.buf.consume(len);
+                if head.status.is_informational() && head.status.as_u16() != 101 {
+                    continue; // 100 Continue, 103 Early Hints: the final response follows
+                }
+                return Ok(head);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let kind = match e {
+                    HeadError::TooLarge(limit) => Kind::TooLarge {
+                        what: Limit::Head,
+                        limit: limit as u64,
+                    },
+                    other => Kind::InvalidResponse(other.to_string()),
+                };
+                return Err(HeadFailure {
+                    error: Error::new(kind).with_url(url),
+                    nothing_received: false,
+                });
+            }
+        }
+        let n = match conn.fill(deadlines, Phase::ReadHead, url, max_head).await {
+            Ok(n) => n,
+            Err(error) => {
+                return Err(HeadFailure {
+                    nothing_received: !received_any && !error.is_timeout(),
+                    error,
+                })
+            }
+        };
+        if n == 0 {
+            let why = if received_any {
+                "connection closed in the middle of the response head"
+            } else {
+                "connection closed before any response byte"
+            };
+            return Err(HeadFailure {
+                error: Error::new(Kind::Io(Phase::ReadHead))
+                    .with_url(url)
+                    .with_source(io::Error::new(io::ErrorKind::UnexpectedEof, why)),
+                nothing_received: !received_any,
+            });
+        }
+        received_any = true;
+    }
+}
+
+/// The most a body read grows the buffer to.
+pub(crate) fn body_buffer_limit() -> usize {
+    MAX_BODY_BUFFER
+}

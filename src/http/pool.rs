@@ -1,0 +1,121 @@
+//! [`IdlePool`]: keep-alive connections waiting for their next request, by host.
+//!
+//! A connection enters only after its response body was read to the end and neither side
+//! asked to close. It leaves when a request to the same scheme, host and port takes it (newest
+//! first, as it is the likeliest to be alive), when it has been idle longer than the idle
+//! timeout, or when the check on checkout finds that the server closed it.
+
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use super::conn::Conn;
+
+/// Where a connection goes: scheme, host and port.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct PoolKey {
+    pub(crate) scheme: String,
+    pub(crate) host: String,
+    pub(crate) port: u16,
+}
+
+#[derive(Debug)]
+struct Idle {
+    conn: Conn,
+    since: Instant,
+}
+
+/// Idle keep-alive connections by [`PoolKey`].
+#[derive(Debug)]
+pub(crate) struct IdlePool {
+    idle: HashMap<PoolKey, Vec<Idle>>,
+    idle_timeout: Option<Duration>,
+    max_per_host: usize,
+    /// When expired connections of every host were last dropped.
+    last_sweep: Instant,
+}
+
+/// How often a check-in also sweeps other hosts' expired connections.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+impl IdlePool {
+    pub(crate) fn new(idle_timeout: Option<Duration>, max_per_host: usize) -> IdlePool {
+        IdlePool {
+            idle: HashMap::new(),
+            idle_timeout,
+            max_per_host,
+            last_sweep: Instant::now(),
+        }
+    }
+
+    fn expired(&self, idle: &Idle, now: Instant) -> bool {
+        self.idle_timeout
+            .is_some_and(|t| now.saturating_duration_since(idle.since) >= t)
+    }
+
+    /// Takes the newest idle connection for `key` that has not expired.
+    pub(crate) fn take(&mut self, key: &PoolKey) -> Option<Conn> {
+        let now = Instant::now();
+        let list = self.idle.get_mut(key)?;
+        let mut found = None;
+        while let Some(idle) = list.pop() {
+            let expired = self
+                .idle_timeout
+                .is_some_and(|t| now.saturating_duration_since(idle.since) >= t);
+            if !expired {
+                found = Some(idle.conn);
+                break;
+            }
+        }
+        if list.is_empty() {
+            self.idle.remove(key);
+        }
+        found
+    }
+
+    /// Returns a connection whose exchange completed cleanly.
+    pub(crate) fn put(&mut self, key: PoolKey, conn: Conn) {
+        if self.max_per_host == 0 || self.idle_timeout == Some(Duration::ZERO) {
+            return;
+        }
+        let now = Instant::now();
+        if now.duration_since(self.last_sweep) >= SWEEP_EVERY {
+            self.sweep(now);
+        }
+        let list = self.idle.entry(key).or_default();
+        if list.len() >= self.max_per_host {
+            list.remove(0); // the oldest goes
+        }
+        list.push(Idle { conn, since: now });
+    }
+
+    /// Drops every expired connection.
+    fn sweep(&mut self, now: Instant) {
+        self.last_sweep = now;
+        if self.idle_timeout.is_none() {
+            return;
+        }
+        let mut idle = std::mem::take(&mut self.idle);
+        for list in idle.values_mut() {
+            list.retain(|i| !self.expired(i, now));
+        }
+        idle.retain(|_, list| !list.is_empty());
+        self.idle = idle;
+    }
+
+    /// Number of idle connections held.
+    pub(crate) fn len(&self) -> usize {
+        self.idle.values().map(Vec::len).sum()
+    }
+}
+
+/// Checks out a live idle connection for `key`, dropping any the server has closed.
+pub(crate) async fn checkout(pool: &std::cell::RefCell<IdlePool>, key: &PoolKey) -> Option<Conn> {
+    loop {
+        let mut conn = pool.borrow_mut().take(key)?;
+        if poll_fn(|cx| Poll::Ready(conn.is_reusable(cx))).await {
+            return Some(conn);
+        }
+    }
+}

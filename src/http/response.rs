@@ -1,0 +1,287 @@
+//! [`Response`]: the head of a response and a body still to be read from its connection.
+
+use std::fmt;
+
+use bytes::Bytes;
+use http::header::CONTENT_TYPE;
+use http::{HeaderMap, StatusCode, Version};
+use url::Url;
+
+use super::body::{BodyDecoder, BodyError, Framing};
+use super::client::Client;
+use super::conn::{body_buffer_limit, Conn, Deadlines};
+use super::error::{Error, Kind, Limit, Phase};
+use super::head::{BodyPlan, ResponseHead};
+use super::pool::PoolKey;
+
+/// A response whose head has arrived. The body is read on demand with [`chunk`](Self::chunk),
+/// [`bytes`](Self::bytes) or [`text`](Self::text).
+///
+/// Reading the body to the end returns the connection to the client's pool for reuse (unless
+/// either side asked to close). Dropping a response before that closes the connection.
+pub struct Response {
+    head: ResponseHead,
+    url: Url,
+    body: Body,
+}
+
+/// The body's source and progress.
+struct Body {
+    /// `None` once the body is complete (the connection went back to the pool or was closed).
+    conn: Option<Conn>,
+    decoder: BodyDecoder,
+    /// Whether the connection may carry another request after this body.
+    reusable: bool,
+    client: Client,
+    key: PoolKey,
+    deadlines: Deadlines,
+    max_body: Option<u64>,
+    trailers: Option<HeaderMap>,
+}
+
+impl Response {
+    pub(crate) fn new(
+        head: ResponseHead,
+        url: Url,
+        plan: BodyPlan,
+        conn: Conn,
+        client: Client,
+        key: PoolKey,
+        deadlines: Deadlines,
+    ) -> Response {
+        let max_body = client.config().max_body_size;
+        let decoder = BodyDecoder::new(plan.framing, client.config().max_response_header_size);
+        let reusable = plan.reusable;
+        let mut response = Response {
+            head,
+            url,
+            body: Body {
+                conn: Some(conn),
+                decoder,
+                reusable,
+                client,
+                key,
+                deadlines,
+                max_body,
+                trailers: None,
+            },
+        };
+        response.body.finish_if_done();
+        response
+    }
+
+    /// The status code.
+    pub fn status(&self) -> StatusCode {
+        self.head.status
+    }
+
+    /// The HTTP version the server answered with.
+    pub fn version(&self) -> Version {
+        self.head.version
+    }
+
+    /// The reason phrase as the server sent it, such as `OK` (possibly empty).
+    pub fn reason(&self) -> &str {
+        &self.head.reason
+    }
+
+    /// The response headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.head.headers
+    }
+
+    /// The final URL, after redirects.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// The `Content-Length` the server declared, if the body is framed by it.
+    pub fn content_length(&self) -> Option<u64> {
+        match self.body.decoder.framing() {
+            Framing::Length(n) => Some(n),
+            Framing::Empty => Some(0),
+            _ => None,
+        }
+    }
+
+    /// The trailer fields of a chunked body, once the body has been read to the end.
+    pub fn trailers(&self) -> Option<&HeaderMap> {
+        self.body.trailers.as_ref()
+    }
+
+    /// Turns a 4xx or 5xx response into an error of kind [`Kind::Status`].
+    pub fn error_for_status(self) -> Result<Response, Error> {
+        let status = self.head.status;
+        if status.is_client_error() || status.is_server_error() {
+            Err(Error::new(Kind::Status(status)).with_url(&self.url))
+        } else {
+            Ok(self)
+        }
+    }
+
+    /// Reads and drops a body of at most `limit` bytes so its connection can be reused;
+    /// a larger or unknown-length body just closes the connection.
+    pub(crate) async fn discard(mut self, limit: u64) {
+        if self.content_length().is_some_and(|n| n <= limit) {
+            let mut sink = Vec::new();
+            while let Ok(true) = self.body.read(&self.url, &mut sink, true).await {
+                sink.clear();
+            }
+        }
+    }
+
+    /// The next piece of the body, or `None` at its end. A body that ends early is an error.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, Error> {
+        let mut out = Vec::new();
+        self.body.read(&self.url, &mut out, false).await?;
+        Ok((!out.is_empty()).then(|| Bytes::from(out)))
+    }
+
+    /// The whole body.
+    pub async fn bytes(mut self) -> Result<Bytes, Error> {
+        let mut out = Vec::new();
+        if let Some(n) = self.content_length() {
+            // Trust the declared length only as far as the limit and a sane first guess.
+            let cap = self.body.max_body.unwrap_or(u64::MAX).min(n).min(16 << 20);
+            out.reserve(cap as usize);
+        }
+        while self.body.read(&self.url, &mut out, true).await? {}
+        Ok(Bytes::from(out))
+    }
+
+    /// The whole body as text, decoded by the `charset` of `Content-Type` (UTF-8 by
+    /// default). Bytes invalid in that charset become U+FFFD.
+    pub async fn text(self) -> Result<String, Error> {
+        let encoding = self
+            .head
+            .headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(charset)
+            .and_then(|label| encoding_rs::Encoding::for_label(label.as_bytes()))
+            .unwrap_or(encoding_rs::UTF_8);
+        let bytes = self.bytes().await?;
+        let (text, _, _) = encoding.decode(&bytes);
+        Ok(text.into_owned())
+    }
+}
+
+/// The `charset` parameter of a media type.
+fn charset(content_type: &str) -> Option<&str> {
+    content_type.split(';').skip(1).find_map(|param| {
+        let (name, value) = param.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| value.trim().trim_matches('"'))
+    })
+}
+
+impl Body {
+    /// Appends body data to `out`. With `all`, keeps reading until the buffer is drained
+    /// or more must be awaited; otherwise returns after the first data. Returns `false` at the
+    /// end of the body.
+    async fn read(&mut self, url: &Url, out: &mut Vec<u8>, all: bool) -> Result<bool, Error> {
+        loop {
+            let Some(conn) = self.conn.as_mut() else {
+                return Ok(false);
+            };
+            let before = out.len();
+            // Decode what is buffered.
+            while !conn.buf.is_empty() && !self.decoder.is_done() {
+                let decoded = self
+                    .decoder
+                    .decode(conn.buf.filled())
+                    .map_err(|e| body_error(e, url))?;
+                out.extend_from_slice(&conn.buf.filled()[decoded.data.clone()]);
+                conn.buf.consume(decoded.consumed);
+                if decoded.consumed == 0 {
+                    break;
+                }
+            }
+            if let Some(limit) = self.max_body {
+                if self.decoder.received() > limit {
+                    self.conn = None;
+                    return Err(Error::new(Kind::TooLarge {
+                        what: Limit::Body,
+                        limit,
+                    })
+                    .with_url(url));
+                }
+            }
+            if self.decoder.is_done() {
+                self.finish_if_done();
+                return Ok(out.len() > before);
+            }
+            if out.len() > before && !all {
+                return Ok(true);
+            }
+            let n = conn
+                .fill(&self.deadlines, Phase::ReadBody, url, body_buffer_limit())
+                .await
+                .inspect_err(|_| self.conn = None)?;
+            if n == 0 {
+                self.decoder.finish().map_err(|e| body_error(e, url))?;
+                self.reusable = false;
+                self.finish_if_done();
+                return Ok(out.len() > before);
+            }
+        }
+    }
+
+    /// Once the body is complete: keep the trailers, and return the connection to the pool
+    /// if it can carry another request.
+    fn finish_if_done(&mut self) {
+        if !self.decoder.is_done() {
+            return;
+        }
+        self.trailers = self.decoder.take_trailers();
+        if let Some(conn) = self.conn.take() {
+            // Bytes after the body mean the server is out of step with us: don't reuse.
+            if self.reusable && conn.buf.is_empty() {
+                self.client.return_conn(self.key.clone(), conn);
+            }
+        }
+    }
+}
+
+fn body_error(e: BodyError, url: &Url) -> Error {
+    match e {
+        BodyError::Truncated { .. } => Error::new(Kind::Io(Phase::ReadBody))
+            .with_url(url)
+            .with_source(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                e.to_string(),
+            )),
+        BodyError::TrailersTooLarge(limit) => Error::new(Kind::TooLarge {
+            what: Limit::Head,
+            limit: limit as u64,
+        })
+        .with_url(url),
+        other => Error::new(Kind::InvalidResponse(other.to_string())).with_url(url),
+    }
+}
+
+impl fmt::Debug for Response {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Response")
+            .field("url", &self.url.as_str())
+            .field("status", &self.head.status)
+            .field("version", &self.head.version)
+            .field("headers", &self.head.headers)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::charset;
+
+    /// The charset parameter is found in any case, quoted or not.
+    #[test]
+    fn finds_charset() {
+        assert_eq!(charset("text/html; charset=ISO-8859-1"), Some("ISO-8859-1"));
+        assert_eq!(charset("text/html;Charset=\"utf-8\""), Some("utf-8"));
+        assert_eq!(charset("text/html"), None);
+        assert_eq!(charset("text/html; q=1"), None);
+    }
+}
