@@ -413,3 +413,50 @@ fn bad_urls_are_errors() {
         );
     });
 }
+
+/// A resolver that knows no names, to test DNS failure without asking any real resolver.
+struct NoSuchHost;
+
+impl volley::Resolve for NoSuchHost {
+    fn resolve(&self, host: &str, _port: u16) -> volley::Resolving {
+        let e = std::io::Error::new(std::io::ErrorKind::NotFound, format!("{host}: no such host"));
+        Box::pin(async move { Err(e) })
+    }
+}
+
+/// A failed lookup is a DNS error naming the URL and the resolver's reason.
+#[test]
+fn dns_failure_is_a_dns_error() {
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let client = Client::builder().dns_resolver(NoSuchHost).build();
+        let err = client.get("http://nowhere.test/").send().await.unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::Dns);
+        assert_eq!(err.phase(), Some(Phase::Resolve));
+        assert_eq!(
+            err.to_string(),
+            "dns lookup failed for http://nowhere.test/: nowhere.test: no such host"
+        );
+    });
+}
+
+/// Fixed mappings (curl's --resolve) send a named host to a loopback address, with the
+/// name in Host; `localhost` goes through the system resolver, which reads /etc/hosts.
+#[test]
+fn fixed_mappings_and_localhost_resolve() {
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let ok: &'static [u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        let (addr, _) = serve(Script { replies: vec![ok, ok], piece: 0, close: false });
+        let client = Client::builder()
+            .resolve("volley.test", "127.0.0.1:1".parse().unwrap())
+            .build();
+        let url = format!("http://volley.test:{}/", addr.port());
+        let resp = client.get(&url).send().await.unwrap();
+        assert_eq!(resp.url().as_str(), url);
+        assert_eq!(resp.text().await.unwrap(), "ok");
+        let url = format!("http://localhost:{}/", addr.port());
+        let resp = Client::new().get(&url).send().await;
+        assert_eq!(resp.unwrap().text().await.unwrap(), "ok");
+    });
+}

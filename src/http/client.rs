@@ -8,6 +8,7 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use url::Url;
 
 use super::conn::{connect, read_head, send_request, Conn, Deadlines, Sent};
-use super::dns::{resolve, DnsCache};
+use super::dns::{resolve, DnsCache, Resolve, Resolver};
 use super::encode::{basic_auth_from_url, encode_head};
 use super::error::{Error, Kind, Phase};
 use super::head::{framing, has_token};
@@ -56,6 +57,7 @@ pub(crate) struct Config {
     pub(crate) pool_max_idle_per_host: usize,
     /// Sent with every request unless the request sets the same header.
     pub(crate) default_headers: HeaderMap,
+    pub(crate) resolver: Rc<Resolver>,
 }
 
 impl Default for Config {
@@ -76,6 +78,7 @@ impl Default for Config {
             pool_idle_timeout: Some(DEFAULT_POOL_IDLE_TIMEOUT),
             pool_max_idle_per_host: usize::MAX,
             default_headers,
+            resolver: Rc::new(Resolver::default()),
         }
     }
 }
@@ -298,7 +301,11 @@ impl Client {
                 Some(conn) => conn,
                 None => {
                     let addrs = deadlines
-                        .run(Phase::Resolve, url, resolve(&self.inner.dns, url))
+                        .run(
+                            Phase::Resolve,
+                            url,
+                            resolve(&config.resolver, &self.inner.dns, url),
+                        )
                         .await??;
                     connect(&addrs, deadlines, url).await?
                 }
@@ -455,6 +462,24 @@ impl ClientBuilder {
             }
             Err(_) => self.error = Some(format!("invalid user agent {value:?}")),
         }
+        self
+    }
+
+    /// Sends requests for `host` to `addr` (its port is replaced by the URL's), like curl's
+    /// `--resolve`. Repeat to give several addresses, tried in order.
+    pub fn resolve(mut self, host: &str, addr: SocketAddr) -> Self {
+        let resolver = Rc::make_mut(&mut self.config.resolver);
+        resolver
+            .fixed
+            .entry(host.to_ascii_lowercase())
+            .or_default()
+            .push(addr);
+        self
+    }
+
+    /// Resolves names with `resolver` instead of the system's `getaddrinfo`.
+    pub fn dns_resolver(mut self, resolver: impl Resolve + 'static) -> Self {
+        Rc::make_mut(&mut self.config.resolver).resolver = Rc::new(resolver);
         self
     }
 

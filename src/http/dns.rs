@@ -1,12 +1,16 @@
-//! Name resolution for the client: IP literals directly, names through `getaddrinfo` on a
-//! helper thread ([`spawn_blocking`](crate::spawn_blocking)), with a small cache.
+//! Name resolution for the client: IP literals directly, fixed mappings (like curl's
+//! `--resolve`), then a [`Resolve`] implementation, by default [`SystemResolver`]:
+//! `getaddrinfo` on a helper thread ([`spawn_blocking`](crate::spawn_blocking)).
 //!
-//! The cache keeps an answer for a short fixed time ([`DNS_TTL`]), since `getaddrinfo` does
-//! not report record TTLs, and holds at most [`DNS_CACHE_ENTRIES`] names.
+//! Answers are cached for a short fixed time ([`DNS_TTL`]), since `getaddrinfo` does not
+//! report record TTLs, and the cache holds at most [`DNS_CACHE_ENTRIES`] names.
 
 use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::pin::Pin;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -47,8 +51,60 @@ impl DnsCache {
     }
 }
 
+/// The future a [`Resolve`] returns.
+pub type Resolving = Pin<Box<dyn Future<Output = io::Result<Vec<SocketAddr>>>>>;
+
+/// Turns a host name into addresses. Implement it to plug in a resolver of your own.
+///
+/// The client asks only on a cache miss, and only for names: IP literals and fixed mappings
+/// never reach it. An empty list counts as "not found".
+pub trait Resolve {
+    /// Resolves `host`; `port` goes into the returned addresses.
+    fn resolve(&self, host: &str, port: u16) -> Resolving;
+}
+
+/// The system's resolver: `getaddrinfo` on a helper thread, so the loop never blocks. It
+/// honours `/etc/hosts`, NSS modules and the system's resolver configuration.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemResolver;
+
+impl Resolve for SystemResolver {
+    fn resolve(&self, host: &str, port: u16) -> Resolving {
+        let name = host.to_owned();
+        let lookup = crate::spawn_blocking(move || {
+            (name.as_str(), port).to_socket_addrs().map(Vec::from_iter)
+        });
+        Box::pin(async move { lookup.await? })
+    }
+}
+
+/// How the client resolves names: fixed mappings first, then the resolver.
+#[derive(Clone)]
+pub(crate) struct Resolver {
+    pub(crate) fixed: HashMap<String, Vec<SocketAddr>>,
+    pub(crate) resolver: Rc<dyn Resolve>,
+}
+
+impl Default for Resolver {
+    fn default() -> Resolver {
+        Resolver {
+            fixed: HashMap::new(),
+            resolver: Rc::new(SystemResolver),
+        }
+    }
+}
+
+impl fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Resolver")
+            .field("fixed", &self.fixed)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The addresses to try for `url`, in the order to try them.
 pub(crate) async fn resolve(
+    resolver: &Resolver,
     cache: &std::cell::RefCell<DnsCache>,
     url: &Url,
 ) -> Result<Rc<[SocketAddr]>, Error> {
@@ -61,25 +117,22 @@ pub(crate) async fn resolve(
         Some(Host::Domain(host)) => host,
         None => return Err(Error::new(Kind::InvalidUrl(url.to_string())).with_source("no host")),
     };
+    if let Some(fixed) = resolver.fixed.get(host) {
+        return Ok(fixed
+            .iter()
+            .map(|a| SocketAddr::new(a.ip(), port))
+            .collect());
+    }
     if let Some(addrs) = cache.borrow().get(host, port) {
         return Ok(addrs);
     }
-    let name = host.to_owned();
-    let lookup =
-        crate::spawn_blocking(move || (name.as_str(), port).to_socket_addrs().map(Vec::from_iter));
-    let addrs = match lookup.await {
-        Ok(Ok(addrs)) if !addrs.is_empty() => addrs,
-        Ok(Ok(_)) => {
-            return Err(Error::new(Kind::Dns)
-                .with_url(url)
-                .with_source(io::Error::new(io::ErrorKind::NotFound, "no addresses")))
+    let addrs = match resolver.resolver.resolve(host, port).await {
+        Ok(addrs) if !addrs.is_empty() => addrs,
+        Ok(_) => {
+            let none = io::Error::new(io::ErrorKind::NotFound, "no addresses");
+            return Err(Error::new(Kind::Dns).with_url(url).with_source(none));
         }
-        Ok(Err(e)) => return Err(Error::new(Kind::Dns).with_url(url).with_source(e)),
-        Err(e) => {
-            return Err(Error::new(Kind::Dns)
-                .with_url(url)
-                .with_source(io::Error::from(e)))
-        }
+        Err(e) => return Err(Error::new(Kind::Dns).with_url(url).with_source(e)),
     };
     let addrs: Rc<[SocketAddr]> = addrs.into();
     cache
