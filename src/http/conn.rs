@@ -330,8 +330,15 @@ pub(crate) async fn read_head(
     max_head: usize,
 ) -> Result<ResponseHead, HeadFailure> {
     let mut received_any = !conn.buf.is_empty();
+    // Parse only when it can give a new answer: at first, when a line ended, or at the limit.
+    // A server trickling its head byte by byte then costs a parse per line, not per byte.
+    let mut parse = true;
     loop {
-        match parse_head(conn.buf.filled(), max_head) {
+        let outcome = match parse {
+            true => parse_head(conn.buf.filled(), max_head),
+            false => Ok(None),
+        };
+        match outcome {
             Ok(Some((head, len))) => {
                 conn.buf.consume(len);
                 if head.status.is_informational() && head.status.as_u16() != 101 {
@@ -376,6 +383,10 @@ pub(crate) async fn read_head(
                 nothing_received: !received_any,
             });
         }
+        let filled = conn.buf.filled();
+        parse = !received_any
+            || filled[filled.len() - n..].contains(&b'\n')
+            || filled.len() >= max_head;
         received_any = true;
     }
 }
