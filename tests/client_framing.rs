@@ -419,7 +419,10 @@ struct NoSuchHost;
 
 impl volley::Resolve for NoSuchHost {
     fn resolve(&self, host: &str, _port: u16) -> volley::Resolving {
-        let e = std::io::Error::new(std::io::ErrorKind::NotFound, format!("{host}: no such host"));
+        let e = std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{host}: no such host"),
+        );
         Box::pin(async move { Err(e) })
     }
 }
@@ -447,7 +450,11 @@ fn fixed_mappings_and_localhost_resolve() {
     let rt = Runtime::new().unwrap();
     rt.block_on(async {
         let ok: &'static [u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-        let (addr, _) = serve(Script { replies: vec![ok, ok], piece: 0, close: false });
+        let (addr, _) = serve(Script {
+            replies: vec![ok, ok],
+            piece: 0,
+            close: false,
+        });
         let client = Client::builder()
             .resolve("volley.test", "127.0.0.1:1".parse().unwrap())
             .build();
