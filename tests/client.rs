@@ -20,6 +20,8 @@ struct Script {
     piece: usize,
     /// Close after the last reply.
     close: bool,
+    /// Wait this long between pieces (instead of just yielding).
+    pause: Duration,
 }
 
 /// Lets the loop turn once, so the peer can read what was written.
@@ -74,7 +76,9 @@ fn serve(script: Script) -> (SocketAddr, Rc<Cell<usize>>) {
                         if conn.write_all(bytes).await.is_err() {
                             return;
                         }
-                        if script.piece != 0 {
+                        if !script.pause.is_zero() {
+                            volley::sleep(script.pause).await;
+                        } else if script.piece != 0 {
                             yield_now().await;
                         }
                     }
@@ -155,6 +159,7 @@ fn framing_table_whole_and_bytewise() {
                     replies: vec![raw],
                     piece,
                     close: *close,
+                    pause: Duration::ZERO,
                 });
                 let client = Client::builder().timeout(Duration::from_secs(5)).build();
                 let url = format!("http://{addr}/x");
@@ -207,7 +212,7 @@ fn trailers_and_streaming_chunks() {
     let rt = Runtime::new().unwrap();
     rt.block_on(async {
         let raw: &'static [u8] = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n3\r\ndef\r\n0\r\nX-Checksum: 42\r\n\r\n";
-        let (addr, _) = serve(Script { replies: vec![raw], piece: 0, close: false });
+        let (addr, _) = serve(Script { replies: vec![raw], piece: 0, close: false, pause: Duration::ZERO });
         let client = Client::new();
         let mut resp = client.get(format!("http://{addr}/")).send().await.unwrap();
         assert!(resp.trailers().is_none());
@@ -231,6 +236,7 @@ fn keep_alive_reuses_the_connection() {
             replies: vec![ok, ok, ok],
             piece: 0,
             close: false,
+            pause: Duration::ZERO,
         });
         let client = Client::new();
         for _ in 0..3 {
@@ -259,6 +265,7 @@ fn stale_pooled_connection_is_replaced() {
             replies: vec![ok],
             piece: 0,
             close: true,
+            pause: Duration::ZERO,
         });
         let client = Client::new();
         for round in 0..3 {
@@ -287,6 +294,7 @@ fn reused_connection_failing_before_response_is_retried() {
             replies: vec![ok, b""],
             piece: 0,
             close: true,
+            pause: Duration::ZERO,
         });
         let client = Client::new();
         for _ in 0..2 {
@@ -318,6 +326,7 @@ fn post_is_not_retried() {
             replies: vec![ok, b""],
             piece: 0,
             close: true,
+            pause: Duration::ZERO,
         });
         let client = Client::new();
         let url = format!("http://{addr}/");
@@ -337,6 +346,7 @@ fn stalled_head_times_out_in_its_phase() {
             replies: vec![b""],
             piece: 0,
             close: false,
+            pause: Duration::ZERO,
         });
         let client = Client::builder()
             .read_timeout(Duration::from_millis(200))
@@ -386,6 +396,7 @@ fn header_injection_is_refused() {
             replies: vec![],
             piece: 0,
             close: true,
+            pause: Duration::ZERO,
         });
         let err = Client::new()
             .get(format!("http://{addr}/"))
@@ -454,6 +465,7 @@ fn fixed_mappings_and_localhost_resolve() {
             replies: vec![ok, ok],
             piece: 0,
             close: false,
+            pause: Duration::ZERO,
         });
         let client = Client::builder()
             .resolve("volley.test", "127.0.0.1:1".parse().unwrap())
@@ -465,5 +477,156 @@ fn fixed_mappings_and_localhost_resolve() {
         let url = format!("http://localhost:{}/", addr.port());
         let resp = Client::new().get(&url).send().await;
         assert_eq!(resp.unwrap().text().await.unwrap(), "ok");
+    });
+}
+
+/// Serves one scripted reply per connection with a pause between pieces.
+fn serve_slowly(reply: &'static [u8], piece: usize, pause: Duration) -> SocketAddr {
+    serve(Script {
+        replies: vec![reply],
+        piece,
+        close: false,
+        pause,
+    })
+    .0
+}
+
+/// A body over `max_body_size` is a limit error naming the limit, for both framings.
+#[test]
+fn body_over_the_limit_is_refused() {
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let long: &'static [u8] = Box::leak(
+            [&b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"[..], &[b'x'; 1000][..]].concat().into_boxed_slice(),
+        );
+        let chunked: &'static [u8] = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n60\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n60\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n0\r\n\r\n";
+        for reply in [long, chunked] {
+            let (addr, _) = serve(Script { replies: vec![reply], piece: 0, close: false, pause: Duration::ZERO });
+            let client = Client::builder().max_body_size(100).build();
+            let err = client.get(format!("http://{addr}/")).send().await.unwrap().bytes().await.unwrap_err();
+            assert_eq!(err.kind(), &ErrorKind::TooLarge { what: volley::Limit::Body, limit: 100 }, "{err}");
+            assert_eq!(client.idle_connections(), 0);
+        }
+    });
+}
+
+/// A head larger than `max_response_header_size` is refused once the limit is reached,
+/// without waiting for the rest of it.
+#[test]
+fn head_over_the_limit_is_refused_early() {
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        // 8 KiB of header, then the server stalls: the client must not wait for the end.
+        let big: &'static [u8] = Box::leak(
+            [&b"HTTP/1.1 200 OK\r\nX-Big: "[..], &[b'a'; 8192][..]]
+                .concat()
+                .into_boxed_slice(),
+        );
+        let (addr, _) = serve(Script {
+            replies: vec![big],
+            piece: 0,
+            close: false,
+            pause: Duration::ZERO,
+        });
+        let client = Client::builder()
+            .max_response_header_size(4096)
+            .read_timeout(Duration::from_secs(10))
+            .build();
+        let err = client
+            .get(format!("http://{addr}/"))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.kind(),
+            &ErrorKind::TooLarge {
+                what: volley::Limit::Head,
+                limit: 4096
+            },
+            "{err}"
+        );
+    });
+}
+
+/// A head trickled one byte at a time trips the total timeout (the read timeout never does,
+/// since bytes keep coming).
+#[test]
+fn slowloris_head_trips_the_total_timeout() {
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let head: &'static [u8] = b"HTTP/1.1 200 OK\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+        let addr = serve_slowly(head, 1, Duration::from_millis(20));
+        let client = Client::builder()
+            .timeout(Duration::from_millis(300))
+            .read_timeout(Duration::from_secs(5))
+            .build();
+        let started = std::time::Instant::now();
+        let err = client.get(format!("http://{addr}/")).send().await.unwrap_err();
+        assert_eq!(err.kind(), &ErrorKind::Timeout { phase: Phase::ReadHead, after: Duration::from_millis(300) }, "{err}");
+        assert!(started.elapsed() < Duration::from_secs(3), "bounded by the total timeout");
+    });
+}
+
+/// A body that stops mid-way trips the read timeout in the body phase.
+#[test]
+fn stalled_body_times_out_in_its_phase() {
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let partial: &'static [u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly some";
+        let (addr, _) = serve(Script {
+            replies: vec![partial],
+            piece: 0,
+            close: false,
+            pause: Duration::ZERO,
+        });
+        let client = Client::builder()
+            .read_timeout(Duration::from_millis(200))
+            .build();
+        let resp = client.get(format!("http://{addr}/")).send().await.unwrap();
+        let err = resp.bytes().await.unwrap_err();
+        assert_eq!(
+            err.kind(),
+            &ErrorKind::Timeout {
+                phase: Phase::ReadBody,
+                after: Duration::from_millis(200)
+            },
+            "{err}"
+        );
+    });
+}
+
+/// A listener whose accept queue is full drops SYNs: the connect times out in its phase.
+#[test]
+fn connect_timeout_names_its_phase() {
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let listener = TcpListener::bind_with_backlog("127.0.0.1:0".parse().unwrap(), 0).unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Fill the queue with connections nobody accepts (bounded; the kernel stops at a few).
+        let mut held = Vec::new();
+        for _ in 0..8 {
+            match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100)) {
+                Ok(s) => held.push(s),
+                Err(_) => break,
+            }
+        }
+        let client = Client::builder()
+            .connect_timeout(Duration::from_millis(200))
+            .build();
+        let err = client
+            .get(format!("http://{addr}/"))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.kind(),
+            &ErrorKind::Timeout {
+                phase: Phase::Connect,
+                after: Duration::from_millis(200)
+            },
+            "{err}"
+        );
+        assert!(err.is_connect() && err.is_timeout());
+        drop(listener);
     });
 }
