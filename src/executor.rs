@@ -310,7 +310,11 @@ impl Executor {
             if dropped.is_empty() {
                 break;
             }
-            drop(dropped);
+            for task in dropped {
+                // A destructor that panics must not stop the others from being dropped, nor
+                // unwind out of `Runtime::drop`.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(task)));
+            }
         }
         self.run_queue.borrow_mut().clear();
     }

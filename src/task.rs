@@ -1,7 +1,7 @@
 //! Spawned tasks as their spawner sees them: [`spawn`], [`JoinHandle`] and [`JoinError`].
 //!
 //! A spawned future is wrapped in a small `async` block that polls it under `catch_unwind`,
-//! checks the abort flag before each poll, and writes the outcome into a [`JoinState`] shared
+//! drops it under `catch_unwind` too, checks the abort flag before each poll, and writes the outcome into a [`JoinState`] shared
 //! with the [`JoinHandle`]. The wrapper is what the executor stores; the handle only reads the
 //! shared state. Dropping the handle detaches the task; it keeps running.
 
@@ -52,21 +52,29 @@ where
     let guard = CancelOnDrop(state.clone());
     let task = async move {
         let guard = guard;
-        let result = {
-            let mut future = pin!(future);
-            poll_fn(|cx| {
-                if guard.0.aborted.get() {
+        // The future sits in a pinned `Option` so it can be dropped in place, under
+        // `catch_unwind`, as soon as it completes or is aborted: a destructor that panics is
+        // reported at the handle like a panic in `poll`, and never unwinds into the loop.
+        let mut future = pin!(Some(future));
+        let result = poll_fn(|cx| {
+            let outcome = if guard.0.aborted.get() {
+                Err(JoinError::cancelled())
+            } else {
+                let Some(running) = future.as_mut().as_pin_mut() else {
                     return Poll::Ready(Err(JoinError::cancelled()));
+                };
+                match catch_unwind(AssertUnwindSafe(|| running.poll(cx))) {
+                    Ok(Poll::Ready(output)) => Ok(output),
+                    Ok(Poll::Pending) => return Poll::Pending,
+                    Err(payload) => Err(JoinError::panicked(payload)),
                 }
-                match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
-                    Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
-                    Ok(Poll::Pending) => Poll::Pending,
-                    Err(payload) => Poll::Ready(Err(JoinError::panicked(payload))),
-                }
-            })
-            .await
-            // the user's future is dropped here, before the handle hears of the outcome
-        };
+            };
+            match catch_unwind(AssertUnwindSafe(|| future.set(None))) {
+                Ok(()) => Poll::Ready(outcome),
+                Err(payload) => Poll::Ready(Err(JoinError::panicked(payload))),
+            }
+        })
+        .await;
         guard.0.finish(result);
     };
     let waker = executor.spawn(Box::pin(task));
