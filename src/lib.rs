@@ -28,6 +28,8 @@
 //! - [`timer`]: [`sleep`], [`timeout`], [`interval`], on an ordered map of deadlines.
 //! - [`net`]: [`TcpStream`] and [`TcpListener`] with the futures [`net::Connect`],
 //!   [`net::Read`], [`net::Write`], [`net::Accept`] and friends.
+//! - `server` (feature `server`, on by default): an embedded httpbin-like HTTP/1.1 test server
+//!   with fault endpoints, `volley::server::Server`, for tests, examples and benchmarks.
 //!
 //! # Example
 //!
@@ -67,6 +69,8 @@ mod http;
 pub mod net;
 mod reactor;
 pub mod runtime;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod task;
 pub mod timer;
 

@@ -1,7 +1,7 @@
 //! Spawned tasks as their spawner sees them: [`spawn`], [`JoinHandle`] and [`JoinError`].
 //!
 //! A spawned future is wrapped in a small `async` block that polls it under `catch_unwind`,
-//! drops it under `catch_unwind` too, checks the abort flag before each poll, and writes the outcome into a [`JoinState`] shared
+//! drops it under `catch_unwind` too, checks the abort flag before each poll, and writes the outcome into a `JoinState` shared
 //! with the [`JoinHandle`]. The wrapper is what the executor stores; the handle only reads the
 //! shared state. Dropping the handle detaches the task; it keeps running.
 

@@ -3,8 +3,8 @@
 //! It is thin on purpose. [`Conn`] owns a [`TcpStream`] and a [`ReadBuf`]; the phases are
 //! short functions that move bytes between them and the sans-IO pieces: [`connect`] (resolve,
 //! then try each address), [`send_request`] (one write of head and body), and
-//! [`read_head`] (read until [`parse_head`](super::head::parse_head) has a final head). The
-//! body is read by [`Response`](super::Response) through the same buffer.
+//! [`read_head`] (read until `parse_head` has a final head). The body is read by
+//! [`Response`](crate::Response) through the same buffer.
 //!
 //! Every wait goes through [`Deadlines::run`], which applies the total timeout and the phase's
 //! own timeout, and names the phase when one runs out.

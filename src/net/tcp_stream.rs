@@ -141,6 +141,12 @@ impl TcpStream {
         self.io.get_ref().local_addr()
     }
 
+    /// Sets `SO_LINGER`. `Some(Duration::ZERO)` makes dropping the stream send a reset (RST)
+    /// instead of an orderly close; `None` restores the default.
+    pub fn set_linger(&self, linger: Option<std::time::Duration>) -> io::Result<()> {
+        socket2::SockRef::from(self.io.get_ref()).set_linger(linger)
+    }
+
     /// Takes the pending socket error (`SO_ERROR`), if any.
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         self.io.get_ref().take_error()

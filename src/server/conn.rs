@@ -1,0 +1,357 @@
+//! One connection: request heads and bodies read into a small buffer that grows on demand, each
+//! request handed to the router, keep-alive or close after the response.
+//!
+//! Memory per connection stays small: the read buffer starts at [`INITIAL_BUF`] bytes, grows only
+//! while a request head or a chunked body needs it, and is freed whenever the connection has
+//! nothing buffered and the socket has nothing to read, so an idle keep-alive connection, or
+//! one waiting in `/delay`, holds no buffer at all.
+
+use std::cell::Cell;
+use std::future::poll_fn;
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::rc::Rc;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use super::endpoints;
+use super::faults;
+use super::request::{parse_head, BodyError, BodyFraming, ChunkedDecoder, HeadError, Request};
+use super::response::{Persistence, Response};
+use super::Shared;
+use crate::net::TcpStream;
+use crate::timer::timeout;
+
+/// The read buffer's first allocation.
+pub(crate) const INITIAL_BUF: usize = 1024;
+
+/// The read buffer size used while reading a chunked body or draining.
+const BODY_BUF: usize = 16 * 1024;
+
+/// The most a `Content-Length` body read asks the kernel for at once.
+const BODY_READ_CHUNK: usize = 256 * 1024;
+
+/// A lingering close waits at most this long for the client's next bytes (or its FIN).
+const LINGER_IDLE: Duration = Duration::from_secs(2);
+
+/// A lingering close drains for at most this long in all.
+const LINGER_TOTAL: Duration = Duration::from_secs(30);
+
+/// What happens to the connection after a response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// Read the next request.
+    KeepAlive,
+    /// Close gracefully: FIN, then read and discard what the client still sends for a while,
+    /// so that the client reads the response rather than a reset.
+    Close,
+    /// Close abortively (RST), for `/fault/reset-body`.
+    Reset,
+}
+
+/// Why a request could not be read.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    Head(HeadError),
+    Body(BodyError),
+    /// The client closed in the middle of a request.
+    Eof,
+    /// The connection failed.
+    Io,
+}
+
+impl From<io::Error> for ReadError {
+    fn from(_: io::Error) -> ReadError {
+        ReadError::Io
+    }
+}
+
+/// A connection and its read buffer.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    stream: TcpStream,
+    /// Bytes received; those before `start` are consumed.
+    buf: Vec<u8>,
+    start: usize,
+    pub(crate) peer: SocketAddr,
+    pub(crate) local: SocketAddr,
+    pub(crate) shared: Rc<Shared>,
+    /// True while no request is in progress, so that a graceful shutdown may close it.
+    idle: Rc<Cell<bool>>,
+}
+
+impl Conn {
+    pub(crate) fn new(
+        stream: TcpStream,
+        peer: SocketAddr,
+        local: SocketAddr,
+        shared: Rc<Shared>,
+        idle: Rc<Cell<bool>>,
+    ) -> Conn {
+        Conn {
+            stream,
+            buf: Vec::new(),
+            start: 0,
+            peer,
+            local,
+            shared,
+            idle,
+        }
+    }
+
+    /// Bytes received and not consumed yet.
+    fn pending(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    /// Reads more bytes into the buffer, growing it to at least `min_capacity` if it is full.
+    /// Returns how many arrived; 0 means the client closed its side.
+    ///
+    /// Cancellation-safe: the buffer is only resized within a single poll.
+    async fn fill(&mut self, min_capacity: usize) -> io::Result<usize> {
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        } else if self.start > 0 && self.buf.len() == self.buf.capacity() {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        let (stream, buf) = (&mut self.stream, &mut self.buf);
+        poll_fn(|cx| {
+            let len = buf.len();
+            if len == buf.capacity() || buf.capacity() < min_capacity {
+                let target = (len * 2).max(min_capacity).max(INITIAL_BUF);
+                buf.reserve_exact(target - len);
+            }
+            buf.resize(buf.capacity(), 0);
+            let polled = stream.poll_read(cx, &mut buf[len..]);
+            let n = match polled {
+                Poll::Ready(Ok(n)) => n,
+                _ => 0,
+            };
+            buf.truncate(len + n);
+            if polled.is_pending() && buf.is_empty() {
+                // Nothing buffered and nothing to read: hold no memory while waiting.
+                *buf = Vec::new();
+            }
+            polled
+        })
+        .await
+    }
+
+    /// Frees the buffer if everything in it has been consumed.
+    fn release_if_empty(&mut self) {
+        if self.start == self.buf.len() {
+            self.buf = Vec::new();
+            self.start = 0;
+        }
+    }
+
+    /// Reads the next request head. `Ok(None)` if the client closed between requests.
+    async fn read_head(&mut self) -> Result<Option<Request>, ReadError> {
+        let max = self.shared.config.max_head_size;
+        loop {
+            if !self.pending().is_empty() {
+                self.idle.set(false);
+                match parse_head(self.pending(), self.peer, self.local) {
+                    Ok(Some((request, len))) => {
+                        if len > max {
+                            return Err(ReadError::Head(HeadError::TooLarge));
+                        }
+                        self.start += len;
+                        return Ok(Some(request));
+                    }
+                    Ok(None) if self.pending().len() >= max => {
+                        return Err(ReadError::Head(HeadError::TooLarge));
+                    }
+                    Ok(None) => {}
+                    Err(e) => return Err(ReadError::Head(e)),
+                }
+            }
+            if self.fill(INITIAL_BUF).await? == 0 {
+                return match self.pending().is_empty() {
+                    true => Ok(None),
+                    false => Err(ReadError::Eof),
+                };
+            }
+        }
+    }
+
+    /// Reads the request's body into `request.body`, as its framing says, within the
+    /// configured limit. Sends `100 Continue` first if the client waits for it.
+    pub(crate) async fn read_body(&mut self, request: &mut Request) -> Result<(), ReadError> {
+        let max = self.shared.config.max_body_size;
+        match request.framing {
+            BodyFraming::None => {}
+            BodyFraming::Length(n) => {
+                if n > max as u64 {
+                    return Err(ReadError::Body(BodyError::TooLarge));
+                }
+                self.send_continue(request).await?;
+                let n = n as usize;
+                let mut body = Vec::with_capacity(n.min(BODY_READ_CHUNK));
+                let take = n.min(self.pending().len());
+                body.extend_from_slice(&self.pending()[..take]);
+                self.start += take;
+                while body.len() < n {
+                    let len = body.len();
+                    let want = (n - len).min(BODY_READ_CHUNK);
+                    body.reserve(want);
+                    let stream = &mut self.stream;
+                    let got = poll_fn(|cx| {
+                        body.resize(len + want, 0);
+                        let polled = stream.poll_read(cx, &mut body[len..]);
+                        let got = match polled {
+                            Poll::Ready(Ok(got)) => got,
+                            _ => 0,
+                        };
+                        body.truncate(len + got);
+                        polled
+                    })
+                    .await?;
+                    if got == 0 {
+                        return Err(ReadError::Eof);
+                    }
+                }
+                request.body = body;
+            }
+            BodyFraming::Chunked => {
+                self.send_continue(request).await?;
+                let mut decoder = ChunkedDecoder::new();
+                let mut body = Vec::new();
+                loop {
+                    let (used, done) = decoder
+                        .decode(&self.buf[self.start..], &mut body, max)
+                        .map_err(ReadError::Body)?;
+                    self.start += used;
+                    if done {
+                        break;
+                    }
+                    if self.fill(BODY_BUF).await? == 0 {
+                        return Err(ReadError::Eof);
+                    }
+                }
+                request.body = body;
+            }
+        }
+        self.release_if_empty();
+        Ok(())
+    }
+
+    /// Sends `100 Continue` if the client asked for it and has not started its body yet.
+    async fn send_continue(&mut self, request: &Request) -> io::Result<()> {
+        if request.expects_continue() && self.pending().is_empty() {
+            self.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
+        }
+        Ok(())
+    }
+
+    /// Answers a request whose head or body could not be read: 400, 413 or 431 with
+    /// `Connection: close`, or nothing if the connection broke.
+    pub(crate) async fn refuse(&mut self, request: Option<&Request>, error: ReadError) -> Next {
+        let response = match error {
+            ReadError::Head(HeadError::TooLarge) => Response::text(431, "request head too large\n"),
+            ReadError::Head(HeadError::Invalid(why)) => Response::text(400, &format!("{why}\n")),
+            ReadError::Body(BodyError::TooLarge) => Response::text(413, "request body too large\n"),
+            ReadError::Body(BodyError::Invalid) => {
+                Response::text(400, "malformed chunked request body\n")
+            }
+            ReadError::Eof | ReadError::Io => return Next::Close,
+        };
+        let head_only = request.is_some_and(|r| r.method == "HEAD");
+        let bytes = response.encode(head_only, Persistence::Close);
+        let _ = self.write_all(&bytes).await;
+        Next::Close
+    }
+
+    /// Whether the connection stays open after answering `request`, and what its
+    /// `Connection` header says.
+    pub(crate) fn persistence(&self, request: &Request, close: bool) -> (Persistence, Next) {
+        if close || !request.keep_alive || self.shared.draining.get() {
+            (Persistence::Close, Next::Close)
+        } else if request.minor_version == 0 {
+            (Persistence::KeepAlive, Next::KeepAlive)
+        } else {
+            (Persistence::Default, Next::KeepAlive)
+        }
+    }
+
+    /// Sends `response` to `request` in one write.
+    pub(crate) async fn send(&mut self, request: &Request, response: Response) -> io::Result<Next> {
+        let (persistence, next) = self.persistence(request, response.close);
+        let bytes = response.encode(request.method == "HEAD", persistence);
+        self.write_all(&bytes).await?;
+        Ok(next)
+    }
+
+    /// Writes all of `bytes`.
+    pub(crate) async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes).await
+    }
+
+    /// Reads and discards until the client closes or the connection fails.
+    pub(crate) async fn discard_until_close(&mut self) {
+        while let Ok(n) = self.fill(INITIAL_BUF).await {
+            if n == 0 {
+                return;
+            }
+            self.start = self.buf.len();
+        }
+    }
+
+    /// Graceful close: FIN, then discard what the client still sends until it closes too, it
+    /// pauses for [`LINGER_IDLE`], or [`LINGER_TOTAL`] has passed. Closing a socket with unread
+    /// data would send RST, which can destroy the response before the client reads it.
+    async fn linger_close(mut self) {
+        let _ = self.stream.shutdown(Shutdown::Write);
+        let started = Instant::now();
+        while started.elapsed() < LINGER_TOTAL {
+            match timeout(LINGER_IDLE, self.fill(BODY_BUF)).await {
+                Ok(Ok(n)) if n > 0 => self.start = self.buf.len(),
+                _ => break,
+            }
+        }
+    }
+
+    /// The stream, for a fault that closes it in its own way.
+    pub(crate) fn into_stream(self) -> TcpStream {
+        self.stream
+    }
+
+    /// Serves requests until one ends the connection.
+    async fn run(&mut self) -> Next {
+        loop {
+            if self.shared.draining.get() {
+                return Next::Close;
+            }
+            self.idle.set(self.pending().is_empty());
+            let head = match self.shared.config.idle_timeout {
+                Some(limit) => match timeout(limit, self.read_head()).await {
+                    Ok(head) => head,
+                    Err(_) => return Next::Close,
+                },
+                None => self.read_head().await,
+            };
+            self.idle.set(false);
+            let request = match head {
+                Ok(Some(request)) => request,
+                Ok(None) => return Next::Close,
+                Err(e) => return self.refuse(None, e).await,
+            };
+            self.shared.count_request();
+            match endpoints::dispatch(self, request).await {
+                Ok(Next::KeepAlive) => {}
+                Ok(next) => return next,
+                Err(_) => return Next::Close,
+            }
+        }
+    }
+}
+
+/// Serves one accepted connection to its end.
+pub(crate) async fn serve(mut conn: Conn) {
+    match conn.run().await {
+        Next::Reset => faults::reset(conn.into_stream()),
+        Next::Close | Next::KeepAlive => conn.linger_close().await,
+    }
+}
