@@ -630,3 +630,15 @@ fn connect_timeout_names_its_phase() {
         drop(listener);
     });
 }
+
+/// text() decodes by the charset of Content-Type: Latin-1 bytes become the right characters.
+#[test]
+fn text_uses_the_declared_charset() {
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let latin1: &'static [u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=ISO-8859-1\r\nContent-Length: 5\r\n\r\ncaf\xe9!";
+        let (addr, _) = serve(Script { replies: vec![latin1], piece: 0, close: false, pause: Duration::ZERO });
+        let text = Client::new().get(format!("http://{addr}/")).send().await.unwrap().text().await.unwrap();
+        assert_eq!(text, "café!");
+    });
+}
