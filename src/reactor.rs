@@ -39,23 +39,41 @@ pub(crate) enum Direction {
 }
 
 impl Direction {
+    /// The bit an operation clears on `WouldBlock`.
     fn bit(self) -> u8 {
         match self {
             Direction::Read => READABLE,
             Direction::Write => WRITABLE,
         }
     }
+
+    /// The bits that let an operation in this direction go ahead: ready, or closed (the
+    /// syscall then reports EOF or the error at once).
+    fn ready_mask(self) -> u8 {
+        match self {
+            Direction::Read => READABLE | READ_CLOSED,
+            Direction::Write => WRITABLE | WRITE_CLOSED,
+        }
+    }
 }
 
-const READABLE: u8 = 0b01;
-const WRITABLE: u8 = 0b10;
+/// Data may be waiting. Cleared on `WouldBlock` (or a short read).
+const READABLE: u8 = 0b0001;
+/// Buffer space may be free. Cleared on `WouldBlock`.
+const WRITABLE: u8 = 0b0010;
+/// The peer closed its side, or the socket failed. Sticky: edge-triggered epoll reports it
+/// once, and no later event would bring it back if it were cleared.
+const READ_CLOSED: u8 = 0b0100;
+/// Writing can only fail now. Sticky, like `READ_CLOSED`.
+const WRITE_CLOSED: u8 = 0b1000;
 
 /// One registered source.
 #[derive(Debug, Default)]
 struct IoSlot {
     generation: usize,
     live: bool,
-    /// `READABLE` and/or `WRITABLE`: set by events, cleared on `WouldBlock`.
+    /// `READABLE`, `WRITABLE`, `READ_CLOSED`, `WRITE_CLOSED`: set by events; the first two
+    /// are cleared on `WouldBlock`.
     readiness: u8,
     reader: Option<Waker>,
     writer: Option<Waker>,
@@ -125,11 +143,17 @@ impl Reactor {
                 continue; // the executor drains its remote queue after every turn
             }
             let mut bits = 0;
-            if event.is_readable() || event.is_read_closed() || event.is_error() {
+            if event.is_readable() {
                 bits |= READABLE;
             }
-            if event.is_writable() || event.is_write_closed() || event.is_error() {
+            if event.is_writable() {
                 bits |= WRITABLE;
+            }
+            if event.is_read_closed() || event.is_error() {
+                bits |= READ_CLOSED;
+            }
+            if event.is_write_closed() || event.is_error() {
+                bits |= WRITE_CLOSED;
             }
             self.dispatch(token, bits);
         }
@@ -148,12 +172,12 @@ impl Reactor {
                 return; // an event for a source that has since been deregistered
             }
             slot.readiness |= bits;
-            let reader = if bits & READABLE != 0 {
+            let reader = if bits & Direction::Read.ready_mask() != 0 {
                 slot.reader.take()
             } else {
                 None
             };
-            let writer = if bits & WRITABLE != 0 {
+            let writer = if bits & Direction::Write.ready_mask() != 0 {
                 slot.writer.take()
             } else {
                 None
@@ -222,7 +246,7 @@ impl Registration {
     pub(crate) fn poll_ready(&self, cx: &mut Context<'_>, dir: Direction) -> Poll<()> {
         let mut slab = self.reactor.slab.borrow_mut();
         let slot = &mut slab.slots[self.index];
-        if slot.readiness & dir.bit() != 0 {
+        if slot.readiness & dir.ready_mask() != 0 {
             return Poll::Ready(());
         }
         let waiter = match dir {

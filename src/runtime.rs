@@ -137,7 +137,9 @@ impl Runtime {
                 // epoll_wait fails only on a broken epoll fd or bad arguments: nothing to retry.
                 panic!("volley: polling the reactor failed: {e}");
             }
-            self.core.timers.fire(Instant::now());
+            if !self.core.timers.is_empty() {
+                self.core.timers.fire(Instant::now());
+            }
             executor.drain_remote();
         }
     }

@@ -61,6 +61,10 @@ impl Timers {
         self.pending.borrow().len()
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.pending.borrow().is_empty()
+    }
+
     /// Wakes and removes every timer whose deadline is at or before `now`.
     pub(crate) fn fire(&self, now: Instant) {
         loop {

@@ -511,3 +511,34 @@ fn io_outside_runtime_errors() {
         other => panic!("expected an error, got {other:?}"),
     }
 }
+
+/// Regression: data and FIN that arrive together are reported by one edge; after a short
+/// read clears read readiness, the next read still sees EOF instead of waiting forever.
+#[test]
+fn short_read_then_eof_does_not_hang() {
+    let rt = Runtime::new().unwrap();
+    block_on_bounded(&rt, 10, async {
+        let mut listener = TcpListener::bind(local()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let writer = std::thread::spawn(move || {
+            use std::io::Write;
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            wait.recv().unwrap();
+            s.write_all(b"hello").unwrap();
+            // Dropped: the FIN follows the data at once.
+        });
+        let (mut conn, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        // Register the socket and drain its readiness first, so that the data and the FIN
+        // arrive as one later edge, not as the registration's initial report.
+        let idle = volley::timeout(Duration::from_millis(20), conn.read(&mut buf)).await;
+        assert!(idle.is_err(), "nothing was sent yet");
+        go.send(()).unwrap();
+        writer.join().unwrap();
+        sleep(Duration::from_millis(50)).await; // the loop takes the one edge meanwhile
+        assert_eq!(conn.read(&mut buf).await.unwrap(), 5);
+        let eof = volley::timeout(Duration::from_secs(2), conn.read(&mut buf)).await;
+        assert_eq!(eof.expect("the second read hung").unwrap(), 0);
+    });
+}

@@ -83,8 +83,18 @@ impl TcpStream {
 
     /// Poll-style read, for hand-written state machines.
     pub fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        self.io
-            .poll_io(cx, Direction::Read, |mut stream| stream.read(buf))
+        let wanted = buf.len();
+        let polled = self
+            .io
+            .poll_io(cx, Direction::Read, |mut stream| stream.read(buf));
+        if let Poll::Ready(Ok(n)) = polled {
+            if n > 0 && n < wanted {
+                // A short read drained the socket: the next read would only say WouldBlock.
+                // New data brings a new event; a close is remembered apart (READ_CLOSED).
+                self.io.clear_ready(Direction::Read);
+            }
+        }
+        polled
     }
 
     /// Poll-style write, for hand-written state machines.
