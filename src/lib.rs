@@ -1,7 +1,25 @@
 //! # volley
 //!
-//! An event loop of our own, a `mio::Poll` reactor driving hand-written futures, and (soon) an
+//! An event loop of our own, a `mio::Poll` reactor driving hand-written futures, and an
 //! HTTP/1.1 client on it, for fetching many URLs concurrently from one thread.
+//!
+//! ```
+//! use volley::{Client, Runtime};
+//!
+//! let rt = Runtime::new()?;
+//! rt.block_on(async {
+//!     // A local httpbin-like server, so the example needs no network.
+//!     let server = volley::server::Server::bind("127.0.0.1:0".parse().unwrap())?;
+//!
+//!     let client = Client::new();
+//!     let resp = client.get(server.url("/get")).header("accept", "application/json").send().await?;
+//!     assert_eq!(resp.status(), 200);
+//!     let body = resp.text().await?;
+//!     assert!(body.contains("volley/"));
+//!     Ok::<(), Box<dyn std::error::Error>>(())
+//! })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 //!
 //! # Architecture
 //!
@@ -17,6 +35,8 @@
 //!    │ timers past their deadline → wakers
 //!    ▼
 //! leaf futures, hand-written state machines: Connect, Read, Write, Accept, Sleep
+//!    ▲
+//! http: Client → pool checkout or (resolve → connect) → write request → read head → body decoder
 //! ```
 //!
 //! - [`runtime`]: [`Runtime`] and its loop (run ready tasks, compute the timeout, poll,
@@ -28,10 +48,18 @@
 //! - [`timer`]: [`sleep`], [`timeout`], [`interval`], on an ordered map of deadlines.
 //! - [`net`]: [`TcpStream`] and [`TcpListener`] with the futures [`net::Connect`],
 //!   [`net::Read`], [`net::Write`], [`net::Accept`] and friends.
+//! - `http` (private, re-exported flat): the client. Sans-IO pieces over byte slices, with
+//!   table tests: `encode.rs` (request head), `head.rs` (response head via httparse, and the
+//!   RFC 9112 §6.3 framing rules) and `body.rs` (Content-Length, chunked with trailers,
+//!   until-close). A thin driver, `conn.rs`, moves bytes between them and a [`TcpStream`],
+//!   one function per phase, each under [`Phase`]-named deadlines. `client.rs` holds
+//!   [`Client`] and the request flow (redirects, the stale-connection retry), `pool.rs` the
+//!   keep-alive pool, `dns.rs` resolution, `response.rs` [`Response`], and `error.rs` the one
+//!   [`Error`]. The request future is an `async fn` over the hand-written leaves.
 //! - `server` (feature `server`, on by default): an embedded httpbin-like HTTP/1.1 test server
 //!   with fault endpoints, `volley::server::Server`, for tests, examples and benchmarks.
 //!
-//! # Example
+//! # The runtime on its own
 //!
 //! An echo over loopback: a spawned server task and a client, on one thread.
 //!
