@@ -130,6 +130,8 @@ const CASES: &[Case] = &[
     ("1xx are skipped", "GET",
         b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
         false, Want::Ok(200, b"ok", true)),
+    ("101 ends the exchange", "GET", b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\nother protocol", false,
+        Want::Ok(101, b"", false)),
     ("404 is a response", "GET", b"HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\n\r\nnope", false, Want::Ok(404, b"nope", true)),
     ("connection close is honoured", "GET", b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", false,
         Want::Ok(200, b"ok", false)),
@@ -640,5 +642,108 @@ fn text_uses_the_declared_charset() {
         let (addr, _) = serve(Script { replies: vec![latin1], piece: 0, close: false, pause: Duration::ZERO });
         let text = Client::new().get(format!("http://{addr}/")).send().await.unwrap().text().await.unwrap();
         assert_eq!(text, "café!");
+    });
+}
+
+/// An IPv6 literal URL reaches a server on ::1, with the bracketed host in Host.
+#[test]
+fn ipv6_literal_urls_work() {
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let Ok(mut listener) = TcpListener::bind("[::1]:0".parse().unwrap()) else {
+            eprintln!("skipped: this machine has no IPv6 loopback");
+            return;
+        };
+        let port = listener.local_addr().unwrap().port();
+        let server = volley::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = conn.read(&mut buf).await.unwrap();
+                head.extend_from_slice(&buf[..n]);
+            }
+            conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nv6")
+                .await
+                .unwrap();
+            String::from_utf8(head).unwrap()
+        });
+        let url = format!("http://[::1]:{port}/six?x=1");
+        let body = Client::new()
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(body, "v6");
+        let head = server.await.unwrap();
+        assert!(head.starts_with("GET /six?x=1 HTTP/1.1\r\n"), "{head}");
+        assert!(head.contains(&format!("host: [::1]:{port}\r\n")), "{head}");
+    });
+}
+
+/// An idle connection older than pool_idle_timeout is not reused.
+#[test]
+fn idle_connections_expire() {
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let ok: &'static [u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        let (addr, accepted) = serve(Script {
+            replies: vec![ok, ok],
+            piece: 0,
+            close: false,
+            pause: Duration::ZERO,
+        });
+        let client = Client::builder()
+            .pool_idle_timeout(Duration::from_millis(50))
+            .build();
+        let url = format!("http://{addr}/");
+        client
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(client.idle_connections(), 1);
+        volley::sleep(Duration::from_millis(120)).await;
+        client
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(accepted.get(), 2, "the expired connection was not reused");
+    });
+}
+
+/// When the first address refuses, the next one is tried.
+#[test]
+fn next_address_is_tried_after_a_refusal() {
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let ok: &'static [u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        let (addr, _) = serve(Script {
+            replies: vec![ok],
+            piece: 0,
+            close: false,
+            pause: Duration::ZERO,
+        });
+        // Nothing listens on 127.0.0.2 at this port: the server bound 127.0.0.1 only.
+        let client = Client::builder()
+            .resolve("two.test", "127.0.0.2:0".parse().unwrap())
+            .resolve("two.test", "127.0.0.1:0".parse().unwrap())
+            .build();
+        let resp = client
+            .get(format!("http://two.test:{}/", addr.port()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.text().await.unwrap(), "ok");
     });
 }
