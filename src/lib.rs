@@ -110,6 +110,7 @@ pub use crate::http::dns::{Resolve, Resolving, SystemResolver, DNS_CACHE_ENTRIES
 pub use crate::http::error::{Error, Kind as ErrorKind, Limit, Phase};
 pub use crate::http::redirect;
 pub use crate::http::response::Response;
+pub use crate::http::timings::Timings;
 pub use ::http::{header, HeaderMap, Method, StatusCode, Version};
 pub use blocking::{spawn_blocking, BlockingTask, BLOCKING_KEEP_ALIVE, MAX_BLOCKING_THREADS};
 pub use net::{TcpListener, TcpStream};

@@ -747,3 +747,39 @@ fn next_address_is_tried_after_a_refusal() {
         assert_eq!(resp.text().await.unwrap(), "ok");
     });
 }
+
+/// Timings: a fresh connection has connect time; a reused one has none; first byte comes
+/// after the server's pause and before the total.
+#[test]
+fn timings_record_each_phase() {
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let ok: &'static [u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        let (addr, _) = serve(Script {
+            replies: vec![ok, ok],
+            piece: 1,
+            close: false,
+            pause: Duration::from_millis(5),
+        });
+        let client = Client::new();
+        let url = format!("http://{addr}/");
+        let mut resp = client.get(&url).send().await.unwrap();
+        while resp.chunk().await.unwrap().is_some() {}
+        let first = resp.timings();
+        assert!(!first.reused);
+        assert!(first.connect > Duration::ZERO);
+        assert_eq!(first.dns, Duration::ZERO, "an IP literal is not resolved");
+        assert!(first.first_byte >= first.connect, "{first:?}");
+        // 2 + 35 + 2 bytes each after a 5 ms pause: the body ends well after the first byte.
+        assert!(
+            first.total >= first.first_byte + Duration::from_millis(100),
+            "{first:?}"
+        );
+        let mut resp = client.get(&url).send().await.unwrap();
+        while resp.chunk().await.unwrap().is_some() {}
+        let second = resp.timings();
+        assert!(second.reused);
+        assert_eq!(second.connect, Duration::ZERO);
+        assert_eq!(resp.timings(), second, "frozen once the body has ended");
+    });
+}

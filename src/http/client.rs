@@ -10,7 +10,7 @@ use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{ACCEPT, AUTHORIZATION, CONNECTION, LOCATION, USER_AGENT};
@@ -24,7 +24,8 @@ use super::error::{Error, Kind, Phase};
 use super::head::{framing, has_token};
 use super::pool::{checkout, IdlePool, PoolKey};
 use super::redirect::{self, Policy};
-use super::response::Response;
+use super::response::{BodySource, Response};
+use super::timings::Clock;
 
 /// The default `connect_timeout`: per address tried.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -184,10 +185,14 @@ impl Client {
     /// Sends `request`, follows redirects per the policy, and returns the final response once
     /// its head has arrived.
     pub fn execute(&self, request: Request) -> impl Future<Output = Result<Response, Error>> + '_ {
-        self.execute_request(request)
+        self.execute_request(request, Clock::start())
     }
 
-    async fn execute_request(&self, request: Request) -> Result<Response, Error> {
+    pub(crate) async fn execute_request(
+        &self,
+        request: Request,
+        mut clock: Clock,
+    ) -> Result<Response, Error> {
         let config = &self.inner.config;
         let Request {
             mut method,
@@ -209,7 +214,14 @@ impl Client {
         let mut followed = 0;
         loop {
             let response = self
-                .exchange(&method, &url, &headers, body.as_ref(), &deadlines)
+                .exchange(
+                    &method,
+                    &url,
+                    &headers,
+                    body.as_ref(),
+                    &deadlines,
+                    &mut clock,
+                )
                 .await?;
             let status = response.status();
             let max = config.redirect.max();
@@ -253,6 +265,7 @@ impl Client {
         headers: &HeaderMap,
         body: Option<&Bytes>,
         deadlines: &Deadlines,
+        clock: &mut Clock,
     ) -> Result<Response, Error> {
         let config = &self.inner.config;
         if url.scheme() != "http" {
@@ -300,16 +313,24 @@ impl Client {
             let mut conn = match pooled {
                 Some(conn) => conn,
                 None => {
-                    let addrs = deadlines
+                    let started = Instant::now();
+                    let (addrs, looked_up) = deadlines
                         .run(
                             Phase::Resolve,
                             url,
                             resolve(&config.resolver, &self.inner.dns, url),
                         )
                         .await??;
-                    connect(&addrs, deadlines, url).await?
+                    let resolved = Instant::now();
+                    if looked_up {
+                        clock.timings.dns += resolved - started;
+                    }
+                    let conn = connect(&addrs, deadlines, url).await?;
+                    clock.timings.connect += resolved.elapsed();
+                    conn
                 }
             };
+            clock.timings.reused = reused;
             let retry = reused && idempotent;
             let sent = match send_request(&mut conn, &parts, deadlines, url).await {
                 Ok(sent) => sent,
@@ -319,27 +340,33 @@ impl Client {
                 }
                 Err(e) => return Err(e),
             };
-            let head =
-                match read_head(&mut conn, deadlines, url, config.max_response_header_size).await {
-                    Ok(head) => head,
-                    Err(failure) if retry && failure.nothing_received => {
-                        fresh_only = true;
-                        continue;
-                    }
-                    Err(failure) => return Err(failure.error),
-                };
+            let head = match read_head(
+                &mut conn,
+                deadlines,
+                url,
+                config.max_response_header_size,
+                clock,
+            )
+            .await
+            {
+                Ok(head) => head,
+                Err(failure) if retry && failure.nothing_received => {
+                    fresh_only = true;
+                    continue;
+                }
+                Err(failure) => return Err(failure.error),
+            };
             let mut plan = framing(method, &head)
                 .map_err(|e| Error::new(Kind::InvalidResponse(e.to_string())).with_url(url))?;
             plan.reusable &= !client_closes && sent == Sent::Complete;
-            return Ok(Response::new(
-                head,
-                url.clone(),
-                plan,
+            let source = BodySource {
                 conn,
-                self.clone(),
+                client: self.clone(),
                 key,
-                *deadlines,
-            ));
+                deadlines: *deadlines,
+                clock: *clock,
+            };
+            return Ok(Response::new(head, url.clone(), plan, source));
         }
     }
 }
@@ -624,7 +651,7 @@ impl RequestBuilder {
     /// Sends the request and waits for the final response head.
     pub async fn send(self) -> Result<Response, Error> {
         let request = self.request?;
-        self.client.execute_request(request).await
+        self.client.execute_request(request, Clock::start()).await
     }
 }
 

@@ -19,6 +19,7 @@ use url::Url;
 
 use super::error::{Error, Kind, Limit, Phase};
 use super::head::{parse_head, HeadError, ResponseHead};
+use super::timings::Clock;
 use crate::net::TcpStream;
 
 /// The first size of a connection's read buffer. Small, so that ten thousand connections
@@ -328,8 +329,12 @@ pub(crate) async fn read_head(
     deadlines: &Deadlines,
     url: &Url,
     max_head: usize,
+    clock: &mut Clock,
 ) -> Result<ResponseHead, HeadFailure> {
     let mut received_any = !conn.buf.is_empty();
+    if received_any {
+        clock.first_byte();
+    }
     // Parse only when it can give a new answer: at first, when a line ended, or at the limit.
     // A server trickling its head byte by byte then costs a parse per line, not per byte.
     let mut parse = true;
@@ -384,6 +389,9 @@ pub(crate) async fn read_head(
             });
         }
         let filled = conn.buf.filled();
+        if !received_any {
+            clock.first_byte();
+        }
         parse = !received_any
             || filled[filled.len() - n..].contains(&b'\n')
             || filled.len() >= max_head;

@@ -102,29 +102,31 @@ impl fmt::Debug for Resolver {
     }
 }
 
-/// The addresses to try for `url`, in the order to try them.
+/// The addresses to try for `url`, in the order to try them, and whether a resolver was
+/// asked (not for IP literals, fixed mappings or cached names).
 pub(crate) async fn resolve(
     resolver: &Resolver,
     cache: &std::cell::RefCell<DnsCache>,
     url: &Url,
-) -> Result<Rc<[SocketAddr]>, Error> {
+) -> Result<(Rc<[SocketAddr]>, bool), Error> {
     let port = url
         .port_or_known_default()
         .ok_or_else(|| Error::new(Kind::InvalidUrl(url.to_string())).with_source("no port"))?;
     let host = match url.host() {
-        Some(Host::Ipv4(ip)) => return Ok(Rc::from([SocketAddr::from((ip, port))])),
-        Some(Host::Ipv6(ip)) => return Ok(Rc::from([SocketAddr::from((ip, port))])),
+        Some(Host::Ipv4(ip)) => return Ok((Rc::from([SocketAddr::from((ip, port))]), false)),
+        Some(Host::Ipv6(ip)) => return Ok((Rc::from([SocketAddr::from((ip, port))]), false)),
         Some(Host::Domain(host)) => host,
         None => return Err(Error::new(Kind::InvalidUrl(url.to_string())).with_source("no host")),
     };
     if let Some(fixed) = resolver.fixed.get(host) {
-        return Ok(fixed
+        let addrs = fixed
             .iter()
             .map(|a| SocketAddr::new(a.ip(), port))
-            .collect());
+            .collect();
+        return Ok((addrs, false));
     }
     if let Some(addrs) = cache.borrow().get(host, port) {
-        return Ok(addrs);
+        return Ok((addrs, false));
     }
     let addrs = match resolver.resolver.resolve(host, port).await {
         Ok(addrs) if !addrs.is_empty() => addrs,
@@ -138,5 +140,5 @@ pub(crate) async fn resolve(
     cache
         .borrow_mut()
         .insert(host.to_owned(), port, addrs.clone());
-    Ok(addrs)
+    Ok((addrs, true))
 }

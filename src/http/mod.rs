@@ -11,3 +11,4 @@ pub(crate) mod head;
 pub(crate) mod pool;
 pub mod redirect;
 pub(crate) mod response;
+pub(crate) mod timings;

@@ -13,6 +13,7 @@ use super::conn::{body_buffer_limit, Conn, Deadlines};
 use super::error::{Error, Kind, Limit, Phase};
 use super::head::{BodyPlan, ResponseHead};
 use super::pool::PoolKey;
+use super::timings::{Clock, Timings};
 
 /// A response whose head has arrived. The body is read on demand with [`chunk`](Self::chunk),
 /// [`bytes`](Self::bytes) or [`text`](Self::text).
@@ -35,8 +36,18 @@ struct Body {
     client: Client,
     key: PoolKey,
     deadlines: Deadlines,
+    clock: Clock,
     max_body: Option<u64>,
     trailers: Option<HeaderMap>,
+}
+
+/// Where a response's body comes from: the connection and what the request carried along.
+pub(crate) struct BodySource {
+    pub(crate) conn: Conn,
+    pub(crate) client: Client,
+    pub(crate) key: PoolKey,
+    pub(crate) deadlines: Deadlines,
+    pub(crate) clock: Clock,
 }
 
 impl Response {
@@ -44,11 +55,15 @@ impl Response {
         head: ResponseHead,
         url: Url,
         plan: BodyPlan,
-        conn: Conn,
-        client: Client,
-        key: PoolKey,
-        deadlines: Deadlines,
+        source: BodySource,
     ) -> Response {
+        let BodySource {
+            conn,
+            client,
+            key,
+            deadlines,
+            clock,
+        } = source;
         let max_body = client.config().max_body_size;
         let decoder = BodyDecoder::new(plan.framing, client.config().max_response_header_size);
         let reusable = plan.reusable;
@@ -62,6 +77,7 @@ impl Response {
                 client,
                 key,
                 deadlines,
+                clock,
                 max_body,
                 trailers: None,
             },
@@ -107,6 +123,12 @@ impl Response {
     /// The trailer fields of a chunked body, once the body has been read to the end.
     pub fn trailers(&self) -> Option<&HeaderMap> {
         self.body.trailers.as_ref()
+    }
+
+    /// Where the request's time went: DNS, connect, first byte, and the total so far (up to
+    /// the end of the body once it has been read).
+    pub fn timings(&self) -> Timings {
+        self.body.clock.read()
     }
 
     /// Turns a 4xx or 5xx response into an error of kind [`Kind::Status`].
@@ -235,6 +257,7 @@ impl Body {
             return;
         }
         self.trailers = self.decoder.take_trailers();
+        self.clock.done.get_or_insert_with(std::time::Instant::now);
         if let Some(conn) = self.conn.take() {
             // Bytes after the body mean the server is out of step with us: don't reuse.
             if self.reusable && conn.buf.is_empty() {

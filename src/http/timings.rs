@@ -1,0 +1,58 @@
+//! [`Timings`]: where a request's time went, phase by phase, as curl's `-w` reports.
+
+use std::time::{Duration, Instant};
+
+/// Where a request's time went. Phases that did not happen are zero.
+///
+/// Every field but `queued` counts from the start of the request, after any queueing in a
+/// batch; redirects add their DNS and connect time to the totals, and `first_byte` is that of
+/// the final response.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Timings {
+    /// Waiting for an admission slot in a batch (zero for a request sent on its own).
+    pub queued: Duration,
+    /// Resolving host names (zero for IP literals, cached names and reused connections).
+    pub dns: Duration,
+    /// Opening TCP connections (zero when a pooled connection was reused).
+    pub connect: Duration,
+    /// From the start to the first byte of the final response: time to first byte.
+    pub first_byte: Duration,
+    /// From the start to the end of the body (or to now, while it is still being read).
+    pub total: Duration,
+    /// Whether the final response came over a reused keep-alive connection.
+    pub reused: bool,
+}
+
+/// Records [`Timings`] as a request runs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Clock {
+    pub(crate) start: Instant,
+    pub(crate) timings: Timings,
+    /// When the body ended, once it has.
+    pub(crate) done: Option<Instant>,
+}
+
+impl Clock {
+    pub(crate) fn start() -> Clock {
+        Clock {
+            start: Instant::now(),
+            timings: Timings::default(),
+            done: None,
+        }
+    }
+
+    /// Marks the first response byte of the current hop.
+    pub(crate) fn first_byte(&mut self) {
+        self.timings.first_byte = self.start.elapsed();
+    }
+
+    /// The timings so far.
+    pub(crate) fn read(&self) -> Timings {
+        let end = self.done.unwrap_or_else(Instant::now);
+        Timings {
+            total: end.saturating_duration_since(self.start),
+            ..self.timings
+        }
+    }
+}
