@@ -91,8 +91,10 @@
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, rust_2018_idioms)]
 
+pub mod batch;
 mod blocking;
 mod executor;
+mod fdlimit;
 mod http;
 pub mod net;
 mod reactor;
@@ -112,7 +114,12 @@ pub use crate::http::redirect;
 pub use crate::http::response::Response;
 pub use crate::http::timings::Timings;
 pub use ::http::{header, HeaderMap, Method, StatusCode, Version};
+pub use batch::{
+    Batch, BatchReport, BatchStream, BatchSummary, FetchResult, Fetched, IntoRequest,
+    LatencyHistogram, Progress,
+};
 pub use blocking::{spawn_blocking, BlockingTask, BLOCKING_KEEP_ALIVE, MAX_BLOCKING_THREADS};
+pub use fdlimit::raise_fd_limit;
 pub use net::{TcpListener, TcpStream};
 pub use runtime::{Runtime, RuntimeStats};
 pub use task::{spawn, JoinError, JoinHandle};

@@ -178,7 +178,7 @@ impl Deadlines {
         let own = match phase {
             Phase::Connect => self.connect,
             Phase::ReadHead | Phase::ReadBody | Phase::Send => self.read,
-            Phase::Resolve => None,
+            Phase::Resolve | Phase::Queue => None,
         };
         let now = Instant::now();
         let own = own.and_then(|d| now.checked_add(d).map(|end| (d, end)));

@@ -76,6 +76,8 @@ pub enum Phase {
     ReadHead,
     /// Reading the response body.
     ReadBody,
+    /// Waiting in a batch's queue for an admission slot.
+    Queue,
 }
 
 /// The size limits a response can exceed.
@@ -97,6 +99,7 @@ impl Phase {
             Phase::Send => "sending request to",
             Phase::ReadHead => "reading response head from",
             Phase::ReadBody => "reading response body from",
+            Phase::Queue => "waiting in the queue for",
         }
     }
 }
@@ -150,6 +153,21 @@ impl Error {
                     ..
                 }
         )
+    }
+
+    /// The OS error code underneath, if a system call failed (found along the `source` chain).
+    pub fn os_error(&self) -> Option<i32> {
+        let mut source = self.source();
+        while let Some(e) = source {
+            if let Some(code) = e
+                .downcast_ref::<std::io::Error>()
+                .and_then(|e| e.raw_os_error())
+            {
+                return Some(code);
+            }
+            source = e.source();
+        }
+        None
     }
 
     /// The phase the request was in, for timeouts and I/O errors.

@@ -152,6 +152,31 @@ impl Response {
         }
     }
 
+    /// Reads the rest of the body; keeps it if `keep`, else only counts it (reusing one
+    /// buffer, so a discarded body costs no allocation per read). Returns the body and its
+    /// length.
+    pub(crate) async fn read_all(&mut self, keep: bool) -> Result<(Vec<u8>, u64), Error> {
+        let mut out = Vec::new();
+        let mut len = 0;
+        if keep {
+            if let Some(n) = self.content_length() {
+                let cap = self.body.max_body.unwrap_or(u64::MAX).min(n).min(16 << 20);
+                out.reserve(cap as usize);
+            }
+        }
+        loop {
+            let before = out.len();
+            let more = self.body.read(&self.url, &mut out, true).await?;
+            len += (out.len() - before) as u64;
+            if !keep {
+                out.clear();
+            }
+            if !more {
+                return Ok((out, len));
+            }
+        }
+    }
+
     /// The next piece of the body, or `None` at its end. A body that ends early is an error.
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, Error> {
         let mut out = Vec::new();

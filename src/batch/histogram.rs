@@ -1,0 +1,191 @@
+//! [`LatencyHistogram`]: constant-memory latency percentiles, HDR-style.
+//!
+//! Values are microseconds. Each power of two is split into [`SUB_BUCKETS`] linear buckets,
+//! so every bucket is at most 1/64 (about 1.6 %) wide relative to its values, from 1 µs to
+//! 2^40 µs (12 days), in 2,560 counters whatever the number of samples. The maximum is kept
+//! exactly.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Linear buckets per power of two.
+const SUB_BITS: u32 = 6;
+const SUB_BUCKETS: usize = 1 << SUB_BITS;
+/// Powers of two covered.
+const MAGNITUDES: usize = 40;
+
+/// A latency histogram of fixed size. See the module docs.
+#[derive(Clone)]
+pub struct LatencyHistogram {
+    counts: Box<[u64]>,
+    total: u64,
+    max_us: u64,
+    sum_us: u128,
+}
+
+impl Default for LatencyHistogram {
+    fn default() -> LatencyHistogram {
+        LatencyHistogram {
+            counts: vec![0; SUB_BUCKETS * MAGNITUDES].into_boxed_slice(),
+            total: 0,
+            max_us: 0,
+            sum_us: 0,
+        }
+    }
+}
+
+/// The bucket of a value in microseconds.
+fn bucket(us: u64) -> usize {
+    if us < SUB_BUCKETS as u64 {
+        return us as usize; // the first power-of-two range is exact
+    }
+    let magnitude = 63 - us.leading_zeros(); // >= SUB_BITS
+    let shift = magnitude - SUB_BITS;
+    let sub = (us >> shift) as usize - SUB_BUCKETS; // 0..SUB_BUCKETS
+    let index = (shift as usize + 1) * SUB_BUCKETS + sub;
+    index.min(SUB_BUCKETS * MAGNITUDES - 1)
+}
+
+/// The largest value in microseconds that falls in `index`.
+fn bucket_high(index: usize) -> u64 {
+    if index < SUB_BUCKETS {
+        return index as u64;
+    }
+    let shift = (index / SUB_BUCKETS - 1) as u32;
+    let sub = (index % SUB_BUCKETS + SUB_BUCKETS) as u64;
+    ((sub + 1) << shift) - 1
+}
+
+impl LatencyHistogram {
+    /// Records one latency.
+    pub fn record(&mut self, latency: Duration) {
+        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        self.counts[bucket(us)] += 1;
+        self.total += 1;
+        self.max_us = self.max_us.max(us);
+        self.sum_us += u128::from(us);
+    }
+
+    /// Number of latencies recorded.
+    pub fn len(&self) -> u64 {
+        self.total
+    }
+
+    /// True if nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    /// The latency at or below which `q` (0.0 to 1.0) of the samples fall, within 1.6 %, never
+    /// above the maximum. Zero if empty.
+    pub fn quantile(&self, q: f64) -> Duration {
+        if self.total == 0 {
+            return Duration::ZERO;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * self.total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (index, &count) in self.counts.iter().enumerate() {
+            seen += count;
+            if seen >= rank {
+                return Duration::from_micros(bucket_high(index).min(self.max_us));
+            }
+        }
+        self.max()
+    }
+
+    /// The largest latency recorded, exactly.
+    pub fn max(&self) -> Duration {
+        Duration::from_micros(self.max_us)
+    }
+
+    /// The mean latency.
+    pub fn mean(&self) -> Duration {
+        match self.total {
+            0 => Duration::ZERO,
+            n => Duration::from_micros((self.sum_us / u128::from(n)) as u64),
+        }
+    }
+
+    /// The counts grouped into `rows` ranges between the minimum and maximum bucket in use:
+    /// `(upper bound, count)` pairs, for a small text histogram.
+    pub fn rows(&self, rows: usize) -> Vec<(Duration, u64)> {
+        let used: Vec<usize> = (0..self.counts.len())
+            .filter(|&i| self.counts[i] > 0)
+            .collect();
+        let (Some(&first), Some(&last)) = (used.first(), used.last()) else {
+            return Vec::new();
+        };
+        let low = bucket_high(first.saturating_sub(1)) as f64;
+        let high = (bucket_high(last).min(self.max_us) as f64).max(low + 1.0);
+        let rows = rows.max(1);
+        let step = (high - low) / rows as f64;
+        let mut out: Vec<(Duration, u64)> = (1..=rows)
+            .map(|r| {
+                (
+                    Duration::from_micros((low + step * r as f64).ceil() as u64),
+                    0,
+                )
+            })
+            .collect();
+        for &i in &used {
+            let value = bucket_high(i).min(self.max_us) as f64;
+            let row = (((value - low) / step).ceil() as usize).clamp(1, rows) - 1;
+            out[row].1 += self.counts[i];
+        }
+        out
+    }
+}
+
+impl fmt::Debug for LatencyHistogram {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LatencyHistogram")
+            .field("len", &self.total)
+            .field("p50", &self.quantile(0.5))
+            .field("p99", &self.quantile(0.99))
+            .field("max", &self.max())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every value lands in a bucket whose upper bound is within 1/64 above it.
+    #[test]
+    fn buckets_are_tight() {
+        for us in (0..5000).chain([1 << 20, (1 << 30) + 12345, 987_654_321]) {
+            let high = bucket_high(bucket(us));
+            assert!(high >= us, "{us} -> {high}");
+            assert!(high - us <= us / 64 + 1, "{us} -> {high}");
+        }
+        assert_eq!(bucket(u64::MAX), SUB_BUCKETS * MAGNITUDES - 1);
+    }
+
+    /// Quantiles of a known uniform distribution, within the bucket precision.
+    #[test]
+    fn quantiles_of_a_uniform_distribution() {
+        let mut h = LatencyHistogram::default();
+        for ms in 1..=1000 {
+            h.record(Duration::from_millis(ms));
+        }
+        for (q, want_ms) in [(0.5, 500.0), (0.9, 900.0), (0.99, 990.0)] {
+            let got = h.quantile(q).as_secs_f64() * 1000.0;
+            assert!((got - want_ms).abs() <= want_ms / 60.0, "p{q}: {got}");
+        }
+        assert_eq!(h.max(), Duration::from_millis(1000));
+        assert_eq!(h.len(), 1000);
+        assert_eq!(h.mean(), Duration::from_micros(500_500));
+        let rows = h.rows(10);
+        assert_eq!(rows.len(), 10);
+        assert_eq!(rows.iter().map(|r| r.1).sum::<u64>(), 1000);
+    }
+
+    /// An empty histogram answers zeros.
+    #[test]
+    fn empty_is_zero() {
+        let h = LatencyHistogram::default();
+        assert_eq!(h.quantile(0.5), Duration::ZERO);
+        assert!(h.rows(5).is_empty());
+    }
+}
