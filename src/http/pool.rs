@@ -26,6 +26,12 @@ struct Idle {
     since: Instant,
 }
 
+impl Idle {
+    fn expired(&self, timeout: Option<Duration>, now: Instant) -> bool {
+        timeout.is_some_and(|t| now.saturating_duration_since(self.since) >= t)
+    }
+}
+
 /// Idle keep-alive connections by [`PoolKey`].
 #[derive(Debug)]
 pub(crate) struct IdlePool {
@@ -49,10 +55,6 @@ impl IdlePool {
         }
     }
 
-    fn expired(&self, idle: &Idle, now: Instant) -> bool {
-        self.idle_timeout
-            .is_some_and(|t| now.saturating_duration_since(idle.since) >= t)
-    }
 
     /// Takes the newest idle connection for `key` that has not expired.
     pub(crate) fn take(&mut self, key: &PoolKey) -> Option<Conn> {
@@ -60,10 +62,7 @@ impl IdlePool {
         let list = self.idle.get_mut(key)?;
         let mut found = None;
         while let Some(idle) = list.pop() {
-            let expired = self
-                .idle_timeout
-                .is_some_and(|t| now.saturating_duration_since(idle.since) >= t);
-            if !expired {
+            if !idle.expired(self.idle_timeout, now) {
                 found = Some(idle.conn);
                 break;
             }
@@ -96,12 +95,11 @@ impl IdlePool {
         if self.idle_timeout.is_none() {
             return;
         }
-        let mut idle = std::mem::take(&mut self.idle);
-        for list in idle.values_mut() {
-            list.retain(|i| !self.expired(i, now));
+        let timeout = self.idle_timeout;
+        for list in self.idle.values_mut() {
+            list.retain(|i| !i.expired(timeout, now));
         }
-        idle.retain(|_, list| !list.is_empty());
-        self.idle = idle;
+        self.idle.retain(|_, list| !list.is_empty());
     }
 
     /// Number of idle connections held.
