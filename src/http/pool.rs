@@ -55,7 +55,6 @@ impl IdlePool {
         }
     }
 
-
     /// Takes the newest idle connection for `key` that has not expired.
     pub(crate) fn take(&mut self, key: &PoolKey) -> Option<Conn> {
         let now = Instant::now();
