@@ -249,7 +249,9 @@ impl Client {
             if !redirect::follow(status, &url, &next, &mut method, &mut headers) {
                 body = None;
             }
-            response.discard(DRAIN_LIMIT).await;
+            // Boxed: the drain holds a whole response, and inlining it would make every request's
+            // future that much larger for the rare redirect.
+            Box::pin(response.discard(DRAIN_LIMIT)).await;
             url = next;
             followed += 1;
         }

@@ -62,8 +62,26 @@ pub(crate) fn parse_head(
     buf: &[u8],
     max_size: usize,
 ) -> Result<Option<(ResponseHead, usize)>, HeadError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut headers);
+    // Most heads have a handful of fields: try a small array first, which is cheaper to set
+    // up on every parse, and the full one only when it overflows.
+    let mut few = [httparse::EMPTY_HEADER; FEW_HEADERS];
+    match parse_into(buf, max_size, &mut few) {
+        Err(HeadError::TooManyHeaders) => {
+            parse_into(buf, max_size, &mut [httparse::EMPTY_HEADER; MAX_HEADERS])
+        }
+        other => other,
+    }
+}
+
+/// The header slots tried first.
+const FEW_HEADERS: usize = 16;
+
+fn parse_into<'b>(
+    buf: &'b [u8],
+    max_size: usize,
+    headers: &mut [httparse::Header<'b>],
+) -> Result<Option<(ResponseHead, usize)>, HeadError> {
+    let mut response = httparse::Response::new(headers);
     let window = &buf[..buf.len().min(max_size)];
     let len = match response.parse(window) {
         Ok(httparse::Status::Complete(len)) => len,
@@ -284,6 +302,13 @@ mod tests {
             parse_head(&big.as_bytes()[..1024], 1024).unwrap_err(),
             HeadError::TooLarge(1024)
         );
+        // More than the first small array holds, fewer than the limit: parsed in full.
+        let mut fifty = String::from("HTTP/1.1 200 OK\r\n");
+        for i in 0..50 {
+            fifty.push_str(&format!("X-{i}: v\r\n"));
+        }
+        fifty.push_str("\r\n");
+        assert_eq!(head(&fifty).headers.len(), 50);
         let mut many = String::from("HTTP/1.1 200 OK\r\n");
         for i in 0..=MAX_HEADERS {
             many.push_str(&format!("X-{i}: v\r\n"));

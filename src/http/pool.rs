@@ -66,9 +66,8 @@ impl IdlePool {
                 break;
             }
         }
-        if list.is_empty() {
-            self.idle.remove(key);
-        }
+        // An emptied list stays, so the connection's return does not allocate it again; the
+        // periodic sweep drops lists that stay empty.
         found
     }
 
