@@ -18,15 +18,25 @@ use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
 /// should lower it for them.
 pub fn raise_fd_limit() -> io::Result<Option<u64>> {
     let limit = getrlimit(Resource::Nofile);
-    if limit.current == limit.maximum {
+    // An unlimited hard limit cannot be the soft one: the kernel refuses it. Use the most it
+    // will allow a process (`fs.nr_open` on Linux), or 2^20.
+    let target = limit.maximum.unwrap_or_else(|| {
+        std::fs::read_to_string("/proc/sys/fs/nr_open")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(1 << 20)
+    });
+    if limit.current.is_some_and(|current| current >= target) {
         return Ok(limit.current);
     }
-    let raised = Rlimit {
-        current: limit.maximum,
-        maximum: limit.maximum,
-    };
-    setrlimit(Resource::Nofile, raised)?;
-    Ok(limit.maximum)
+    setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(target),
+            maximum: limit.maximum,
+        },
+    )?;
+    Ok(Some(target))
 }
 
 /// [`raise_fd_limit`], once per process; later calls return the first outcome.

@@ -106,8 +106,9 @@ impl LatencyHistogram {
         }
     }
 
-    /// The counts grouped into `rows` ranges between the minimum and maximum bucket in use:
-    /// `(upper bound, count)` pairs, for a small text histogram.
+    /// The counts grouped into at most `rows` equal ranges between the smallest and largest
+    /// bucket in use (fewer when they span fewer buckets): `(upper bound, count)` pairs, for a
+    /// small text histogram.
     pub fn rows(&self, rows: usize) -> Vec<(Duration, u64)> {
         let used: Vec<usize> = (0..self.counts.len())
             .filter(|&i| self.counts[i] > 0)
@@ -117,7 +118,8 @@ impl LatencyHistogram {
         };
         let low = bucket_high(first.saturating_sub(1)) as f64;
         let high = (bucket_high(last).min(self.max_us) as f64).max(low + 1.0);
-        let rows = rows.max(1);
+        // No more rows than buckets in the range, or some rows could never hold a value.
+        let rows = rows.clamp(1, last - first + 1);
         let step = (high - low) / rows as f64;
         let mut out: Vec<(Duration, u64)> = (1..=rows)
             .map(|r| {
@@ -179,6 +181,14 @@ mod tests {
         let rows = h.rows(10);
         assert_eq!(rows.len(), 10);
         assert_eq!(rows.iter().map(|r| r.1).sum::<u64>(), 1000);
+        // Values within a few buckets get no more rows than the buckets they span.
+        let mut narrow = LatencyHistogram::default();
+        for us in [100_000, 101_000, 102_500, 104_000, 106_000] {
+            narrow.record(Duration::from_micros(us));
+        }
+        let rows = narrow.rows(10);
+        assert!(rows.len() < 10, "{rows:?}");
+        assert_eq!(rows.iter().map(|r| r.1).sum::<u64>(), 5);
     }
 
     /// An empty histogram answers zeros.

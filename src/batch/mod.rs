@@ -489,16 +489,12 @@ where
     /// Poll-style [`next`](Self::next).
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<FetchResult>> {
         loop {
-            if let Some(result) = self.take_finished() {
-                return Poll::Ready(Some(result));
-            }
             self.expire_queue(cx);
+            // Refill the slots freed since the last call before handing out a result, so they
+            // never sit idle while the caller deals with it.
+            let started = self.admit(cx);
             if let Some(result) = self.take_finished() {
                 return Poll::Ready(Some(result));
-            }
-            let started = self.admit(cx);
-            if self.take_finished_is_some() {
-                continue; // invalid requests finish without starting
             }
             let state = self.state.borrow();
             let nothing_left = state.in_flight == 0
@@ -515,10 +511,6 @@ where
                 return Poll::Pending;
             }
         }
-    }
-
-    fn take_finished_is_some(&self) -> bool {
-        !self.state.borrow().finished.is_empty()
     }
 
     /// Pops a finished result, updating the summary and the progress.
