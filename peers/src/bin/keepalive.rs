@@ -1,0 +1,548 @@
+//! Keep-alive GET throughput on loopback: volley's client against reqwest's, side by side.
+//!
+//! ```text
+//! cargo run --release --manifest-path peers/Cargo.toml --bin keepalive -- -c 50 -n 100000
+//! cargo run --release --manifest-path peers/Cargo.toml --bin keepalive -- -c 50 -n 100000 --rounds 5 --clients volley,volley-nt,reqwest,raw
+//! ```
+//!
+//! # The server
+//!
+//! Neither volley nor reqwest/hyper: a hand-written HTTP/1.1 keep-alive server on `tokio::net`,
+//! on a tokio multi-thread runtime with ONE worker thread, that answers every request head
+//! (everything up to `\r\n\r\n`; requests have no body) with the same 13-byte response,
+//! `HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nhello, world\n` (pipelined heads get their
+//! responses in one write). It runs in a child process, this binary with `--serve`, bound to
+//! 127.0.0.1:0; it prints its port and exits when its stdin closes. So the CPU time this
+//! process measures (`CLOCK_PROCESS_CPUTIME_ID`, and user/sys from `/proc/self/stat`) is the
+//! client's alone.
+//!
+//! # The clients
+//!
+//! Each runs on this process's main thread, with C tasks that each do sequential GETs of the
+//! same URL (`http://127.0.0.1:PORT/`), the N requests split evenly between them, every body
+//! read to the end (`bytes()`) and its length checked:
+//!
+//! - `volley`: `volley::Runtime` (single-threaded), `volley::spawn`, one shared
+//!   `volley::Client::new()` (default settings: connect, read and total timeouts on);
+//! - `volley-nt`: the same with every timeout off (`timeout(None)`, `read_timeout(None)`,
+//!   `connect_timeout(None)`), as reqwest's defaults are: what the timers cost;
+//! - `volley-url`: `volley` given the URL parsed once (`client.get(&url)` with a `url::Url`,
+//!   which clones it) instead of a `&str` parsed on every request: what URL parsing costs;
+//! - `reqwest`: tokio's current-thread runtime, `tokio::spawn`, one shared
+//!   `reqwest::Client::new()` (default-features off: plain HTTP/1.1 through hyper);
+//! - `raw` (reference): blocking `std::net` sockets, C connections in lockstep (write one
+//!   fixed request on each, then read each response); no HTTP parsing beyond the length. A
+//!   ceiling for what the server and loopback allow.
+//!
+//! Each client gets a new runtime and client in every round, a warm-up of `--warmup` requests
+//! (default 20 per connection) that opens its connections, then the timed N requests. The
+//! clients take turns, in reverse order in every other round; the summary gives the median
+//! over rounds and the ratios volley/reqwest.
+//!
+//! Options: `-c C` (concurrency, default 50), `-n N` (requests per timed run, default 100000),
+//! `--rounds R` (default 5), `--warmup W` (requests per connection, default 20), `--clients
+//! LIST` (comma-separated, default `volley,reqwest,raw`), `--port P` (use a server already
+//! running on 127.0.0.1:P instead of starting one).
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The one response of the server.
+const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nhello, world\n";
+/// Its body length.
+const BODY_LEN: usize = 13;
+
+struct Args {
+    concurrency: usize,
+    requests: usize,
+    rounds: usize,
+    warmup: usize,
+    clients: Vec<String>,
+    port: Option<u16>,
+    serve: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        concurrency: 50,
+        requests: 100_000,
+        rounds: 5,
+        warmup: 20,
+        clients: vec!["volley".into(), "reqwest".into(), "raw".into()],
+        port: None,
+        serve: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
+        let number = |s: String| s.parse::<usize>().map_err(|e| format!("{s:?}: {e}"));
+        match arg.as_str() {
+            "-c" => args.concurrency = number(value("-c")?)?,
+            "-n" => args.requests = number(value("-n")?)?,
+            "--rounds" => args.rounds = number(value("--rounds")?)?,
+            "--warmup" => args.warmup = number(value("--warmup")?)?,
+            "--clients" => {
+                args.clients = value("--clients")?
+                    .split(',')
+                    .map(str::to_string)
+                    .collect()
+            }
+            "--port" => {
+                let p = value("--port")?;
+                args.port = Some(p.parse().map_err(|e| format!("{p:?}: {e}"))?);
+            }
+            "--serve" => args.serve = true,
+            "-h" | "--help" => {
+                return Err("usage: keepalive [-c C] [-n N] [--rounds R] [--warmup W] \
+                            [--clients volley,volley-nt,volley-url,reqwest,raw] [--port P] | --serve"
+                    .into())
+            }
+            other => return Err(format!("unknown argument {other:?} (try --help)")),
+        }
+    }
+    if args.concurrency == 0 || args.requests < args.concurrency || args.rounds == 0 {
+        return Err("need -c >= 1, -n >= -c and --rounds >= 1".into());
+    }
+    for c in &args.clients {
+        if !["volley", "volley-nt", "volley-url", "reqwest", "raw"].contains(&c.as_str()) {
+            return Err(format!("unknown client {c:?}"));
+        }
+    }
+    Ok(args)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The neutral server.
+
+/// `--serve`: the server, on a tokio multi-thread runtime with one worker; prints its port on
+/// stdout and runs until stdin closes.
+fn serve() -> io::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_io()
+        .build()?;
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+    println!("{}", listener.local_addr()?.port());
+    io::stdout().flush()?;
+    // The accept loop runs on the worker too: `block_on` itself only waits.
+    let accept = rt.spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    tokio::spawn(serve_conn(stream));
+                }
+                Err(e) => eprintln!("keepalive --serve: accept: {e}"),
+            }
+        }
+    });
+    // The parent closes our stdin when it is done (or dies).
+    std::thread::spawn(|| {
+        let _ = io::copy(&mut io::stdin(), &mut io::sink());
+        std::process::exit(0);
+    });
+    let _ = rt.block_on(accept);
+    Ok(())
+}
+
+/// Answers each request head on `stream` with [`RESPONSE`] until the peer closes.
+async fn serve_conn(mut stream: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = stream.set_nodelay(true);
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut out = Vec::with_capacity(4 * RESPONSE.len());
+    // How much of "\r\n\r\n" the bytes so far end with.
+    let mut matched = 0u8;
+    loop {
+        let n = match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        out.clear();
+        for &b in &buf[..n] {
+            matched = match (matched, b) {
+                (0 | 2, b'\r') => matched + 1,
+                (1 | 3, b'\n') => matched + 1,
+                (_, b'\r') => 1,
+                _ => 0,
+            };
+            if matched == 4 {
+                out.extend_from_slice(RESPONSE);
+                matched = 0;
+            }
+        }
+        if !out.is_empty() && stream.write_all(&out).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The server child process.
+struct ServerProcess {
+    child: Child,
+    port: u16,
+}
+
+impl ServerProcess {
+    fn start() -> io::Result<ServerProcess> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .arg("--serve")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let port = line
+            .trim()
+            .parse()
+            .map_err(|_| io::Error::other(format!("server said {line:?}, not a port")))?;
+        Ok(ServerProcess { child, port })
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take()); // EOF: the server exits
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measuring.
+
+/// This process's CPU time: total (ns precision) and user/sys (clock ticks).
+#[derive(Clone, Copy)]
+struct Cpu {
+    total: Duration,
+    user_ticks: u64,
+    sys_ticks: u64,
+}
+
+fn cpu_now() -> Cpu {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    let total = Duration::new(t.tv_sec as u64, t.tv_nsec as u32);
+    // Fields 14 and 15 of /proc/self/stat, counted after the command name's closing paren.
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| fields.get(i).and_then(|f| f.parse().ok()).unwrap_or(0);
+    Cpu {
+        total,
+        user_ticks: tick(11),
+        sys_ticks: tick(12),
+    }
+}
+
+/// One timed run of one client.
+#[derive(Clone, Copy)]
+struct Sample {
+    wall: Duration,
+    cpu: Duration,
+    user_ticks: u64,
+    sys_ticks: u64,
+    requests: usize,
+}
+
+impl Sample {
+    fn rps(&self) -> f64 {
+        self.requests as f64 / self.wall.as_secs_f64()
+    }
+    fn cpu_us_per_req(&self) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / self.requests as f64
+    }
+    fn sys_share(&self) -> f64 {
+        let all = self.user_ticks + self.sys_ticks;
+        if all == 0 {
+            0.0
+        } else {
+            self.sys_ticks as f64 / all as f64
+        }
+    }
+}
+
+/// Times `run`, which must make `requests` requests.
+fn timed(requests: usize, run: impl FnOnce()) -> Sample {
+    let cpu0 = cpu_now();
+    let t0 = Instant::now();
+    run();
+    let wall = t0.elapsed();
+    let cpu1 = cpu_now();
+    Sample {
+        wall,
+        cpu: cpu1.total.saturating_sub(cpu0.total),
+        user_ticks: cpu1.user_ticks - cpu0.user_ticks,
+        sys_ticks: cpu1.sys_ticks - cpu0.sys_ticks,
+        requests,
+    }
+}
+
+/// Splits `total` requests between `tasks` tasks.
+fn shares(total: usize, tasks: usize) -> impl Iterator<Item = usize> {
+    (0..tasks).map(move |i| total / tasks + usize::from(i < total % tasks))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The clients.
+
+fn run_volley(url: &str, args: &Args, timeouts: bool, parsed: bool) -> Sample {
+    let rt = volley::Runtime::new().expect("volley runtime");
+    let client = match timeouts {
+        true => volley::Client::new(),
+        false => volley::Client::builder()
+            .timeout(None)
+            .read_timeout(None)
+            .connect_timeout(None)
+            .build(),
+    };
+    let batch = |total: usize| {
+        rt.block_on(async {
+            let tasks: Vec<_> = shares(total, args.concurrency)
+                .map(|count| {
+                    let client = client.clone();
+                    let url = url.to_string();
+                    let parsed_url = parsed.then(|| url::Url::parse(&url).expect("url"));
+                    volley::spawn(async move {
+                        for _ in 0..count {
+                            let request = match &parsed_url {
+                                Some(u) => client.get(u),
+                                None => client.get(&url),
+                            };
+                            let body = request.send().await?.bytes().await?;
+                            assert_eq!(body.len(), BODY_LEN);
+                        }
+                        Ok::<(), volley::Error>(())
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.expect("volley task").expect("volley request");
+            }
+        })
+    };
+    batch(args.warmup * args.concurrency);
+    timed(args.requests, || batch(args.requests))
+}
+
+fn run_reqwest(url: &str, args: &Args) -> Sample {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let client = reqwest::Client::new();
+    let batch = |total: usize| {
+        rt.block_on(async {
+            let tasks: Vec<_> = shares(total, args.concurrency)
+                .map(|count| {
+                    let client = client.clone();
+                    let url = url.to_string();
+                    tokio::spawn(async move {
+                        for _ in 0..count {
+                            let body = client.get(&url).send().await?.bytes().await?;
+                            assert_eq!(body.len(), BODY_LEN);
+                        }
+                        Ok::<(), reqwest::Error>(())
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.expect("reqwest task").expect("reqwest request");
+            }
+        })
+    };
+    batch(args.warmup * args.concurrency);
+    timed(args.requests, || batch(args.requests))
+}
+
+fn run_raw(port: u16, args: &Args) -> Sample {
+    let request = format!(
+        "GET / HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nuser-agent: raw\r\naccept: */*\r\n\r\n"
+    );
+    let mut conns: Vec<TcpStream> = (0..args.concurrency)
+        .map(|_| {
+            let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+            s.set_nodelay(true).expect("nodelay");
+            s
+        })
+        .collect();
+    let mut buf = [0u8; 256];
+    let mut batch = |total: usize| {
+        let mut left = total;
+        while left > 0 {
+            let k = left.min(conns.len());
+            for conn in &mut conns[..k] {
+                conn.write_all(request.as_bytes()).expect("write");
+            }
+            for conn in &mut conns[..k] {
+                let mut got = 0;
+                while got < RESPONSE.len() {
+                    match conn.read(&mut buf[got..]).expect("read") {
+                        0 => panic!("server closed"),
+                        n => got += n,
+                    }
+                }
+                assert_eq!(&buf[..got], RESPONSE);
+            }
+            left -= k;
+        }
+    };
+    batch(args.warmup * args.concurrency);
+    timed(args.requests, || batch(args.requests))
+}
+
+fn run_client(name: &str, port: u16, args: &Args) -> Sample {
+    let url = format!("http://127.0.0.1:{port}/");
+    match name {
+        "volley" => run_volley(&url, args, true, false),
+        "volley-nt" => run_volley(&url, args, false, false),
+        "volley-url" => run_volley(&url, args, true, true),
+        "reqwest" => run_reqwest(&url, args),
+        "raw" => run_raw(port, args),
+        other => unreachable!("client {other}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("keepalive: {e}");
+            std::process::exit(2);
+        }
+    };
+    if args.serve {
+        if let Err(e) = serve() {
+            eprintln!("keepalive --serve: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+
+    let server = match args.port {
+        Some(_) => None,
+        None => Some(ServerProcess::start().expect("start the server process")),
+    };
+    let port = args.port.or(server.as_ref().map(|s| s.port)).expect("port");
+    println!(
+        "keep-alive GET, 13-byte body, 127.0.0.1:{port}; -c {} -n {} --rounds {} --warmup {}; \
+         server: {}",
+        args.concurrency,
+        args.requests,
+        args.rounds,
+        args.warmup,
+        match &server {
+            Some(s) => format!("child pid {} (tokio::net, 1 worker)", s.child.id()),
+            None => "external".into(),
+        }
+    );
+    println!(
+        "cores {}, loadavg at start {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        loadavg()
+    );
+    println!();
+    println!(
+        "{:>5}  {:<10} {:>10} {:>8} {:>12} {:>8} {:>6}",
+        "round", "client", "req/s", "wall s", "cpu us/req", "cpu/wall", "sys%"
+    );
+
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); args.clients.len()];
+    for round in 0..args.rounds {
+        let mut order: Vec<usize> = (0..args.clients.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for i in order {
+            let s = run_client(&args.clients[i], port, &args);
+            println!(
+                "{:>5}  {:<10} {:>10.0} {:>8.3} {:>12.2} {:>7.0}% {:>5.0}%",
+                round + 1,
+                args.clients[i],
+                s.rps(),
+                s.wall.as_secs_f64(),
+                s.cpu_us_per_req(),
+                100.0 * s.cpu.as_secs_f64() / s.wall.as_secs_f64(),
+                100.0 * s.sys_share(),
+            );
+            samples[i].push(s);
+        }
+    }
+
+    println!();
+    println!(
+        "medians over {} rounds (loadavg at end {})",
+        args.rounds,
+        loadavg()
+    );
+    println!(
+        "  {:<10} {:>10} {:>10} {:>10} {:>12} {:>6}",
+        "client", "req/s", "min", "max", "cpu us/req", "sys%"
+    );
+    for (name, s) in args.clients.iter().zip(&samples) {
+        let rps: Vec<f64> = s.iter().map(Sample::rps).collect();
+        println!(
+            "  {:<10} {:>10.0} {:>10.0} {:>10.0} {:>12.2} {:>5.0}%",
+            name,
+            median(rps.clone()),
+            rps.iter().copied().fold(f64::INFINITY, f64::min),
+            rps.iter().copied().fold(0.0, f64::max),
+            median(s.iter().map(Sample::cpu_us_per_req).collect()),
+            100.0 * median(s.iter().map(Sample::sys_share).collect()),
+        );
+    }
+    let index = |name: &str| args.clients.iter().position(|c| c == name);
+    if let Some(r) = index("reqwest") {
+        for v in ["volley", "volley-nt", "volley-url"] {
+            let Some(v_i) = index(v) else { continue };
+            let paired = |f: fn(&Sample) -> f64| {
+                median(
+                    samples[v_i]
+                        .iter()
+                        .zip(&samples[r])
+                        .map(|(a, b)| f(a) / f(b))
+                        .collect(),
+                )
+            };
+            let of_medians = |f: fn(&Sample) -> f64| {
+                median(samples[v_i].iter().map(f).collect())
+                    / median(samples[r].iter().map(f).collect())
+            };
+            println!(
+                "  {v}/reqwest: req/s {:.3} (ratio of medians; median of per-round ratios {:.3}), \
+                 cpu per request {:.3} ({:.3})",
+                of_medians(Sample::rps),
+                paired(Sample::rps),
+                of_medians(Sample::cpu_us_per_req),
+                paired(Sample::cpu_us_per_req),
+            );
+        }
+    }
+    drop(server);
+}
