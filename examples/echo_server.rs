@@ -31,7 +31,7 @@ use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
-use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+use rustix::process::{getrlimit, Resource};
 use volley::net::ACCEPT_BACKOFF;
 use volley::{Runtime, TcpListener, TcpStream};
 
@@ -91,7 +91,7 @@ fn usage_error(message: &str) -> ExitCode {
 fn serve(addr: SocketAddr) -> ExitCode {
     // Each client costs one descriptor; the usual soft limit of 1024 would stop us near 1,000
     // clients, so take everything the hard limit allows.
-    let fd_limit = raise_fd_limit(None);
+    let fd_limit = raise_fd_limit();
     let run = || -> io::Result<()> {
         let rt = Runtime::new()?;
         rt.block_on(async {
@@ -200,30 +200,22 @@ async fn echo(mut stream: TcpStream) -> io::Result<u64> {
     Ok(echoed)
 }
 
-/// Raises the soft limit on open files to `wanted`, or to the hard limit if `wanted` is `None`
-/// or above it, and returns the soft limit now in force.
+/// Raises the soft limit on open files to the hard limit with [`volley::raise_fd_limit`], says
+/// so, and returns the soft limit now in force (`u64::MAX`: unlimited).
 ///
 /// A process may raise its own soft limit up to its hard limit without privileges.
-fn raise_fd_limit(wanted: Option<u64>) -> u64 {
-    let limit = getrlimit(Resource::Nofile);
-    let soft = limit.current.unwrap_or(u64::MAX);
-    // "Unlimited" is not accepted for open files; 2^20 is Linux's default ceiling (nr_open).
-    let hard = limit.maximum.unwrap_or(1 << 20);
-    let target = wanted.map_or(hard, |wanted| wanted.min(hard));
-    if soft >= target {
-        return soft;
-    }
-    let raised = Rlimit {
-        current: Some(target),
-        maximum: limit.maximum,
-    };
-    match setrlimit(Resource::Nofile, raised) {
-        Ok(()) => {
-            println!("raised the open-file limit from {soft} to {target}");
-            target
+fn raise_fd_limit() -> u64 {
+    let soft = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
+    match volley::raise_fd_limit() {
+        Ok(limit) => {
+            let limit = limit.unwrap_or(u64::MAX);
+            if limit != soft {
+                println!("raised the open-file limit from {soft} to {limit}");
+            }
+            limit
         }
         Err(e) => {
-            eprintln!("could not raise the open-file limit from {soft} to {target}: {e}");
+            eprintln!("could not raise the open-file limit from {soft}: {e}");
             soft
         }
     }
@@ -236,8 +228,7 @@ fn raise_fd_limit(wanted: Option<u64>) -> u64 {
 /// Runs the server and `requested` clients on one runtime and checks every echo.
 fn self_test(requested: usize) -> ExitCode {
     // Every client holds two descriptors: its own socket and the server's side of it.
-    let wanted = 2 * requested as u64 + RESERVED_FDS;
-    let fd_limit = raise_fd_limit(Some(wanted));
+    let fd_limit = raise_fd_limit();
     let fit = usize::try_from(fd_limit.saturating_sub(RESERVED_FDS) / 2).unwrap_or(usize::MAX);
     let clients = requested.min(fit);
     if clients < requested {

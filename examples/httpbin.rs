@@ -73,15 +73,10 @@ fn parse_args() -> Result<Mode, String> {
 
 /// Raises the soft limit on open descriptors to the hard limit; reports the limit in force.
 fn raise_fd_limit() -> Option<u64> {
-    use rustix::process::{getrlimit, setrlimit, Resource};
-    let mut limit = getrlimit(Resource::Nofile);
-    if limit.current < limit.maximum {
-        limit.current = limit.maximum;
-        if setrlimit(Resource::Nofile, limit).is_err() {
-            return getrlimit(Resource::Nofile).current;
-        }
+    match volley::raise_fd_limit() {
+        Ok(limit) => limit,
+        Err(_) => rustix::process::getrlimit(rustix::process::Resource::Nofile).current,
     }
-    limit.current
 }
 
 fn main() -> ExitCode {

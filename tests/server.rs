@@ -236,16 +236,6 @@ fn fnv1a64(data: &[u8]) -> u64 {
     })
 }
 
-/// Raises the soft open-file limit to at least `want` (within the hard limit).
-fn raise_fd_limit(want: u64) {
-    use rustix::process::{getrlimit, setrlimit, Resource};
-    let mut limit = getrlimit(Resource::Nofile);
-    if limit.current.is_some_and(|c| c < want) {
-        limit.current = Some(limit.maximum.map_or(want, |max| max.min(want)));
-        let _ = setrlimit(Resource::Nofile, limit);
-    }
-}
-
 /// `/get` echoes args (repeated keys as arrays), Title-Case headers, origin and url, with the
 /// server's standard headers.
 #[test]
@@ -811,7 +801,7 @@ fn fault_informational() {
 #[test]
 fn thousand_concurrent_delays() {
     const CLIENTS: usize = 1000;
-    raise_fd_limit(2 * CLIENTS as u64 + 256);
+    volley::raise_fd_limit().expect("raise the open-file limit");
     let _dog = watchdog("thousand_concurrent_delays", 90);
     let rt = Runtime::new().unwrap();
     let stats = rt.block_on(async {

@@ -224,26 +224,19 @@ pub async fn yield_now() {
     .await
 }
 
-/// Raises the soft `RLIMIT_NOFILE` to at least `wanted` (within the hard limit), for tests
-/// that hold thousands of sockets. Panics with a clear message if the hard limit is lower.
+/// Makes sure the soft `RLIMIT_NOFILE` is at least `wanted`, for tests that hold thousands of
+/// sockets: [`volley::raise_fd_limit`] lifts it to the hard limit. Panics with a clear message
+/// if that is still lower.
 pub fn raise_fd_limit(wanted: u64) {
-    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
-    let limit = getrlimit(Resource::Nofile);
-    match limit.current {
-        Some(cur) if cur < wanted => {}
-        _ => return, // unlimited, or high enough already
-    }
-    let hard = limit.maximum.unwrap_or(u64::MAX);
+    use rustix::process::{getrlimit, Resource};
+    // `None`: unlimited. If raising fails, what is in force may still be enough.
+    let limit = match volley::raise_fd_limit() {
+        Ok(limit) => limit,
+        Err(_) => getrlimit(Resource::Nofile).current,
+    };
+    let limit = limit.unwrap_or(u64::MAX);
     assert!(
-        hard >= wanted,
-        "this test needs {wanted} file descriptors; the hard RLIMIT_NOFILE is {hard}"
+        limit >= wanted,
+        "this test needs {wanted} file descriptors; the hard RLIMIT_NOFILE is {limit}"
     );
-    setrlimit(
-        Resource::Nofile,
-        Rlimit {
-            current: Some(wanted),
-            maximum: limit.maximum,
-        },
-    )
-    .expect("raise RLIMIT_NOFILE");
 }
