@@ -1,27 +1,15 @@
 //! The batch API: ordering, the global and per-host caps (counted at the server), the queue
 //! timeout, progress, timings, and failures that stay contained.
 
+mod util;
+
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
+use util::with_server;
 use volley::server::Server;
 use volley::{Client, ErrorKind, Phase, Runtime};
-
-/// Runs `f` with a fresh embedded server, bounded so a hang fails instead of stalling.
-fn with_server<F, Fut>(f: F)
-where
-    F: FnOnce(Server) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let rt = Runtime::new().unwrap();
-    rt.block_on(async {
-        let server = Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        volley::timeout(Duration::from_secs(60), f(server))
-            .await
-            .expect("test timed out");
-    });
-}
 
 /// Results come back in input order, each with its own response.
 #[test]

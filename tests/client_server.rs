@@ -1,26 +1,12 @@
 //! The client against the embedded httpbin-like server: many requests at once, redirects and
 //! their credential rules, bodies checked by checksum, and the server's fault endpoints.
 
-use std::time::Duration;
+mod util;
 
+
+use util::with_server;
 use volley::server::{seeded_bytes, Server};
-use volley::{redirect, Client, ErrorKind, Phase, Runtime};
-
-/// Runs `f` on a fresh runtime with a fresh embedded server.
-fn with_server<F, Fut>(f: F)
-where
-    F: FnOnce(Server) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let rt = Runtime::new().unwrap();
-    rt.block_on(async {
-        let server = Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        // Bound every test: a hang fails it instead of stalling the suite.
-        volley::timeout(Duration::from_secs(30), f(server))
-            .await
-            .expect("test timed out");
-    });
-}
+use volley::{redirect, Client, ErrorKind, Phase};
 
 /// 1,000 concurrent GETs of `/delay/0.1` on one runtime all succeed, over a bounded number
 /// of connections that are then reused.

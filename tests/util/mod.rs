@@ -240,3 +240,19 @@ pub fn raise_fd_limit(wanted: u64) {
         "this test needs {wanted} file descriptors; the hard RLIMIT_NOFILE is {limit}"
     );
 }
+
+/// Runs `f` on a fresh runtime with a fresh embedded server, bounded to 60 s so that a hang
+/// fails the test instead of stalling the suite.
+pub fn with_server<F, Fut>(f: F)
+where
+    F: FnOnce(volley::server::Server) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let server = volley::server::Server::bind(local()).unwrap();
+        volley::timeout(Duration::from_secs(60), f(server))
+            .await
+            .expect("test timed out");
+    });
+}
