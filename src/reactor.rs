@@ -194,8 +194,8 @@ impl Reactor {
     }
 }
 
-/// A source's place in the reactor. Dropping it without [`Registration::deregister`] only
-/// frees the slot; the owner of the source deregisters the source itself.
+/// A source's place in the reactor. Dropping it frees the slot and bumps its generation; the
+/// owner closes the source, which takes it out of the epoll set.
 #[derive(Debug)]
 pub(crate) struct Registration {
     reactor: Rc<Reactor>,
@@ -268,11 +268,6 @@ impl Registration {
     /// Marks `dir` ready, so that the next operation is tried without waiting for an event.
     pub(crate) fn set_ready(&self, dir: Direction) {
         self.reactor.slab.borrow_mut().slots[self.index].readiness |= dir.bit();
-    }
-
-    /// Removes `source` from the poll. Call before closing it.
-    pub(crate) fn deregister(&self, source: &mut impl Source) -> io::Result<()> {
-        self.reactor.registry.deregister(source)
     }
 }
 

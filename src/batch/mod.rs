@@ -188,7 +188,8 @@ where
     /// Runs the batch and returns every result in input order, with the summary.
     pub async fn run(self) -> BatchReport {
         let mut stream = self.stream();
-        let mut results: Vec<Option<FetchResult>> = Vec::new();
+        let mut results: Vec<Option<FetchResult>> =
+            Vec::with_capacity(stream.summary.total.unwrap_or(0));
         while let Some(result) = stream.next().await {
             let index = result.index;
             if results.len() <= index {
@@ -725,7 +726,6 @@ where
         let state = self.state.clone();
         let keep = self.keep_bodies;
         let handle = crate::spawn(async move {
-            let url = request.url().clone();
             let clock = Clock::start();
             let outcome = fetch(&client, request.clone(), clock, keep).await;
             let mut state = state.borrow_mut();
@@ -760,7 +760,7 @@ where
                     timings.queued = queued;
                     state.finished.push_back(FetchResult {
                         index,
-                        url: Some(url),
+                        url: Some(request.url().clone()),
                         outcome,
                         timings,
                     });
@@ -803,12 +803,13 @@ async fn fetch(
     let body = response.read_all(keep).await;
     let timings = response.timings();
     let (body, body_len) = body.map_err(|e| (e, timings))?;
+    let (status, version, headers, final_url) = response.into_head();
     Ok((
         Fetched {
-            status: response.status(),
-            version: response.version(),
-            headers: response.headers().clone(),
-            final_url: response.url().clone(),
+            status,
+            version,
+            headers,
+            final_url,
             body: Bytes::from(body),
             body_len,
         },

@@ -74,6 +74,23 @@ impl ReadBuf {
         stream: &mut TcpStream,
         max_size: usize,
     ) -> Poll<io::Result<usize>> {
+        if self.data.is_empty() {
+            // No heap buffer until bytes arrive: ten thousand connections waiting on slow
+            // servers then hold none. The first read lands on the stack and is copied once.
+            let mut first = [0u8; INITIAL_BUFFER];
+            return match stream.poll_read(cx, &mut first) {
+                Poll::Ready(Ok(n)) => {
+                    if n > 0 {
+                        self.data = vec![0; INITIAL_BUFFER];
+                        self.data[..n].copy_from_slice(&first[..n]);
+                        self.start = 0;
+                        self.end = n;
+                    }
+                    Poll::Ready(Ok(n))
+                }
+                other => other,
+            };
+        }
         if self.end == self.data.len() {
             if self.start > 0 {
                 self.data.copy_within(self.start..self.end, 0);

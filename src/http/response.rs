@@ -152,6 +152,18 @@ impl Response {
         }
     }
 
+    /// The status, version, headers and final URL, moved out (for a batch's result, once
+    /// the body has been read).
+    pub(crate) fn into_head(self) -> (StatusCode, Version, HeaderMap, Url) {
+        let ResponseHead {
+            status,
+            version,
+            headers,
+            ..
+        } = self.head;
+        (status, version, headers, self.url)
+    }
+
     /// Reads the rest of the body; keeps it if `keep`, else only counts it (reusing one
     /// buffer, so a discarded body costs no allocation per read). Returns the body and its
     /// length.

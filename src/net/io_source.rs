@@ -8,7 +8,9 @@ use mio::event::Source;
 
 use crate::reactor::{Direction, Registration};
 
-/// A mio source registered with the reactor on first use and deregistered on drop.
+/// A mio source registered with the reactor on first use. Dropping it closes the source (which
+/// removes it from epoll) and then frees its reactor slot: `io` is declared first, so it drops
+/// first.
 #[derive(Debug)]
 pub(crate) struct IoSource<S: Source> {
     io: S,
@@ -92,11 +94,8 @@ impl<S: Source> IoSource<S> {
     }
 }
 
-impl<S: Source> Drop for IoSource<S> {
-    fn drop(&mut self) {
-        if let Some(registration) = &self.registration {
-            // Deregistering fails only if the fd was never registered; nothing to undo then.
-            let _ = registration.deregister(&mut self.io);
-        }
-    }
-}
+// No `Drop` that calls `epoll_ctl(DEL)`: closing the descriptor, which dropping `io` does
+// right after, removes it from the epoll set, and the `Registration` frees the slot and bumps
+// its generation, so an event already queued for it is ignored. That saves a syscall per
+// connection. (A descriptor duplicated behind our back would keep its epoll entry until the
+// duplicate closes; its events would carry the stale generation and be ignored too.)
