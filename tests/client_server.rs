@@ -3,7 +3,6 @@
 
 mod util;
 
-
 use util::with_server;
 use volley::server::{seeded_bytes, Server};
 use volley::{redirect, Client, ErrorKind, Phase};
