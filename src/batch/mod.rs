@@ -727,7 +727,7 @@ where
         let keep = self.keep_bodies;
         let handle = crate::spawn(async move {
             let clock = Clock::start();
-            let outcome = fetch(&client, request.clone(), clock, keep).await;
+            let outcome = fetch(&client, &request, clock, keep).await;
             let mut state = state.borrow_mut();
             let state = &mut *state;
             state.in_flight -= 1;
@@ -784,7 +784,7 @@ fn is_exhausted(e: &Error) -> bool {
 /// Sends one request and reads its body. The error carries the timings so far.
 async fn fetch(
     client: &Client,
-    request: Request,
+    request: &Request,
     clock: Clock,
     keep: bool,
 ) -> Result<(Fetched, Timings), (Error, Timings)> {
@@ -797,7 +797,7 @@ async fn fetch(
         (e, timings)
     };
     let mut response = client
-        .execute_request(request, clock)
+        .execute_request(std::borrow::Cow::Borrowed(request), clock)
         .await
         .map_err(failed)?;
     let body = response.read_all(keep).await;

@@ -5,6 +5,7 @@
 //! connection or resolves and connects, writes the request, and reads the head; a redirect
 //! starts the next hop.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
@@ -185,22 +186,27 @@ impl Client {
     /// Sends `request`, follows redirects per the policy, and returns the final response once
     /// its head has arrived.
     pub fn execute(&self, request: Request) -> impl Future<Output = Result<Response, Error>> + '_ {
-        self.execute_request(request, Clock::start())
+        self.execute_request(Cow::Owned(request), Clock::start())
     }
 
     pub(crate) async fn execute_request(
         &self,
-        request: Request,
+        request: Cow<'_, Request>,
         mut clock: Clock,
     ) -> Result<Response, Error> {
         let config = &self.inner.config;
-        let Request {
-            mut method,
-            mut url,
-            headers: own_headers,
-            mut body,
-            timeout,
-        } = request;
+        // An owned request gives up its parts; a borrowed one (a batch keeps its requests, to
+        // send one again if no descriptor was free) is copied as far as a redirect may change it.
+        let (mut method, mut url, own_headers, mut body, timeout) = match request {
+            Cow::Owned(r) => (r.method, r.url, Cow::Owned(r.headers), r.body, r.timeout),
+            Cow::Borrowed(r) => (
+                r.method.clone(),
+                r.url.clone(),
+                Cow::Borrowed(&r.headers),
+                r.body.clone(),
+                r.timeout,
+            ),
+        };
         let deadlines = Deadlines::start(
             timeout.or(config.timeout),
             config.connect_timeout,
@@ -210,7 +216,14 @@ impl Client {
         for name in own_headers.keys() {
             headers.remove(name);
         }
-        headers.extend(own_headers);
+        match own_headers {
+            Cow::Owned(own) => headers.extend(own),
+            Cow::Borrowed(own) => {
+                for (name, value) in own {
+                    headers.append(name.clone(), value.clone());
+                }
+            }
+        }
         let mut followed = 0;
         loop {
             let response = self
@@ -653,7 +666,9 @@ impl RequestBuilder {
     /// Sends the request and waits for the final response head.
     pub async fn send(self) -> Result<Response, Error> {
         let request = self.request?;
-        self.client.execute_request(request, Clock::start()).await
+        self.client
+            .execute_request(Cow::Owned(request), Clock::start())
+            .await
     }
 }
 
