@@ -56,12 +56,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use volley_peers::{loadavg, median, ServerProcess};
 
 /// The delay server's response body.
 const BODY: &[u8] = b"ok";
@@ -290,46 +292,6 @@ async fn serve_conn(mut stream: tokio::net::TcpStream) {
             Ok(0) | Err(_) => return,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
-    }
-}
-
-struct ServerProcess {
-    child: Child,
-    ports: Vec<u16>,
-}
-
-impl ServerProcess {
-    fn start() -> io::Result<ServerProcess> {
-        let mut child = Command::new(std::env::current_exe()?)
-            .arg("--serve")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()?;
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        let ports = line
-            .trim()
-            .split(',')
-            .map(|p| p.parse::<u16>())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| io::Error::other(format!("server said {line:?}, not ports")))?;
-        Ok(ServerProcess { child, ports })
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        drop(self.child.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -732,25 +694,6 @@ fn run_child(
     })
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n == 0 {
-        return f64::NAN;
-    }
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
-}
-
 /// `wrk -t1 -c50 -d5s URL`'s requests per second, if wrk runs.
 fn wrk(url: &str) -> Option<f64> {
     let out = Command::new("wrk")
@@ -829,7 +772,7 @@ fn orchestrate(args: &Args) {
     println!(
         "delay server: child pid {} on 127.0.0.1 ports {:?} (tokio::net, 1 worker, backlog \
          min(65535, somaxconn = {}))",
-        server.child.id(),
+        server.pid(),
         server.ports,
         std::fs::read_to_string("/proc/sys/net/core/somaxconn")
             .unwrap_or_default()

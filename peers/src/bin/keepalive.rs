@@ -44,10 +44,11 @@
 //! LIST` (comma-separated, default `volley,reqwest,raw`), `--port P` (use a server already
 //! running on 127.0.0.1:P instead of starting one).
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use volley_peers::{loadavg, median, ServerProcess};
 
 /// The one response of the server.
 const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nhello, world\n";
@@ -175,45 +176,6 @@ async fn serve_conn(mut stream: tokio::net::TcpStream) {
         if !out.is_empty() && stream.write_all(&out).await.is_err() {
             return;
         }
-    }
-}
-
-/// The server child process.
-struct ServerProcess {
-    child: Child,
-    port: u16,
-}
-
-impl ServerProcess {
-    fn start() -> io::Result<ServerProcess> {
-        let mut child = Command::new(std::env::current_exe()?)
-            .arg("--serve")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()?;
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        let port = line
-            .trim()
-            .parse()
-            .map_err(|_| io::Error::other(format!("server said {line:?}, not a port")))?;
-        Ok(ServerProcess { child, port })
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        drop(self.child.stdin.take()); // EOF: the server exits
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -413,22 +375,6 @@ fn run_client(name: &str, port: u16, args: &Args) -> Sample {
 
 // ---------------------------------------------------------------------------------------------
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
-}
-
 fn main() {
     let args = match parse_args() {
         Ok(args) => args,
@@ -449,7 +395,10 @@ fn main() {
         Some(_) => None,
         None => Some(ServerProcess::start().expect("start the server process")),
     };
-    let port = args.port.or(server.as_ref().map(|s| s.port)).expect("port");
+    let port = args
+        .port
+        .or(server.as_ref().map(|s| s.ports[0]))
+        .expect("port");
     println!(
         "keep-alive GET, 13-byte body, 127.0.0.1:{port}; -c {} -n {} --rounds {} --warmup {}; \
          server: {}",
@@ -458,7 +407,7 @@ fn main() {
         args.rounds,
         args.warmup,
         match &server {
-            Some(s) => format!("child pid {} (tokio::net, 1 worker)", s.child.id()),
+            Some(s) => format!("child pid {} (tokio::net, 1 worker)", s.pid()),
             None => "external".into(),
         }
     );

@@ -1,0 +1,79 @@
+//! What the comparison binaries share: the neutral server run as a child process of the
+//! binary itself, and the statistics they report.
+
+#![forbid(unsafe_code)]
+
+use std::io::{self, BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary's own `--serve` mode, running in a child process so that the client's CPU time
+/// and memory are its own. The child prints its ports, comma-separated, on one line; it exits
+/// when its standard input closes.
+pub struct ServerProcess {
+    child: Child,
+    /// The ports the server listens on.
+    pub ports: Vec<u16>,
+}
+
+impl ServerProcess {
+    /// The server process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Starts `current_exe --serve` and reads the ports it listens on.
+    pub fn start() -> io::Result<ServerProcess> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .arg("--serve")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let ports = line
+            .trim()
+            .split(',')
+            .map(|p| p.parse::<u16>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| io::Error::other(format!("server said {line:?}, not ports")))?;
+        Ok(ServerProcess { child, ports })
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take()); // EOF: the server exits
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The median (NaN if empty).
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// The load averages from `/proc/loadavg`, for the report.
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
