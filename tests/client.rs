@@ -2,6 +2,8 @@
 //! bad, delivered whole and one byte at a time, plus keep-alive reuse and the stale-connection
 //! retry. The server here is a few lines on the same runtime, so each byte is under control.
 
+mod util;
+
 use std::cell::Cell;
 use std::future::poll_fn;
 use std::net::SocketAddr;
@@ -9,6 +11,7 @@ use std::rc::Rc;
 use std::task::Poll;
 use std::time::Duration;
 
+use util::text_of;
 use volley::{Client, ErrorKind, Phase, Runtime, TcpListener, TcpStream};
 
 /// What the scripted server does with each connection it accepts.
@@ -22,6 +25,18 @@ struct Script {
     close: bool,
     /// Wait this long between pieces (instead of just yielding).
     pause: Duration,
+}
+
+impl Script {
+    /// Replies whole, keeps the connection open, no pauses.
+    fn answering(replies: Vec<&'static [u8]>) -> Script {
+        Script {
+            replies,
+            piece: 0,
+            close: false,
+            pause: Duration::ZERO,
+        }
+    }
 }
 
 /// Lets the loop turn once, so the peer can read what was written.
@@ -214,7 +229,7 @@ fn trailers_and_streaming_chunks() {
     let rt = Runtime::new().unwrap();
     rt.block_on(async {
         let raw: &'static [u8] = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n3\r\ndef\r\n0\r\nX-Checksum: 42\r\n\r\n";
-        let (addr, _) = serve(Script { replies: vec![raw], piece: 0, close: false, pause: Duration::ZERO });
+        let (addr, _) = serve(Script::answering(vec![raw]));
         let client = Client::new();
         let mut resp = client.get(format!("http://{addr}/")).send().await.unwrap();
         assert!(resp.trailers().is_none());
@@ -234,22 +249,10 @@ fn keep_alive_reuses_the_connection() {
     let rt = Runtime::new().unwrap();
     rt.block_on(async {
         let ok: &'static [u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-        let (addr, accepted) = serve(Script {
-            replies: vec![ok, ok, ok],
-            piece: 0,
-            close: false,
-            pause: Duration::ZERO,
-        });
+        let (addr, accepted) = serve(Script::answering(vec![ok, ok, ok]));
         let client = Client::new();
         for _ in 0..3 {
-            let body = client
-                .get(format!("http://{addr}/"))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            let body = text_of(client.get(format!("http://{addr}/"))).await;
             assert_eq!(body, "ok");
         }
         assert_eq!(accepted.get(), 1);
@@ -300,14 +303,7 @@ fn reused_connection_failing_before_response_is_retried() {
         });
         let client = Client::new();
         for _ in 0..2 {
-            let body = client
-                .get(format!("http://{addr}/"))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            let body = text_of(client.get(format!("http://{addr}/"))).await;
             assert_eq!(body, "ok");
         }
         assert_eq!(
@@ -344,12 +340,7 @@ fn post_is_not_retried() {
 fn stalled_head_times_out_in_its_phase() {
     let rt = Runtime::new().unwrap();
     rt.block_on(async {
-        let (addr, _) = serve(Script {
-            replies: vec![b""],
-            piece: 0,
-            close: false,
-            pause: Duration::ZERO,
-        });
+        let (addr, _) = serve(Script::answering(vec![b""]));
         let client = Client::builder()
             .read_timeout(Duration::from_millis(200))
             .build();
@@ -463,12 +454,7 @@ fn fixed_mappings_and_localhost_resolve() {
     let rt = Runtime::new().unwrap();
     rt.block_on(async {
         let ok: &'static [u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-        let (addr, _) = serve(Script {
-            replies: vec![ok, ok],
-            piece: 0,
-            close: false,
-            pause: Duration::ZERO,
-        });
+        let (addr, _) = serve(Script::answering(vec![ok, ok]));
         let client = Client::builder()
             .resolve("volley.test", "127.0.0.1:1".parse().unwrap())
             .build();
@@ -503,7 +489,7 @@ fn body_over_the_limit_is_refused() {
         );
         let chunked: &'static [u8] = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n60\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n60\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n0\r\n\r\n";
         for reply in [long, chunked] {
-            let (addr, _) = serve(Script { replies: vec![reply], piece: 0, close: false, pause: Duration::ZERO });
+            let (addr, _) = serve(Script::answering(vec![reply]));
             let client = Client::builder().max_body_size(100).build();
             let err = client.get(format!("http://{addr}/")).send().await.unwrap().bytes().await.unwrap_err();
             assert_eq!(err.kind(), &ErrorKind::TooLarge { what: volley::Limit::Body, limit: 100 }, "{err}");
@@ -524,12 +510,7 @@ fn head_over_the_limit_is_refused_early() {
                 .concat()
                 .into_boxed_slice(),
         );
-        let (addr, _) = serve(Script {
-            replies: vec![big],
-            piece: 0,
-            close: false,
-            pause: Duration::ZERO,
-        });
+        let (addr, _) = serve(Script::answering(vec![big]));
         let client = Client::builder()
             .max_response_header_size(4096)
             .read_timeout(Duration::from_secs(10))
@@ -575,12 +556,7 @@ fn stalled_body_times_out_in_its_phase() {
     let rt = Runtime::new().unwrap();
     rt.block_on(async {
         let partial: &'static [u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly some";
-        let (addr, _) = serve(Script {
-            replies: vec![partial],
-            piece: 0,
-            close: false,
-            pause: Duration::ZERO,
-        });
+        let (addr, _) = serve(Script::answering(vec![partial]));
         let client = Client::builder()
             .read_timeout(Duration::from_millis(200))
             .build();
@@ -639,7 +615,7 @@ fn text_uses_the_declared_charset() {
     let rt = Runtime::new().unwrap();
     rt.block_on(async {
         let latin1: &'static [u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=ISO-8859-1\r\nContent-Length: 5\r\n\r\ncaf\xe9!";
-        let (addr, _) = serve(Script { replies: vec![latin1], piece: 0, close: false, pause: Duration::ZERO });
+        let (addr, _) = serve(Script::answering(vec![latin1]));
         let text = Client::new().get(format!("http://{addr}/")).send().await.unwrap().text().await.unwrap();
         assert_eq!(text, "café!");
     });
@@ -690,12 +666,7 @@ fn idle_connections_expire() {
     let rt = Runtime::new().unwrap();
     rt.block_on(async {
         let ok: &'static [u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-        let (addr, accepted) = serve(Script {
-            replies: vec![ok, ok],
-            piece: 0,
-            close: false,
-            pause: Duration::ZERO,
-        });
+        let (addr, accepted) = serve(Script::answering(vec![ok, ok]));
         let client = Client::builder()
             .pool_idle_timeout(Duration::from_millis(50))
             .build();
@@ -728,12 +699,7 @@ fn next_address_is_tried_after_a_refusal() {
     let rt = Runtime::new().unwrap();
     rt.block_on(async {
         let ok: &'static [u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-        let (addr, _) = serve(Script {
-            replies: vec![ok],
-            piece: 0,
-            close: false,
-            pause: Duration::ZERO,
-        });
+        let (addr, _) = serve(Script::answering(vec![ok]));
         // Nothing listens on 127.0.0.2 at this port: the server bound 127.0.0.1 only.
         let client = Client::builder()
             .resolve("two.test", "127.0.0.2:0".parse().unwrap())

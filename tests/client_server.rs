@@ -3,7 +3,7 @@
 
 mod util;
 
-use util::with_server;
+use util::{text_of, with_server};
 use volley::server::{seeded_bytes, Server};
 use volley::{redirect, Client, ErrorKind, Phase};
 
@@ -129,26 +129,10 @@ fn redirects_rewrite_the_method_per_status() {
     with_server(|server| async move {
         let client = Client::new();
         let to = |code: u16| server.url(&format!("/redirect-to?url=/anything&status_code={code}"));
-        let json = client
-            .post(to(303))
-            .body("payload")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let json = text_of(client.post(to(303)).body("payload")).await;
         assert!(json.contains("\"method\": \"GET\""), "{json}");
         assert!(!json.contains("payload"), "{json}");
-        let json = client
-            .post(to(307))
-            .body("payload")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let json = text_of(client.post(to(307)).body("payload")).await;
         assert!(json.contains("\"method\": \"POST\""), "{json}");
         assert!(json.contains("\"data\": \"payload\""), "{json}");
     });
@@ -312,14 +296,7 @@ fn error_statuses_are_responses() {
 fn text_decodes_utf8() {
     with_server(|server| async move {
         let client = Client::new();
-        let utf8 = client
-            .get(server.url("/encoding/utf8"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let utf8 = text_of(client.get(server.url("/encoding/utf8"))).await;
         assert!(
             utf8.contains("größeren") && utf8.contains("Ξεσκεπάζω"),
             "{utf8}"

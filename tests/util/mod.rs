@@ -256,3 +256,8 @@ where
             .expect("test timed out");
     });
 }
+
+/// Sends `request` and returns the body as text, failing the test on any error.
+pub async fn text_of(request: volley::RequestBuilder) -> String {
+    request.send().await.unwrap().text().await.unwrap()
+}
