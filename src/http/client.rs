@@ -306,15 +306,15 @@ impl Client {
             body.map(|b| b.len() as u64),
         )
         .map_err(|e| Error::new(Kind::InvalidRequest(e.to_string())).with_url(url))?;
-        let mut parts: Vec<&[u8]> = Vec::with_capacity(2);
-        match body {
-            Some(b) if b.len() <= JOIN_BODY_LIMIT => head.extend_from_slice(b),
-            _ => {}
-        }
-        parts.push(&head);
-        if let Some(b) = body.filter(|b| b.len() > JOIN_BODY_LIMIT) {
-            parts.push(b);
-        }
+        // A small body joins the head in one write; a large one follows it.
+        let parts: [&[u8]; 2] = match body {
+            Some(b) if b.len() <= JOIN_BODY_LIMIT => {
+                head.extend_from_slice(b);
+                [&head, &[]]
+            }
+            Some(b) => [&head, b],
+            None => [&head, &[]],
+        };
         let key = pool_key(url)?;
         let client_closes = has_token(headers, &CONNECTION, "close");
         let idempotent = is_idempotent(method);
@@ -396,11 +396,7 @@ fn is_idempotent(method: &Method) -> bool {
 
 fn pool_key(url: &Url) -> Result<PoolKey, Error> {
     match (url.host_str(), url.port_or_known_default()) {
-        (Some(host), Some(port)) => Ok(PoolKey {
-            scheme: url.scheme().to_owned(),
-            host: host.to_owned(),
-            port,
-        }),
+        (Some(host), Some(port)) => Ok(PoolKey::new(url.scheme(), host, port)),
         _ => Err(Error::new(Kind::InvalidUrl(url.to_string()))),
     }
 }

@@ -5,6 +5,8 @@
 //! with `Content-Length`. Header names and values come from the `http` crate, which refuses
 //! CR, LF and NUL; the request target is checked here too, so none of them reach the wire.
 
+use std::io::Write as _;
+
 use http::header::{CONTENT_LENGTH, HOST};
 use http::{HeaderMap, Method};
 use url::Url;
@@ -59,7 +61,7 @@ pub(crate) fn encode_head(
         out.extend_from_slice(host.as_bytes());
         if let Some(port) = url.port() {
             out.push(b':');
-            out.extend_from_slice(port.to_string().as_bytes());
+            let _ = write!(out, "{port}");
         }
         out.extend_from_slice(b"\r\n");
     }
@@ -74,7 +76,7 @@ pub(crate) fn encode_head(
         match body_len {
             Some(n) if n > 0 || expects_body => {
                 out.extend_from_slice(b"content-length: ");
-                out.extend_from_slice(n.to_string().as_bytes());
+                let _ = write!(out, "{n}");
                 out.extend_from_slice(b"\r\n");
             }
             None if expects_body => out.extend_from_slice(b"content-length: 0\r\n"),

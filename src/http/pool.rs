@@ -12,12 +12,18 @@ use std::time::{Duration, Instant};
 
 use super::conn::Conn;
 
-/// Where a connection goes: scheme, host and port.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct PoolKey {
-    pub(crate) scheme: String,
-    pub(crate) host: String,
-    pub(crate) port: u16,
+/// Where a connection goes: `scheme://host:port`, in one string (one allocation per request;
+/// the response hands the same string back with its connection).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub(crate) struct PoolKey(String);
+
+impl PoolKey {
+    pub(crate) fn new(scheme: &str, host: &str, port: u16) -> PoolKey {
+        use std::fmt::Write;
+        let mut key = String::with_capacity(scheme.len() + host.len() + 9);
+        let _ = write!(key, "{scheme}://{host}:{port}");
+        PoolKey(key)
+    }
 }
 
 #[derive(Debug)]

@@ -298,7 +298,7 @@ impl Body {
         if let Some(conn) = self.conn.take() {
             // Bytes after the body mean the server is out of step with us: don't reuse.
             if self.reusable && conn.buf.is_empty() {
-                self.client.return_conn(self.key.clone(), conn);
+                self.client.return_conn(std::mem::take(&mut self.key), conn);
             }
         }
     }
