@@ -37,8 +37,29 @@ where
     }
 }
 
+/// Futures larger than this many bytes get a box of their own inside the wrapper.
+///
+/// The wrapper `async` block keeps the future it captured and the pinned copy it polls (an
+/// `async` block's captures keep their own storage), so a future stored inline costs twice its
+/// size. A box turns the captured copy into a pointer: for a batch request's 2.7 KB future that
+/// is 2.8 KB per task instead of 5.5 KB, for one more allocation. Small futures stay inline.
+const INLINE_FUTURE_MAX: usize = 256;
+
 /// Wraps `future` and stores it in `executor`.
 pub(crate) fn spawn_on<F>(executor: &crate::executor::Executor, future: F) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    if std::mem::size_of::<F>() > INLINE_FUTURE_MAX {
+        wrap(executor, Box::pin(future))
+    } else {
+        wrap(executor, future)
+    }
+}
+
+/// Wraps `future` in the task wrapper described in the module docs and stores it.
+fn wrap<F>(executor: &crate::executor::Executor, future: F) -> JoinHandle<F::Output>
 where
     F: Future + 'static,
     F::Output: 'static,
