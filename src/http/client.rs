@@ -189,15 +189,19 @@ impl Client {
         self.execute_request(Cow::Owned(request), Clock::start())
     }
 
-    pub(crate) async fn execute_request(
-        &self,
-        request: Cow<'_, Request>,
-        mut clock: Clock,
-    ) -> Result<Response, Error> {
+    /// The request future, written as a plain function that returns an `async move` block: an
+    /// `async fn` keeps each argument twice (the captured one and the local it moves into),
+    /// and this future lives in every in-flight request. The block captures `hop` and works
+    /// on it in place.
+    pub(crate) fn execute_request<'a>(
+        &'a self,
+        request: Cow<'a, Request>,
+        clock: Clock,
+    ) -> impl Future<Output = Result<Response, Error>> + 'a {
         let config = &self.inner.config;
         // An owned request gives up its parts; a borrowed one (a batch keeps its requests, to
         // send one again if no descriptor was free) is copied as far as a redirect may change it.
-        let (mut method, mut url, own_headers, mut body, timeout) = match request {
+        let (method, url, own_headers, body, timeout) = match request {
             Cow::Owned(r) => (r.method, r.url, Cow::Owned(r.headers), r.body, r.timeout),
             Cow::Borrowed(r) => (
                 r.method.clone(),
@@ -207,66 +211,72 @@ impl Client {
                 r.timeout,
             ),
         };
-        let deadlines = Deadlines::start(
-            timeout.or(config.timeout),
-            config.connect_timeout,
-            config.read_timeout,
-        );
-        let mut headers = config.default_headers.clone();
-        for name in own_headers.keys() {
-            headers.remove(name);
-        }
-        match own_headers {
-            Cow::Owned(own) => headers.extend(own),
-            Cow::Borrowed(own) => {
-                for (name, value) in own {
-                    headers.append(name.clone(), value.clone());
+        let mut hop = Hop {
+            method,
+            url,
+            headers: merge_headers(&config.default_headers, own_headers),
+            body,
+            clock,
+        };
+        async move {
+            let hop = &mut hop;
+            // The clocks start when the request is first polled.
+            let deadlines = Deadlines::start(
+                timeout.or(config.timeout),
+                config.connect_timeout,
+                config.read_timeout,
+            );
+            let mut followed = 0;
+            loop {
+                let response = self
+                    .exchange(
+                        &hop.method,
+                        &hop.url,
+                        &hop.headers,
+                        hop.body.as_ref(),
+                        &deadlines,
+                        &mut hop.clock,
+                    )
+                    .await?;
+                let status = response.status();
+                let max = config.redirect.max();
+                let location = response.headers().get(LOCATION);
+                if !redirect::is_redirect(status) || location.is_none() || max == 0 {
+                    return Ok(response);
                 }
+                if followed >= max {
+                    return Err(Error::new(Kind::TooManyRedirects(max)).with_url(&hop.url));
+                }
+                let next = location
+                    .and_then(|l| l.to_str().ok())
+                    .and_then(|l| hop.url.join(l).ok())
+                    .ok_or_else(|| {
+                        Error::new(Kind::InvalidResponse(
+                            "redirect with an invalid location".into(),
+                        ))
+                        .with_url(&hop.url)
+                    })?;
+                if next.scheme() != "http" {
+                    return Err(
+                        Error::new(Kind::UnsupportedScheme(next.scheme().to_owned()))
+                            .with_url(&next),
+                    );
+                }
+                if !redirect::follow(
+                    status,
+                    &hop.url,
+                    &next,
+                    &mut hop.method,
+                    hop.headers.to_mut(),
+                ) {
+                    hop.body = None;
+                }
+                // Boxed: the drain holds a whole response, and inlining it would make every
+                // request's future that much larger for the rare redirect.
+                Box::pin(response.discard(DRAIN_LIMIT)).await;
+                hop.url = next;
+                followed += 1;
             }
-        }
-        let mut followed = 0;
-        loop {
-            let response = self
-                .exchange(
-                    &method,
-                    &url,
-                    &headers,
-                    body.as_ref(),
-                    &deadlines,
-                    &mut clock,
-                )
-                .await?;
-            let status = response.status();
-            let max = config.redirect.max();
-            let location = response.headers().get(LOCATION);
-            if !redirect::is_redirect(status) || location.is_none() || max == 0 {
-                return Ok(response);
-            }
-            if followed >= max {
-                return Err(Error::new(Kind::TooManyRedirects(max)).with_url(&url));
-            }
-            let next = location
-                .and_then(|l| l.to_str().ok())
-                .and_then(|l| url.join(l).ok())
-                .ok_or_else(|| {
-                    Error::new(Kind::InvalidResponse(
-                        "redirect with an invalid location".into(),
-                    ))
-                    .with_url(&url)
-                })?;
-            if next.scheme() != "http" {
-                return Err(
-                    Error::new(Kind::UnsupportedScheme(next.scheme().to_owned())).with_url(&next),
-                );
-            }
-            if !redirect::follow(status, &url, &next, &mut method, &mut headers) {
-                body = None;
-            }
-            // Boxed: the drain holds a whole response, and inlining it would make every request's
-            // future that much larger for the rare redirect.
-            Box::pin(response.discard(DRAIN_LIMIT)).await;
-            url = next;
-            followed += 1;
         }
     }
 
@@ -384,6 +394,37 @@ impl Client {
             return Ok(Response::new(head, url.clone(), plan, source));
         }
     }
+}
+
+/// What a request carries from hop to hop while redirects are followed.
+struct Hop<'a> {
+    method: Method,
+    url: Url,
+    /// The client's default headers, borrowed while the request adds none of its own.
+    headers: Cow<'a, HeaderMap>,
+    body: Option<Bytes>,
+    clock: Clock,
+}
+
+/// The client's default headers with the request's own on top: a request's header replaces
+/// every default of that name. Borrows the defaults when the request has no headers.
+fn merge_headers<'a>(defaults: &'a HeaderMap, own: Cow<'_, HeaderMap>) -> Cow<'a, HeaderMap> {
+    if own.is_empty() {
+        return Cow::Borrowed(defaults);
+    }
+    let mut headers = defaults.clone();
+    for name in own.keys() {
+        headers.remove(name);
+    }
+    match own {
+        Cow::Owned(own) => headers.extend(own),
+        Cow::Borrowed(own) => {
+            for (name, value) in own {
+                headers.append(name.clone(), value.clone());
+            }
+        }
+    }
+    Cow::Owned(headers)
 }
 
 /// GET, HEAD, PUT, DELETE, OPTIONS and TRACE may be sent twice (RFC 9110 §9.2.2).
@@ -577,6 +618,11 @@ impl Request {
     /// The body, if any.
     pub fn body(&self) -> Option<&Bytes> {
         self.body.as_ref()
+    }
+
+    /// The URL, taking the request apart.
+    pub(crate) fn into_url(self) -> Url {
+        self.url
     }
 }
 
