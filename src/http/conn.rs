@@ -56,6 +56,28 @@ impl ReadBuf {
         self.start == self.end
     }
 
+    /// Gives the heap buffer back if it holds no unconsumed bytes.
+    pub(crate) fn release(&mut self) {
+        if self.is_empty() {
+            self.data = Vec::new();
+        }
+    }
+
+    /// True if a heap buffer is held.
+    #[cfg(test)]
+    pub(crate) fn has_heap(&self) -> bool {
+        !self.data.is_empty()
+    }
+
+    /// Appends `bytes` as if read from the socket.
+    #[cfg(test)]
+    pub(crate) fn fill_for_test(&mut self, bytes: &[u8]) {
+        self.data.truncate(self.end);
+        self.data.extend_from_slice(bytes);
+        self.end = self.data.len();
+        self.data.resize(self.data.len().max(INITIAL_BUFFER), 0);
+    }
+
     /// Drops `n` bytes from the front.
     pub(crate) fn consume(&mut self, n: usize) {
         self.start += n;

@@ -48,6 +48,12 @@ pub(crate) struct IdlePool {
     last_sweep: Instant,
 }
 
+/// Idle connections per host that keep their read buffer. Checkout takes the newest first, so
+/// a steady keep-alive load reuses these; past them (ten thousand connections back from a
+/// large batch, say) a connection goes idle without its buffer and gets a new one when bytes
+/// next arrive.
+const BUFFERED_IDLE_PER_HOST: usize = 64;
+
 /// How often a check-in also sweeps other hosts' expired connections.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
@@ -90,6 +96,10 @@ impl IdlePool {
         if list.len() >= self.max_per_host {
             list.remove(0); // the oldest goes
         }
+        let mut conn = conn;
+        if list.len() >= BUFFERED_IDLE_PER_HOST {
+            conn.buf.release();
+        }
         list.push(Idle { conn, since: now });
     }
 
@@ -119,5 +129,47 @@ pub(crate) async fn checkout(pool: &std::cell::RefCell<IdlePool>, key: &PoolKey)
         if poll_fn(|cx| Poll::Ready(conn.is_reusable(cx))).await {
             return Some(conn);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::TcpStream;
+
+    /// A connection whose read buffer holds a heap allocation with nothing unconsumed.
+    fn conn_with_buffer(listener: &std::net::TcpListener) -> (Conn, std::net::TcpStream) {
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let mut conn = Conn::new(TcpStream::from_std(client).unwrap());
+        conn.buf.fill_for_test(b"x");
+        conn.buf.consume(1);
+        assert!(conn.buf.has_heap());
+        (conn, server)
+    }
+
+    #[test]
+    fn idle_connections_past_the_first_per_host_give_back_their_buffers() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut pool = IdlePool::new(None, usize::MAX);
+        let key = PoolKey::new("http", "127.0.0.1", 80);
+        let mut servers = Vec::new();
+        for _ in 0..BUFFERED_IDLE_PER_HOST + 6 {
+            let (conn, server) = conn_with_buffer(&listener);
+            servers.push(server);
+            pool.put(key.clone(), conn);
+        }
+        let kept: Vec<bool> = pool.idle[&key]
+            .iter()
+            .map(|i| i.conn.buf.has_heap())
+            .collect();
+        assert_eq!(kept.len(), BUFFERED_IDLE_PER_HOST + 6);
+        assert!(kept[..BUFFERED_IDLE_PER_HOST].iter().all(|&k| k));
+        assert!(kept[BUFFERED_IDLE_PER_HOST..].iter().all(|&k| !k));
+        // Another host starts with buffered connections again.
+        let other = PoolKey::new("http", "127.0.0.2", 80);
+        let (conn, _server) = conn_with_buffer(&listener);
+        pool.put(other.clone(), conn);
+        assert!(pool.idle[&other][0].conn.buf.has_heap());
     }
 }
