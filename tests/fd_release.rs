@@ -51,7 +51,14 @@ fn dropped_runtime_releases_its_sockets() {
             for _ in 0..CONNS {
                 let connected = connected.clone();
                 drop(spawn(async move {
-                    let _conn = TcpStream::connect(addr).await.unwrap();
+                    let mut conn = TcpStream::connect(addr).await.unwrap();
+                    // A stream registers with the reactor on its first operation: a read
+                    // that parks (the server sends nothing).
+                    let mut buf = [0u8; 16];
+                    let mut read = conn.read(&mut buf);
+                    let polled = poll_fn(|cx| Poll::Ready(Pin::new(&mut read).poll(cx)));
+                    assert!(polled.await.is_pending(), "the server sent nothing");
+                    drop(read);
                     connected.set(connected.get() + 1);
                     // Hold the connection and a far timer forever.
                     sleep(Duration::from_secs(3600)).await;

@@ -231,9 +231,13 @@ fn io_sources_return_to_zero_after_drop() {
         let mut clients = Vec::new();
         let mut servers = Vec::new();
         for _ in 0..10 {
-            clients.push(TcpStream::connect(addr).await.unwrap());
+            let mut client = TcpStream::connect(addr).await.unwrap();
             let (mut s, _) = listener.accept().await.unwrap();
             s.write_all(b"x").await.unwrap();
+            // A stream registers on its first operation.
+            let mut byte = [0u8; 1];
+            assert_eq!(client.read(&mut byte).await.unwrap(), 1);
+            clients.push(client);
             servers.push(s);
         }
         assert_eq!(rt.stats().io_sources, 21);

@@ -188,6 +188,15 @@ impl Future for Connect {
             match std::mem::replace(&mut self.state, ConnectState::Done) {
                 ConnectState::Start(addr) => {
                     let socket = mio::net::TcpStream::connect(addr)?;
+                    // On loopback (and often on a LAN) the handshake is over by the time
+                    // `connect` returns: then the request can go out in this poll rather than
+                    // after the next turn of the loop. One `getpeername` tells; it is the call
+                    // the writable event would have needed anyway.
+                    if socket.peer_addr().is_ok() {
+                        return Poll::Ready(Ok(TcpStream {
+                            io: IoSource::new(socket, &[Direction::Write]),
+                        }));
+                    }
                     // Nothing is ready until the first event: the connect is still in flight.
                     self.state = ConnectState::Connecting(TcpStream {
                         io: IoSource::new(socket, &[]),
@@ -203,13 +212,15 @@ impl Future for Connect {
                             return Poll::Pending;
                         }
                     }
-                    if let Some(e) = stream.take_error()? {
-                        return Poll::Ready(Err(e));
-                    }
+                    // Connected if the peer has an address; if not, `SO_ERROR` says why, and
+                    // no error means a spurious event.
                     match stream.peer_addr() {
                         Ok(_) => return Poll::Ready(Ok(stream)),
                         Err(e) if e.kind() == io::ErrorKind::NotConnected => {
-                            // A spurious event: still connecting. Wait for the next one.
+                            if let Some(e) = stream.take_error()? {
+                                return Poll::Ready(Err(e));
+                            }
+                            // Still connecting. Wait for the next event.
                             stream.io.clear_ready(Direction::Write);
                             self.state = ConnectState::Connecting(stream);
                         }
