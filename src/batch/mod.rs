@@ -713,7 +713,7 @@ where
 
     /// Spawns the task that runs request `index`.
     fn start(&mut self, index: usize, request: Request, retries: u32) {
-        let queued = self.started.elapsed();
+        let batch_started = self.started;
         let host = self.per_host.map(|_| host_key(request.url()));
         {
             let mut state = self.state.borrow_mut();
@@ -726,8 +726,9 @@ where
         let state = self.state.clone();
         let keep = self.keep_bodies;
         let handle = crate::spawn(async move {
-            let clock = Clock::start();
-            let outcome = fetch(&client, &request, clock, keep).await;
+            // Queued until the task first runs: a request waits in the run queue too.
+            let queued = batch_started.elapsed();
+            let outcome = fetch(&client, &request, keep).await;
             let mut state = state.borrow_mut();
             let state = &mut *state;
             state.in_flight -= 1;
@@ -760,7 +761,7 @@ where
                     timings.queued = queued;
                     state.finished.push_back(FetchResult {
                         index,
-                        url: Some(request.url().clone()),
+                        url: Some(request.into_url()),
                         outcome,
                         timings,
                     });
@@ -785,9 +786,9 @@ fn is_exhausted(e: &Error) -> bool {
 async fn fetch(
     client: &Client,
     request: &Request,
-    clock: Clock,
     keep: bool,
 ) -> Result<(Fetched, Timings), (Error, Timings)> {
+    let clock = Clock::start();
     let started = clock.start;
     let failed = |e: Error| {
         let timings = Timings {

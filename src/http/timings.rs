@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Timings {
-    /// Waiting for an admission slot in a batch (zero for a request sent on its own).
+    /// Waiting in a batch, for an admission slot and then for the task's first turn on the
+    /// loop (zero for a request sent on its own).
     pub queued: Duration,
     /// Resolving host names (zero for IP literals, cached names and reused connections).
     pub dns: Duration,
