@@ -1,11 +1,12 @@
-//! The client against the embedded httpbin-like server: many requests at once, redirects and
-//! their credential rules, bodies checked by checksum, and the server's fault endpoints.
+//! The client against the embedded httpbin-like server: many requests at once, redirects,
+//! bodies checked by checksum, statuses and charsets. The fault endpoints are in
+//! `tests/faults.rs`, credentials on redirects in `tests/security.rs`.
 
 mod util;
 
 use util::{text_of, with_server};
-use volley::server::{seeded_bytes, Server};
-use volley::{redirect, Client, ErrorKind, Phase};
+use volley::server::seeded_bytes;
+use volley::{redirect, Client, ErrorKind};
 
 /// 1,000 concurrent GETs of `/delay/0.1` on one runtime all succeed, over a bounded number
 /// of connections that are then reused.
@@ -138,43 +139,6 @@ fn redirects_rewrite_the_method_per_status() {
     });
 }
 
-/// Authorization and Cookie go along to the same origin and are dropped for another port.
-#[test]
-fn credentials_are_dropped_across_origins() {
-    with_server(|server| async move {
-        let other = Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let client = Client::new();
-        let send = |target: String| {
-            let url = server.url(&format!("/redirect-to?url={target}"));
-            client
-                .get(url)
-                .header("authorization", "Bearer secret")
-                .header("cookie", "session=1")
-                .send()
-        };
-        let same = send(server.url("/headers"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        assert!(
-            same.contains("Bearer secret") && same.contains("session=1"),
-            "{same}"
-        );
-        let cross = send(other.url("/headers"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        assert!(
-            !cross.contains("Bearer secret") && !cross.contains("session=1"),
-            "{cross}"
-        );
-    });
-}
-
 /// Userinfo in the URL becomes Basic auth.
 #[test]
 fn userinfo_becomes_basic_auth() {
@@ -189,88 +153,6 @@ fn userinfo_becomes_basic_auth() {
             .await
             .unwrap()
             .contains("\"authenticated\": true"));
-    });
-}
-
-/// A reset mid-body is an I/O error in the body phase, never a short Ok.
-#[test]
-fn reset_mid_body_is_an_error() {
-    with_server(|server| async move {
-        let resp = Client::new()
-            .get(server.url("/fault/reset-body"))
-            .send()
-            .await
-            .unwrap();
-        let err = resp.bytes().await.unwrap_err();
-        assert_eq!(err.phase(), Some(Phase::ReadBody), "{err}");
-    });
-}
-
-/// A keep-alive response followed by a server-side close: the next request succeeds.
-#[test]
-fn keep_alive_then_close_next_request_succeeds() {
-    with_server(|server| async move {
-        let client = Client::new();
-        for _ in 0..3 {
-            let resp = client
-                .get(server.url("/fault/keep-alive-then-close"))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(resp.status(), 200);
-            resp.bytes().await.unwrap();
-        }
-        let resp = client.get(server.url("/get")).send().await.unwrap();
-        assert_eq!(resp.status(), 200);
-    });
-}
-
-/// A server that answers before reading a large request body causes no deadlock: the
-/// client stops sending and reads the answer.
-#[test]
-fn early_response_to_a_large_body() {
-    with_server(|server| async move {
-        let body = vec![b'x'; 8 << 20];
-        let resp = Client::new()
-            .post(server.url("/fault/early-response"))
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 413);
-    });
-}
-
-/// Garbage instead of a status line is an invalid-response error.
-#[test]
-fn garbage_is_an_invalid_response() {
-    with_server(|server| async move {
-        let err = Client::new()
-            .get(server.url("/fault/garbage"))
-            .send()
-            .await
-            .unwrap_err();
-        assert!(matches!(err.kind(), ErrorKind::InvalidResponse(_)), "{err}");
-    });
-}
-
-/// A 1 MiB head hits the 64 KiB default limit.
-#[test]
-fn huge_head_hits_the_limit() {
-    with_server(|server| async move {
-        let err = Client::new()
-            .get(server.url("/fault/huge-head"))
-            .send()
-            .await
-            .unwrap_err();
-        assert_eq!(
-            err.kind(),
-            &ErrorKind::TooLarge {
-                what: volley::Limit::Head,
-                limit: 65536
-            },
-            "{err}"
-        );
     });
 }
 

@@ -660,6 +660,36 @@ fn fault_close_before_response() {
     assert!(c.read_to_close().is_empty());
 }
 
+/// `/fault/close-on-reuse` answers a connection's first request with a keep-alive 200 and
+/// closes without a byte on its second; a fresh connection gets a 200 again.
+#[test]
+fn fault_close_on_reuse() {
+    let server = start();
+    let mut c = Client::connect(server.local_addr());
+    let r = c.get("/fault/close-on-reuse", "");
+    assert_eq!((r.status, r.header("connection")), (200, None));
+    assert_eq!(r.text(), "first request on this connection\n");
+    c.send("GET /fault/close-on-reuse HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert!(c.read_to_close().is_empty());
+    let mut fresh = Client::connect(server.local_addr());
+    assert_eq!(fresh.get("/fault/close-on-reuse", "").status, 200);
+    assert_eq!(server.stats().requests, 3);
+}
+
+/// `/fault/redirect-loop` redirects to itself, on the same connection, every time.
+#[test]
+fn fault_redirect_loop() {
+    let server = start();
+    let mut c = Client::connect(server.local_addr());
+    for _ in 0..3 {
+        let r = c.get("/fault/redirect-loop", "");
+        assert_eq!(r.status, 302);
+        assert_eq!(r.header("location"), Some("/fault/redirect-loop"));
+        assert!(r.body.is_empty());
+    }
+    assert_eq!(server.stats().connections_accepted, 1);
+}
+
 /// `/fault/trickle` delivers a valid response, its head one byte at a time.
 #[test]
 fn fault_trickle() {

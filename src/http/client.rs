@@ -714,7 +714,8 @@ impl RequestBuilder {
     }
 }
 
-/// Something that can be a request URL: `&str`, `String`, or a parsed `Url`.
+/// Something that can be a request URL: `&str`, `String`, or a parsed `Url`. A string with
+/// CR, LF or NUL in it is an [`Kind::InvalidUrl`], though the URL parser would accept it.
 pub trait IntoUrl: sealed::Sealed {
     /// Parses into a URL, or says why not.
     fn into_url(self) -> Result<Url, Error>;
@@ -731,6 +732,12 @@ mod sealed {
 
 impl IntoUrl for &str {
     fn into_url(self) -> Result<Url, Error> {
+        // The URL parser would drop CR and LF silently and percent-encode NUL, sending another
+        // request than the one asked for: refuse them instead.
+        if self.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+            return Err(Error::new(Kind::InvalidUrl(self.to_owned()))
+                .with_source("the url contains CR, LF or NUL"));
+        }
         Url::parse(self).map_err(|e| Error::new(Kind::InvalidUrl(self.to_owned())).with_source(e))
     }
 }

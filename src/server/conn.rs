@@ -78,6 +78,8 @@ pub(crate) struct Conn {
     pub(crate) shared: Rc<Shared>,
     /// True while no request is in progress, so that a graceful shutdown may close it.
     idle: Rc<Cell<bool>>,
+    /// Requests read on this connection so far, the current one included.
+    pub(crate) requests: u64,
 }
 
 impl Conn {
@@ -96,6 +98,7 @@ impl Conn {
             local,
             shared,
             idle,
+            requests: 0,
         }
     }
 
@@ -339,6 +342,7 @@ impl Conn {
                 Err(e) => return self.refuse(None, e).await,
             };
             self.shared.count_request();
+            self.requests += 1;
             match endpoints::dispatch(self, request).await {
                 Ok(Next::KeepAlive) => {}
                 Ok(next) => return next,

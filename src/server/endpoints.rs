@@ -144,6 +144,11 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
         "reads the request, closes without a byte",
     ),
     (
+        "/fault/close-on-reuse",
+        "a keep-alive 200 on a connection's first request, a close without a byte after",
+    ),
+    ("/fault/redirect-loop", "a 302 to itself, every time"),
+    (
         "/fault/trickle?interval_ms=100",
         "a response whose head comes one byte per interval",
     ),

@@ -75,6 +75,15 @@ pub(crate) async fn dispatch(conn: &mut Conn, mut req: Request, segs: &[&str]) -
             Ok(Next::Reset)
         }
         "close-before-response" => Ok(Next::Close),
+        "close-on-reuse" if conn.requests > 1 => Ok(Next::Close),
+        "close-on-reuse" => {
+            let response = Response::text(200, "first request on this connection\n");
+            conn.send(&req, response).await
+        }
+        "redirect-loop" => {
+            let response = Response::new(302).header("Location", "/fault/redirect-loop");
+            conn.send(&req, response).await
+        }
         "trickle" => trickle(conn, &req).await,
         "huge-head" => {
             let size = req

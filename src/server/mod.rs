@@ -99,8 +99,10 @@
 //! |---|---|
 //! | `/fault/stall-head` | nothing: no byte is sent, and the connection stays open until the client closes it or the server stops |
 //! | `/fault/stall-body?after=N` | a head with `Content-Length: 2N` and `N` bytes of `*` (default 10, at most 1 MiB), then nothing, as above |
-//! | `/fault/reset-body` | a head with `Content-Length: 1000`, 100 bytes of `*`, then the connection is closed (meant to be an RST; see below) |
+//! | `/fault/reset-body` | a head with `Content-Length: 1000`, 100 bytes of `*`, then a reset (RST: `SO_LINGER` 0, then close) |
 //! | `/fault/close-before-response` | a graceful close (FIN) without a byte |
+//! | `/fault/close-on-reuse` | on a connection's first request, a 200 with keep-alive as usual; on any later request of the same connection, a close without a byte, as above: a client's reused connection dies before its response |
+//! | `/fault/redirect-loop` | a 302 to `/fault/redirect-loop` itself, keep-alive as usual, every time |
 //! | `/fault/trickle?interval_ms=100` | the head `HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n` one byte per interval (at most 10 s), then the body `trickle\n` at once; keep-alive as usual |
 //! | `/fault/huge-head?size=BYTES` | a 200 whose `X-Huge` header is `size` bytes of `a` (default 1 MiB, at most 256 MiB), written in 16 KiB pieces, then body `ok` and a close |
 //! | `/fault/garbage` | the bytes of [`GARBAGE`] instead of a status line, then a close |
@@ -113,10 +115,6 @@
 //! | `/fault/te-and-cl` | `Transfer-Encoding: chunked` and `Content-Length: 5`; the chunked body is `hello world\n`; close |
 //! | `/fault/until-close` | no length header: the body ends with the connection |
 //! | `/fault/1xx` | `100 Continue`, then `103 Early Hints` with a `Link` header, then a 200 |
-//!
-//! `/fault/reset-body` should end with an RST (`SO_LINGER` 0, then close), but volley's
-//! [`TcpStream`] does not expose its socket for that yet, so for now it
-//! closes with a FIN, like `/fault/short-body` with other numbers.
 
 mod codec;
 mod conn;
