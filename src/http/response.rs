@@ -111,7 +111,11 @@ impl Response {
         &self.url
     }
 
-    /// The `Content-Length` the server declared, if the body is framed by it.
+    /// The length of the body this response carries, if it is known in advance: the
+    /// `Content-Length` of a body framed by it, and 0 for a response that has no body (a
+    /// HEAD, a 204 or a 304), whatever its `Content-Length` header says of the resource, as
+    /// reqwest does. `None` for chunked and close-delimited bodies. The header itself is in
+    /// [`headers`](Self::headers).
     pub fn content_length(&self) -> Option<u64> {
         match self.body.decoder.framing() {
             Framing::Length(n) => Some(n),
