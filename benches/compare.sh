@@ -5,6 +5,7 @@
 #   benches/compare.sh                 # everything: W0..W3, 3 rounds (1 for W0 and W2)
 #   benches/compare.sh --quick         # shorter delays and counts, 1 round
 #   benches/compare.sh --workloads W1,W3 --rounds 5
+#   benches/compare.sh --workloads S1k,S10k,S30k --json peers/scaling.json   # scaling study
 #
 # Arguments go to the compare binary. What cannot be installed is skipped with a note:
 # - Python aiohttp, into a venv (VOLLEY_VENV, default /tmp/volley-compare-venv), if python3 is here;
@@ -102,6 +103,12 @@ fi
 
 # --- Build and run ------------------------------------------------------------------------
 cargo build --release --manifest-path peers/Cargo.toml --bin compare || exit 1
+# Descriptors: S30k needs ~30k in the client and as many in the server. As root, try to raise
+# the hard limit to fs.nr_open first (refused without CAP_SYS_RESOURCE, e.g. in some containers:
+# compare then skips what does not fit, with a note), then the soft limit to the hard one.
+if [ "$(id -u)" = 0 ]; then
+    ulimit -Hn "$(cat /proc/sys/fs/nr_open 2>/dev/null || echo 1048576)" 2>/dev/null
+fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 "$ROOT/peers/target/release/compare" "${PY_ARGS[@]}" "${NGINX_ARGS[@]}" \
     --json "$ROOT/peers/results.json" --svg "$ROOT/docs/perf.svg" "$@"

@@ -4,16 +4,17 @@
 #![forbid(unsafe_code)]
 
 use std::io::{self, BufRead, BufReader};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The binary's own `--serve` mode, running in a child process so that the client's CPU time
-/// and memory are its own. The child prints its ports, comma-separated, on one line; it exits
-/// when its standard input closes.
+/// and memory are its own. The child prints its listeners on one line, comma-separated, each
+/// `ip:port` (or a bare port: `127.0.0.1`); it exits when its standard input closes.
 pub struct ServerProcess {
     child: Child,
-    /// The ports the server listens on.
-    pub ports: Vec<u16>,
+    /// The addresses the server listens on, in the order it printed them.
+    pub addrs: Vec<SocketAddr>,
 }
 
 impl ServerProcess {
@@ -22,7 +23,7 @@ impl ServerProcess {
         self.child.id()
     }
 
-    /// Starts `current_exe --serve` and reads the ports it listens on.
+    /// Starts `current_exe --serve` and reads the addresses it listens on.
     pub fn start() -> io::Result<ServerProcess> {
         let mut child = Command::new(std::env::current_exe()?)
             .arg("--serve")
@@ -32,13 +33,18 @@ impl ServerProcess {
         let stdout = child.stdout.take().expect("piped stdout");
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line)?;
-        let ports = line
+        let addrs = line
             .trim()
             .split(',')
-            .map(|p| p.parse::<u16>())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| io::Error::other(format!("server said {line:?}, not ports")))?;
-        Ok(ServerProcess { child, ports })
+            .map(|a| {
+                a.parse::<SocketAddr>().ok().or_else(|| {
+                    let port = a.parse::<u16>().ok()?;
+                    Some(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+                })
+            })
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| io::Error::other(format!("server said {line:?}, not addresses")))?;
+        Ok(ServerProcess { child, addrs })
     }
 }
 

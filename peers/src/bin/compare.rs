@@ -16,18 +16,49 @@
 //! - `W2`: 10,000 × GET `/delay/1?n={n}`, all at once (floor 1.0 s). 10k connections to one
 //!   ip:port would overflow the listen backlog (`net.core.somaxconn` caps it, 4096 here), so
 //!   the server listens on 4 ports (backlog 4096 each) and request `n` goes to port `n % 4`;
-//!   Each client process raises `RLIMIT_NOFILE` to the hard limit.
+//!   every process raises `RLIMIT_NOFILE` (see Descriptors).
 //! - `W3`: keep-alive GETs of a 13-byte static file from nginx (`worker_processes 1`, started
 //!   by `benches/compare.sh`, `--nginx-port`), 50 connections, 200,000 requests (aiohttp
 //!   makes 50,000: it is slower, and req/s is a rate). `wrk -t1 -c50 -d5s` is the ceiling, if
 //!   `wrk` is on the PATH.
+//! - `S1k`, `S10k`, `S30k`, the scaling study, run only when named (`--workloads
+//!   S1k,S10k,S30k`): the W2 shape, GET `/delay/1?n={n}` all at once, with n = c = 1,000,
+//!   10,000 and 30,000 (floor 1.0 s), to see how wall, CPU and memory grow with the requests in
+//!   flight. Clients: `volley`, `volley-stream` and `reqwest`, unless `--clients` names others
+//!   (`aiohttp` only then: it is too slow at 30k). `-n N` makes them N requests at once instead
+//!   (smoke tests). See below for the addresses and the descriptors they need.
+//!
+//! # Address spread for the S workloads (what we did)
+//!
+//! A connection is its 4-tuple, so connections to one ip:port differ only in the client's
+//! port, which comes from `net.ipv4.ip_local_port_range` (32768-60999: 28,232 ports): past
+//! ~28k connections to one ip:port, `connect` fails with `EADDRNOTAVAIL`. And one listener's
+//! backlog is capped by `net.core.somaxconn` (4096 here). So the delay server listens on 4 ports
+//! on each of 127.0.0.1, 127.0.0.2, 127.0.0.3 and 127.0.0.4 (Linux routes all of 127.0.0.0/8 to
+//! `lo`: these bind with no setup), 16 listeners, and request `n` of an S workload goes to
+//! listener `n % 16`: 30,000 / 16 = 1,875 connections per ip:port, far below both limits. We
+//! spread the destinations, not the sources: the clients `connect` without `bind`, and Linux
+//! reuses a local port for connections to different destinations, so the clients are unchanged
+//! (URLs only). W0-W3 use only the 127.0.0.1 listeners (W2 its 4 ports, as before). If
+//! 127.0.0.2..4 cannot be bound, the server says so and the S workloads use what there is.
+//!
+//! # Descriptors
+//!
+//! One socket per connection on each side: S30k needs ~30k descriptors in the client and as
+//! many in the server. Every process (this one, the server, each client) first tries to raise
+//! the hard `RLIMIT_NOFILE` to `fs.nr_open` (root with `CAP_SYS_RESOURCE` may; the error is
+//! ignored), then the soft limit to the hard one. The server and clients inherit this process's
+//! limits, so before each S workload it checks its soft limit: below n + 128, the workload is
+//! skipped with a note (volley would quietly run fewer at once, the others fail with `EMFILE`).
+//! `benches/compare.sh` raises both limits too, as far as it may.
 //!
 //! # The server
 //!
 //! Neither volley's nor a peer's: `--serve` (a child process) is a hand-written HTTP/1.1
 //! keep-alive server on `tokio::net`, tokio's multi-thread runtime with one worker, that
 //! answers `GET /delay/{secs}` after `tokio::time::sleep(secs)` with a 2-byte body (`ok`) and
-//! everything else at once. It raises `RLIMIT_NOFILE` to the hard limit.
+//! everything else at once. It prints its listeners' `ip:port`s, comma-separated, on one line
+//! (the 4 on 127.0.0.1 first), and raises `RLIMIT_NOFILE` (above).
 //!
 //! # The clients
 //!
@@ -52,12 +83,16 @@
 //!
 //! Clients take turns, in reverse order every other round. Output: a table of medians, the
 //! goals met or not, `--json PATH` (default `peers/results.json`) and `--svg PATH` (default
-//! `docs/perf.svg`).
+//! `docs/perf.svg`; W0-W3 only, and not written when none of them ran). With S workloads, a
+//! scaling table too, per client and n: wall, wall - 1 s (the overhead over the floor), CPU
+//! seconds and microseconds per request, peak RSS, and (peak - base RSS) KB per request (all
+//! medians); the same under `"scaling"` in the JSON, with the listeners and the descriptor
+//! limits.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -67,12 +102,24 @@ use volley_peers::{loadavg, median, ServerProcess};
 
 /// The delay server's response body.
 const BODY: &[u8] = b"ok";
-/// Listeners (ports) of the delay server.
+/// Listeners (ports) of the delay server on each of its addresses.
 const PORTS: usize = 4;
+/// The delay server's addresses: W0-W2 use the first, the S workloads all (request `n` goes to
+/// listener `n % (PORTS x addresses)`).
+const SPREAD: [Ipv4Addr; 4] = [
+    Ipv4Addr::new(127, 0, 0, 1),
+    Ipv4Addr::new(127, 0, 0, 2),
+    Ipv4Addr::new(127, 0, 0, 3),
+    Ipv4Addr::new(127, 0, 0, 4),
+];
+/// Descriptors a client or the server needs beyond one per connection (volley keeps 64 spare).
+const FD_MARGIN: u64 = 128;
 /// The serial client's W1 sample: this many requests, scaled to the workload's count.
 const SERIAL_SAMPLE: usize = 20;
 
 const CLIENTS: &[&str] = &["volley", "volley-stream", "reqwest", "aiohttp", "serial"];
+/// The S workloads' clients unless `--clients` says otherwise.
+const SCALING_CLIENTS: &[&str] = &["volley", "volley-stream", "reqwest"];
 
 // ---------------------------------------------------------------------------------------------
 // Workloads.
@@ -108,15 +155,33 @@ fn spec(workload: &str, quick: bool) -> Option<Spec> {
         ("W2", true) => s(&["/delay/1"], 2_000, 2_000, true, Some(1.0)),
         ("W3", false) => s(&["/small.txt"], 200_000, 50, false, None),
         ("W3", true) => s(&["/small.txt"], 20_000, 50, false, None),
+        ("S1k", _) => s(&["/delay/1"], 1_000, 1_000, true, Some(1.0)),
+        ("S10k", _) => s(&["/delay/1"], 10_000, 10_000, true, Some(1.0)),
+        ("S30k", _) => s(&["/delay/1"], 30_000, 30_000, true, Some(1.0)),
         _ => return None,
     })
 }
 
-/// The URL of request `i`: path `i % paths`, port `i % ports`.
-fn url(spec: &Spec, ports: &[u16], i: usize) -> String {
+/// A workload of the scaling study (`S1k`, `S10k`, `S30k`).
+fn is_scaling(workload: &str) -> bool {
+    workload.starts_with('S')
+}
+
+/// The workload as run: an S workload's n (and c) replaced by `-n`, if given.
+fn run_spec(args: &Args, workload: &str) -> Option<Spec> {
+    let mut spec = spec(workload, args.quick)?;
+    if let (true, Some(n)) = (is_scaling(workload), args.n) {
+        spec.n = n;
+        spec.c = n;
+    }
+    Some(spec)
+}
+
+/// The URL of request `i`: path `i % paths`, listener `i % addrs`.
+fn url(spec: &Spec, addrs: &[SocketAddr], i: usize) -> String {
     let mut u = format!(
-        "http://127.0.0.1:{}{}",
-        ports[i % ports.len()],
+        "http://{}{}",
+        addrs[i % addrs.len()],
         spec.paths[i % spec.paths.len()]
     );
     if spec.bust {
@@ -132,10 +197,13 @@ struct Args {
     serve: bool,
     client: Option<String>,
     workload: Option<String>,
-    ports: Vec<u16>,
+    /// The listeners a client child sends its requests to (`--addrs ip:port,...`).
+    addrs: Vec<SocketAddr>,
     n: Option<usize>,
     workloads: Vec<String>,
     clients: Vec<String>,
+    /// `--clients` was given (else the S workloads run [`SCALING_CLIENTS`]).
+    clients_given: bool,
     rounds: usize,
     rounds_slow: usize,
     quick: bool,
@@ -150,10 +218,11 @@ fn parse_args() -> Result<Args, String> {
         serve: false,
         client: None,
         workload: None,
-        ports: Vec::new(),
+        addrs: Vec::new(),
         n: None,
         workloads: ["W0", "W1", "W2", "W3"].map(String::from).to_vec(),
         clients: CLIENTS.iter().map(|c| c.to_string()).collect(),
+        clients_given: false,
         rounds: 3,
         rounds_slow: 1,
         quick: false,
@@ -171,15 +240,18 @@ fn parse_args() -> Result<Args, String> {
             "--serve" => a.serve = true,
             "--client" => a.client = Some(value("--client")?),
             "--workload" => a.workload = Some(value("--workload")?),
-            "--ports" => {
-                a.ports = list(value("--ports")?)
+            "--addrs" => {
+                a.addrs = list(value("--addrs")?)
                     .iter()
                     .map(|p| p.parse().map_err(|e| format!("{p:?}: {e}")))
                     .collect::<Result<_, _>>()?
             }
-            "-n" => a.n = Some(number(value("-n")?)?),
+            "-n" => a.n = Some(number(value("-n")?)?.max(1)),
             "--workloads" => a.workloads = list(value("--workloads")?),
-            "--clients" => a.clients = list(value("--clients")?),
+            "--clients" => {
+                a.clients = list(value("--clients")?);
+                a.clients_given = true;
+            }
             "--rounds" => a.rounds = number(value("--rounds")?)?.max(1),
             "--rounds-slow" => a.rounds_slow = number(value("--rounds-slow")?)?.max(1),
             "--quick" => a.quick = true,
@@ -191,10 +263,10 @@ fn parse_args() -> Result<Args, String> {
             "--json" => a.json = value("--json")?,
             "--svg" => a.svg = value("--svg")?,
             "-h" | "--help" => {
-                return Err("usage: compare [--workloads W0,W1,W2,W3] \
-                            [--clients volley,reqwest,aiohttp,serial] [--rounds R] \
-                            [--rounds-slow R] [--quick] [--python PATH] [--nginx-port P] \
-                            [--json PATH] [--svg PATH]"
+                return Err("usage: compare [--workloads W0,W1,W2,W3,S1k,S10k,S30k] \
+                            [--clients volley,volley-stream,reqwest,aiohttp,serial] \
+                            [--rounds R] [--rounds-slow R] [--quick] [-n N (S workloads)] \
+                            [--python PATH] [--nginx-port P] [--json PATH] [--svg PATH]"
                     .into())
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
@@ -214,41 +286,82 @@ fn parse_args() -> Result<Args, String> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Descriptors.
+
+/// `RLIMIT_NOFILE` in force: (soft, hard), `u64::MAX` for unlimited.
+fn nofile() -> (u64, u64) {
+    let l = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    (l.current.unwrap_or(u64::MAX), l.maximum.unwrap_or(u64::MAX))
+}
+
+/// Raises the hard `RLIMIT_NOFILE` to `fs.nr_open` (2^20 if unknown) if this process may (root
+/// with `CAP_SYS_RESOURCE`; the `EPERM` is ignored), then the soft limit to the hard one.
+/// Returns the limits in force, as [`nofile`].
+fn raise_nofile() -> (u64, u64) {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let most: u64 = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1 << 20);
+    let l = getrlimit(Resource::Nofile);
+    if l.maximum.is_some_and(|hard| hard < most) {
+        let _ = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: l.current,
+                maximum: Some(most),
+            },
+        );
+    }
+    let _ = volley::raise_fd_limit();
+    nofile()
+}
+
+// ---------------------------------------------------------------------------------------------
 // The neutral delay server.
 
 fn serve() -> io::Result<()> {
-    let _ = volley::raise_fd_limit();
+    raise_nofile();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()?;
-    let ports = rt.block_on(async {
-        let mut ports = Vec::new();
-        for _ in 0..PORTS {
-            let socket = tokio::net::TcpSocket::new_v4()?;
-            socket.set_reuseaddr(true)?;
-            socket.bind("127.0.0.1:0".parse().expect("address"))?;
-            // The kernel caps the backlog at net.core.somaxconn.
-            let listener = socket.listen(65_535)?;
-            ports.push(listener.local_addr()?.port());
-            tokio::spawn(async move {
-                loop {
-                    match listener.accept().await {
-                        Ok((stream, _)) => {
-                            tokio::spawn(serve_conn(stream));
-                        }
-                        Err(e) => {
-                            eprintln!("compare --serve: accept: {e}");
-                            tokio::time::sleep(Duration::from_millis(10)).await;
+    let addrs = rt.block_on(async {
+        let mut addrs = Vec::new();
+        'ips: for ip in SPREAD {
+            for _ in 0..PORTS {
+                let listener = match listen(ip) {
+                    Ok(l) => l,
+                    // 127.0.0.1 is a must; the others only spread the S workloads.
+                    Err(e) if ip != SPREAD[0] => {
+                        eprintln!(
+                            "compare --serve: cannot listen on {ip}: {e}; the S workloads use \
+                             fewer addresses"
+                        );
+                        continue 'ips;
+                    }
+                    Err(e) => return Err(e),
+                };
+                addrs.push(listener.local_addr()?);
+                tokio::spawn(async move {
+                    loop {
+                        match listener.accept().await {
+                            Ok((stream, _)) => {
+                                tokio::spawn(serve_conn(stream));
+                            }
+                            Err(e) => {
+                                eprintln!("compare --serve: accept: {e}");
+                                tokio::time::sleep(Duration::from_millis(10)).await;
+                            }
                         }
                     }
-                }
-            });
+                });
+            }
         }
-        Ok::<_, io::Error>(ports)
+        Ok::<_, io::Error>(addrs)
     })?;
-    let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
-    println!("{}", ports.join(","));
+    let addrs: Vec<String> = addrs.iter().map(SocketAddr::to_string).collect();
+    println!("{}", addrs.join(","));
     io::stdout().flush()?;
     std::thread::spawn(|| {
         let _ = io::copy(&mut io::stdin(), &mut io::sink());
@@ -256,6 +369,15 @@ fn serve() -> io::Result<()> {
     });
     rt.block_on(std::future::pending::<()>());
     Ok(())
+}
+
+/// A listener on `ip`, a port the kernel picks. Inside the runtime.
+fn listen(ip: Ipv4Addr) -> io::Result<tokio::net::TcpListener> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(SocketAddr::from((ip, 0)))?;
+    // The kernel caps the backlog at net.core.somaxconn.
+    socket.listen(65_535)
 }
 
 /// The delay of a request head's target, `/delay/{secs}[?...]`.
@@ -547,19 +669,27 @@ fn read_response(s: &mut TcpStream) -> io::Result<()> {
 }
 
 fn run_client_child(args: &Args) -> Result<(), String> {
-    let _ = volley::raise_fd_limit();
+    let (soft, _) = raise_nofile();
     let name = args.client.as_deref().expect("client");
     let workload = args
         .workload
         .as_deref()
         .ok_or("--client needs --workload")?;
-    let mut spec = spec(workload, args.quick).ok_or("unknown workload")?;
-    if let Some(n) = args.n {
+    // An S workload's -n sets n and c (all at once), another's n and at most c.
+    let mut spec = run_spec(args, workload).ok_or("unknown workload")?;
+    if let (false, Some(n)) = (is_scaling(workload), args.n) {
         spec.n = n;
         spec.c = spec.c.min(n);
     }
-    if args.ports.is_empty() {
-        return Err("--client needs --ports".into());
+    if args.addrs.is_empty() {
+        return Err("--client needs --addrs".into());
+    }
+    if is_scaling(workload) && (spec.c as u64).saturating_add(FD_MARGIN) > soft {
+        eprintln!(
+            "compare --client {name}: RLIMIT_NOFILE {soft} is short of the {} descriptors \
+             {workload} needs",
+            spec.c as u64 + FD_MARGIN
+        );
     }
     let full = spec.n;
     let count = if name == "serial" {
@@ -567,7 +697,7 @@ fn run_client_child(args: &Args) -> Result<(), String> {
     } else {
         full
     };
-    let urls: Vec<String> = (0..count).map(|i| url(&spec, &args.ports, i)).collect();
+    let urls: Vec<String> = (0..count).map(|i| url(&spec, &args.addrs, i)).collect();
     let run = match name {
         "volley" => client_volley(urls, spec.c),
         "volley-stream" => client_volley_stream(urls, spec.c),
@@ -593,14 +723,25 @@ def status_kb(field):
 def main():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     try:
+        with open("/proc/sys/fs/nr_open") as f:
+            most = int(f.read())
+    except (OSError, ValueError):
+        most = 1 << 20
+    if hard != resource.RLIM_INFINITY and hard < most:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, most))
+            hard = most
+        except (ValueError, OSError):
+            pass
+    try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     except (ValueError, OSError):
         pass
     import aiohttp
     spec = json.loads(sys.argv[1])
-    ports, paths, n, c, bust = spec["ports"], spec["paths"], spec["n"], spec["c"], spec["bust"]
-    urls = ["http://127.0.0.1:%d%s%s" % (ports[i % len(ports)], paths[i % len(paths)],
-                                         ("?n=%d" % i) if bust else "") for i in range(n)]
+    addrs, paths, n, c, bust = spec["addrs"], spec["paths"], spec["n"], spec["c"], spec["bust"]
+    urls = ["http://%s%s%s" % (addrs[i % len(addrs)], paths[i % len(paths)],
+                               ("?n=%d" % i) if bust else "") for i in range(n)]
     counts = {"ok": 0, "failed": 0}
 
     async def run():
@@ -651,18 +792,22 @@ fn run_child(
     client: &str,
     workload: &str,
     spec: &Spec,
-    ports: &[u16],
+    addrs: &[SocketAddr],
     py_script: Option<&std::path::Path>,
 ) -> Result<Run, String> {
-    let ports_s: Vec<String> = ports.iter().map(u16::to_string).collect();
+    let addrs_s: Vec<String> = addrs.iter().map(SocketAddr::to_string).collect();
     let mut cmd = if client == "aiohttp" {
         let python = args.python.as_deref().ok_or("no --python")?;
         let script = py_script.ok_or("no script")?;
         let paths: Vec<String> = spec.paths.iter().map(|p| format!("\"{p}\"")).collect();
         let n = if workload == "W3" { spec.n / 4 } else { spec.n };
         let json = format!(
-            "{{\"ports\": [{}], \"paths\": [{}], \"n\": {}, \"c\": {}, \"bust\": {}}}",
-            ports_s.join(","),
+            "{{\"addrs\": [{}], \"paths\": [{}], \"n\": {}, \"c\": {}, \"bust\": {}}}",
+            addrs_s
+                .iter()
+                .map(|a| format!("\"{a}\""))
+                .collect::<Vec<_>>()
+                .join(","),
             paths.join(","),
             n,
             spec.c,
@@ -673,10 +818,13 @@ fn run_child(
         cmd
     } else {
         let mut cmd = Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
-        cmd.args(["--client", client, "--workload", workload, "--ports"])
-            .arg(ports_s.join(","));
+        cmd.args(["--client", client, "--workload", workload, "--addrs"])
+            .arg(addrs_s.join(","));
         if args.quick {
             cmd.arg("--quick");
+        }
+        if is_scaling(workload) && args.n.is_some() {
+            cmd.arg("-n").arg(spec.n.to_string());
         }
         cmd
     };
@@ -766,18 +914,54 @@ fn main() {
 }
 
 fn orchestrate(args: &Args) {
-    let _ = volley::raise_fd_limit();
+    // Before the server starts: it and the clients inherit these limits.
+    let (fd_soft, fd_hard) = raise_nofile();
     let server = ServerProcess::start().expect("start the delay server");
+    // W0-W2 use the listeners on 127.0.0.1, the S workloads all of them.
+    let local: Vec<SocketAddr> = server
+        .addrs
+        .iter()
+        .copied()
+        .filter(|a| a.ip() == SPREAD[0])
+        .collect();
+    let ports_of = |addrs: &[SocketAddr]| addrs.iter().map(SocketAddr::port).collect::<Vec<_>>();
     let load_start = loadavg();
     println!(
         "delay server: child pid {} on 127.0.0.1 ports {:?} (tokio::net, 1 worker, backlog \
          min(65535, somaxconn = {}))",
         server.pid(),
-        server.ports,
+        ports_of(&local),
         std::fs::read_to_string("/proc/sys/net/core/somaxconn")
             .unwrap_or_default()
             .trim()
     );
+    let scaling = args.workloads.iter().any(|w| is_scaling(w));
+    if scaling {
+        let mut by_ip: Vec<String> = Vec::new();
+        for ip in SPREAD {
+            let here: Vec<SocketAddr> = server
+                .addrs
+                .iter()
+                .copied()
+                .filter(|a| a.ip() == ip)
+                .collect();
+            if !here.is_empty() {
+                by_ip.push(format!("{ip} ports {:?}", ports_of(&here)));
+            }
+        }
+        println!(
+            "  S workloads: {} listeners: {}",
+            server.addrs.len(),
+            by_ip.join(", ")
+        );
+        println!(
+            "descriptors: RLIMIT_NOFILE soft {fd_soft}, hard {fd_hard} (fs.nr_open {}), here and \
+             in the server and clients",
+            std::fs::read_to_string("/proc/sys/fs/nr_open")
+                .unwrap_or_default()
+                .trim()
+        );
+    }
     println!(
         "cores {}, loadavg at start {load_start}{}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
@@ -786,8 +970,11 @@ fn orchestrate(args: &Args) {
 
     let mut notes: Vec<String> = Vec::new();
     let py_path = std::env::temp_dir().join(format!("volley-compare-{}.py", std::process::id()));
+    // The S workloads run aiohttp only if --clients names it.
+    let wants_aiohttp = args.clients.iter().any(|c| c == "aiohttp")
+        && (args.clients_given || args.workloads.iter().any(|w| !is_scaling(w)));
     let python_ok = match &args.python {
-        Some(py) if args.clients.iter().any(|c| c == "aiohttp") => {
+        Some(py) if wants_aiohttp => {
             std::fs::write(&py_path, PYTHON_CLIENT).expect("write the python client");
             let ok = Command::new(py)
                 .args(["-c", "import aiohttp"])
@@ -799,7 +986,7 @@ fn orchestrate(args: &Args) {
             ok
         }
         _ => {
-            if args.clients.iter().any(|c| c == "aiohttp") {
+            if wants_aiohttp {
                 notes.push("aiohttp skipped: no --python".into());
             }
             false
@@ -810,40 +997,78 @@ fn orchestrate(args: &Args) {
     let mut results: BTreeMap<String, BTreeMap<String, Vec<Run>>> = BTreeMap::new();
     let mut wrk_rps: Option<f64> = None;
     for workload in &args.workloads {
-        let spec = spec(workload, args.quick).expect("workload");
-        let ports: Vec<u16> = match workload.as_str() {
+        let spec = run_spec(args, workload).expect("workload");
+        let addrs: Vec<SocketAddr> = match workload.as_str() {
             "W3" => match args.nginx_port {
-                Some(p) => vec![p],
+                Some(p) => vec![SocketAddr::from((SPREAD[0], p))],
                 None => {
                     notes.push("W3 skipped: no nginx (--nginx-port)".into());
                     continue;
                 }
             },
-            "W2" => server.ports.clone(),
-            _ => server.ports[..1].to_vec(),
+            "W2" => local.clone(),
+            w if is_scaling(w) => server.addrs.clone(),
+            _ => local[..1].to_vec(),
         };
+        let ports = ports_of(&addrs);
         let clients: Vec<&str> = args
             .clients
             .iter()
             .map(String::as_str)
             .filter(|c| *c != "aiohttp" || python_ok)
             .filter(|c| *c != "serial" || workload == "W1")
+            .filter(|c| !is_scaling(workload) || args.clients_given || SCALING_CLIENTS.contains(c))
             .collect();
         let rounds = match workload.as_str() {
             "W0" => args.rounds_slow,
             _ => args.rounds,
         };
         println!();
-        println!(
-            "{workload}: {} x GET {:?} at concurrency {} on ports {ports:?}, {rounds} round(s), \
-             loadavg {}",
-            spec.n,
-            spec.paths,
-            spec.c,
-            loadavg()
-        );
+        if is_scaling(workload) {
+            println!(
+                "{workload}: {} x GET {:?} at concurrency {} on {} listeners (request n to \
+                 listener n % {}: at most {} per ip:port), {rounds} round(s), loadavg {}",
+                spec.n,
+                spec.paths,
+                spec.c,
+                addrs.len(),
+                addrs.len(),
+                spec.n.div_ceil(addrs.len()),
+                loadavg()
+            );
+            // One descriptor per connection in the client and in the server, which have this
+            // process's limits.
+            let need = spec.c as u64 + FD_MARGIN;
+            if fd_soft < need {
+                let note = format!(
+                    "{workload} skipped: {} connections at once need ~{need} descriptors in the \
+                     client and in the server, and RLIMIT_NOFILE is {fd_soft} (hard {fd_hard}, \
+                     which only root with CAP_SYS_RESOURCE may raise)",
+                    spec.c
+                );
+                println!("  {note}");
+                notes.push(note);
+                continue;
+            }
+            if addrs.len() < PORTS * SPREAD.len() {
+                notes.push(format!(
+                    "{workload}: the server listens on {} addresses x ports only, not {}",
+                    addrs.len(),
+                    PORTS * SPREAD.len()
+                ));
+            }
+        } else {
+            println!(
+                "{workload}: {} x GET {:?} at concurrency {} on ports {ports:?}, {rounds} \
+                 round(s), loadavg {}",
+                spec.n,
+                spec.paths,
+                spec.c,
+                loadavg()
+            );
+        }
         if workload == "W3" {
-            wrk_rps = wrk(&url(&spec, &ports, 0));
+            wrk_rps = wrk(&url(&spec, &addrs, 0));
             match wrk_rps {
                 Some(r) => println!("  wrk -t1 -c50 -d5s: {r:.0} req/s"),
                 None => notes.push("W3: wrk not available, no ceiling".into()),
@@ -857,12 +1082,12 @@ fn orchestrate(args: &Args) {
             }
             for client in order {
                 // Let the previous run's sockets close.
-                std::thread::sleep(Duration::from_millis(if workload == "W2" {
-                    2000
-                } else {
-                    300
+                std::thread::sleep(Duration::from_millis(match workload.as_str() {
+                    "W2" => 2000,
+                    w if is_scaling(w) => (spec.n as u64 / 6).max(2000),
+                    _ => 300,
                 }));
-                match run_child(args, client, workload, &spec, &ports, Some(&py_path)) {
+                match run_child(args, client, workload, &spec, &addrs, Some(&py_path)) {
                     Ok(run) => {
                         println!(
                             "  round {} {:<13} wall {:>8.3} s{} cpu {:>6.3} s (user {:.2} sys \
@@ -895,6 +1120,7 @@ fn orchestrate(args: &Args) {
         }
     }
     let _ = std::fs::remove_file(&py_path);
+    let server_addrs = server.addrs.clone();
     drop(server);
     let ran = |w: &str, c: &str| results.get(w).is_some_and(|p| p.contains_key(c));
     if ran("W1", "serial") {
@@ -913,6 +1139,17 @@ fn orchestrate(args: &Args) {
     }
     if ran("W3", "aiohttp") {
         notes.push("W3 aiohttp: a quarter of the requests (req/s is a rate)".into());
+    }
+    if results.keys().any(|w| is_scaling(w)) {
+        notes.push(format!(
+            "S workloads: the delay server listens on {PORTS} ports on each of 127.0.0.1 to \
+             127.0.0.{} ({} listeners, Linux routes 127/8 to lo); request n goes to listener n \
+             % {}, to stay below the ephemeral ports per destination and the listen backlog; \
+             RLIMIT_NOFILE {fd_soft} (hard {fd_hard}) in server and clients",
+            SPREAD.len(),
+            server_addrs.len(),
+            server_addrs.len()
+        ));
     }
 
     let sums: BTreeMap<String, BTreeMap<String, Summary>> = results
@@ -946,7 +1183,13 @@ fn orchestrate(args: &Args) {
         "base MB",
         "ok/failed"
     );
-    for (w, per) in &sums {
+    // W0-W3 as they sort, then the S workloads by size.
+    let mut order: Vec<(&String, &BTreeMap<String, Summary>)> = sums.iter().collect();
+    order.sort_by_key(|(w, _)| {
+        let size = is_scaling(w).then(|| run_spec(args, w).map_or(0, |s| s.n));
+        (size.is_some(), size)
+    });
+    for (w, per) in order {
         let floor = spec(w, args.quick).and_then(|s| s.floor);
         for c in CLIENTS {
             let Some(s) = per.get(*c) else { continue };
@@ -971,6 +1214,44 @@ fn orchestrate(args: &Args) {
                     w, "wrk", 1, "-", "-", r
                 );
             }
+        }
+    }
+
+    // The scaling study.
+    let scaling_rows = scaling_rows(args, &sums);
+    if !scaling_rows.is_empty() {
+        println!();
+        println!("scaling (medians; overhead = wall - 1 s; per request: / n)");
+        println!(
+            "  {:<13} {:>6} {:>6} {:>8} {:>9} {:>7} {:>9} {:>8} {:>8} {:>7} {:>11}",
+            "client",
+            "n",
+            "rounds",
+            "wall s",
+            "overhead",
+            "cpu s",
+            "cpu us/r",
+            "peak MB",
+            "base MB",
+            "KB/req",
+            "ok/failed"
+        );
+        for r in &scaling_rows {
+            println!(
+                "  {:<13} {:>6} {:>6} {:>8.3} {:>9.3} {:>7.3} {:>9.1} {:>8.1} {:>8.1} {:>7.2} \
+                 {:>11}",
+                r.client,
+                r.n,
+                r.rounds,
+                r.wall,
+                r.overhead,
+                r.cpu,
+                r.cpu_us_per_req,
+                r.peak_mb,
+                r.base_mb,
+                r.kb_per_req,
+                format!("{}/{}", r.ok, r.failed)
+            );
         }
     }
 
@@ -1010,19 +1291,34 @@ fn orchestrate(args: &Args) {
         println!("  note: {n}");
     }
 
+    let scaling_json = scaling.then(|| {
+        scaling_json(
+            &scaling_rows,
+            &server_addrs,
+            fd_soft,
+            fd_hard,
+            args.n.is_some(),
+        )
+    });
     if let Err(e) = write_json(
         &args.json,
+        args,
         &results,
         &sums,
         &goals,
         wrk_rps,
         &notes,
         &load_start,
-        args.quick,
+        scaling_json.as_deref(),
     ) {
         eprintln!("compare: writing {}: {e}", args.json);
     } else {
         println!("wrote {}", args.json);
+    }
+    // The chart has W0-W3 only: an S-only run leaves it as it is.
+    if sums.keys().all(|w| is_scaling(w)) && scaling {
+        println!("{} left as it is (no W0-W3 results)", args.svg);
+        return;
     }
     if let Some(dir) = std::path::Path::new(&args.svg).parent() {
         let _ = std::fs::create_dir_all(dir);
@@ -1031,6 +1327,115 @@ fn orchestrate(args: &Args) {
         Ok(()) => println!("wrote {}", args.svg),
         Err(e) => eprintln!("compare: writing {}: {e}", args.svg),
     }
+}
+
+/// One client at one size, in the scaling table.
+struct ScalingRow {
+    workload: String,
+    client: String,
+    n: usize,
+    rounds: usize,
+    wall: f64,
+    /// Wall less the 1 s floor.
+    overhead: f64,
+    cpu: f64,
+    cpu_us_per_req: f64,
+    peak_mb: f64,
+    base_mb: f64,
+    /// (peak - base RSS) / n.
+    kb_per_req: f64,
+    ok: f64,
+    failed: f64,
+}
+
+/// The S workloads' medians, per client (in [`CLIENTS`]' order) and size.
+fn scaling_rows(
+    args: &Args,
+    sums: &BTreeMap<String, BTreeMap<String, Summary>>,
+) -> Vec<ScalingRow> {
+    let mut sizes: Vec<(usize, &String)> = sums
+        .keys()
+        .filter(|w| is_scaling(w))
+        .filter_map(|w| Some((run_spec(args, w)?.n, w)))
+        .collect();
+    sizes.sort();
+    let mut rows = Vec::new();
+    for c in CLIENTS {
+        for (n, w) in &sizes {
+            let Some(s) = sums[*w].get(*c) else { continue };
+            let floor = spec(w, args.quick).and_then(|s| s.floor).unwrap_or(0.0);
+            let n = *n as f64;
+            rows.push(ScalingRow {
+                workload: w.to_string(),
+                client: c.to_string(),
+                n: n as usize,
+                rounds: s.rounds,
+                wall: s.wall,
+                overhead: s.wall - floor,
+                cpu: s.cpu,
+                cpu_us_per_req: s.cpu / n * 1e6,
+                peak_mb: s.maxrss_mb,
+                base_mb: s.base_rss_mb,
+                kb_per_req: (s.maxrss_mb - s.base_rss_mb) * 1024.0 / n,
+                ok: s.ok,
+                failed: s.failed,
+            });
+        }
+    }
+    rows
+}
+
+/// The `"scaling"` value of the JSON: the listeners, the descriptor limits and the rows.
+fn scaling_json(
+    rows: &[ScalingRow],
+    listeners: &[SocketAddr],
+    fd_soft: u64,
+    fd_hard: u64,
+    n_override: bool,
+) -> String {
+    let mut j = String::from("{\n");
+    let _ = writeln!(
+        j,
+        "    \"listeners\": [{}],",
+        listeners
+            .iter()
+            .map(|a| json_str(&a.to_string()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let _ = writeln!(
+        j,
+        "    \"rlimit_nofile\": {{\"soft\": {fd_soft}, \"hard\": {fd_hard}}},"
+    );
+    let _ = writeln!(j, "    \"n_override\": {n_override},");
+    j.push_str("    \"rows\": [");
+    let items: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "\n      {{\"workload\": {}, \"client\": {}, \"n\": {}, \"rounds\": {}, \
+                 \"wall_s\": {:.6}, \"overhead_s\": {:.6}, \"cpu_s\": {:.6}, \
+                 \"cpu_us_per_req\": {:.2}, \"peak_rss_mb\": {:.2}, \"base_rss_mb\": {:.2}, \
+                 \"kb_per_req\": {:.3}, \"ok\": {}, \"failed\": {}}}",
+                json_str(&r.workload),
+                json_str(&r.client),
+                r.n,
+                r.rounds,
+                r.wall,
+                r.overhead,
+                r.cpu,
+                r.cpu_us_per_req,
+                r.peak_mb,
+                r.base_mb,
+                r.kb_per_req,
+                r.ok,
+                r.failed
+            )
+        })
+        .collect();
+    j.push_str(&items.join(","));
+    j.push_str("\n    ]\n  }");
+    j
 }
 
 type Goal = (String, String, Option<bool>);
@@ -1096,14 +1501,16 @@ fn json_str(s: &str) -> String {
 #[allow(clippy::too_many_arguments)]
 fn write_json(
     path: &str,
+    args: &Args,
     results: &BTreeMap<String, BTreeMap<String, Vec<Run>>>,
     sums: &BTreeMap<String, BTreeMap<String, Summary>>,
     goals: &[Goal],
     wrk_rps: Option<f64>,
     notes: &[String],
     load_start: &str,
-    quick: bool,
+    scaling: Option<&str>,
 ) -> io::Result<()> {
+    let quick = args.quick;
     let mut j = String::from("{\n");
     let _ = writeln!(j, "  \"quick\": {quick},");
     let _ = writeln!(
@@ -1125,7 +1532,7 @@ fn write_json(
             j.push_str(",\n");
         }
         first_w = false;
-        let sp = spec(w, quick).expect("workload");
+        let sp = run_spec(args, w).expect("workload");
         let _ = write!(
             j,
             "    \"{w}\": {{\"n\": {}, \"concurrency\": {}, \"paths\": [{}], \"floor_s\": {}, \"clients\": {{",
@@ -1162,7 +1569,11 @@ fn write_json(
         }
         j.push_str("\n    }}");
     }
-    j.push_str("\n  },\n  \"goals\": [");
+    j.push_str("\n  },\n");
+    if let Some(scaling) = scaling {
+        let _ = writeln!(j, "  \"scaling\": {scaling},");
+    }
+    j.push_str("  \"goals\": [");
     let goal_items: Vec<String> = goals
         .iter()
         .map(|(g, v, m)| {

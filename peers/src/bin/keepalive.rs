@@ -397,7 +397,7 @@ fn main() {
     };
     let port = args
         .port
-        .or(server.as_ref().map(|s| s.ports[0]))
+        .or(server.as_ref().map(|s| s.addrs[0].port()))
         .expect("port");
     println!(
         "keep-alive GET, 13-byte body, 127.0.0.1:{port}; -c {} -n {} --rounds {} --warmup {}; \
