@@ -9,6 +9,8 @@ pub(crate) mod encode;
 pub(crate) mod error;
 pub(crate) mod head;
 pub(crate) mod pool;
+#[cfg(test)]
+mod props;
 pub mod redirect;
 pub(crate) mod response;
 pub(crate) mod timings;
