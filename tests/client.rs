@@ -163,7 +163,35 @@ const CASES: &[Case] = &[
     ("garbage status line", "GET", b"SSH-2.0-OpenSSH_9.0\r\n\r\n", true, Want::Err("invalid response")),
     ("closed before any byte", "GET", b"", true, Want::Err("connection closed before any response byte")),
     ("closed mid-head", "GET", b"HTTP/1.1 200 OK\r\nContent-Le", true, Want::Err("in the middle of the response head")),
+    // No line end follows the bad bytes: the parse at the close still finds them.
+    ("malformed, then closed before a line end", "GET", b"HTTX", true, Want::Err("invalid response")),
 ];
+
+/// 32 interim (1xx) responses are skipped; a 33rd is an invalid response, not a wait for the
+/// timeouts.
+#[test]
+fn interim_responses_are_capped() {
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        for (interim, ok) in [(32, true), (33, false)] {
+            let mut raw = b"HTTP/1.1 100 Continue\r\n\r\n".repeat(interim);
+            raw.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            let raw: &'static [u8] = Box::leak(raw.into_boxed_slice());
+            let (addr, _) = serve(Script::answering(vec![raw]));
+            let client = Client::builder().timeout(Duration::from_secs(5)).build();
+            let result = client.get(format!("http://{addr}/")).send().await;
+            match (result, ok) {
+                (Ok(resp), true) => assert_eq!(&resp.bytes().await.unwrap()[..], b"ok"),
+                (Err(e), false) => {
+                    assert!(matches!(e.kind(), ErrorKind::InvalidResponse(_)), "{e}");
+                    assert!(e.to_string().contains("more than 32 interim"), "{e}");
+                }
+                (Ok(resp), false) => panic!("{interim} interim: got {}", resp.status()),
+                (Err(e), true) => panic!("{interim} interim: {e}"),
+            }
+        }
+    });
+}
 
 /// Every case of the table, whole and in 1-byte pieces, against a fresh server each.
 #[test]

@@ -736,12 +736,12 @@ fn hostile_responses_cannot_make_the_client_allocate_without_bound() {
                 Want::Invalid("chunk extension too long"),
             ),
             (
-                "1 MiB of leading zeros, then the close",
+                "1 MiB of leading zeros in a chunk size",
                 Box::new(move |s: &mut TcpStream| {
                     let _ = s.write_all(chunked);
                     let _ = write_repeated(s, b'0', MIB);
                 }),
-                Want::Io(Phase::ReadBody, "chunked body ended after 0 bytes"),
+                Want::Invalid("chunk size has too many digits"),
             ),
             (
                 "a chunk size of 2^64 - 1 and 1 MiB of data, then the close",

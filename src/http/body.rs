@@ -119,6 +119,9 @@ enum Chunk {
     Trailers(Vec<u8>),
 }
 
+/// The most hex digits accepted in a chunk size, leading zeros included.
+const MAX_CHUNK_SIZE_DIGITS: usize = 64;
+
 /// The longest chunk extension accepted on one size line.
 const MAX_CHUNK_EXTENSION: usize = 4096;
 
@@ -252,6 +255,10 @@ impl BodyDecoder {
                 Some(v) => {
                     if *size > u64::MAX >> 4 {
                         return Err(BodyError::ChunkSizeOverflow);
+                    }
+                    if usize::from(*digits) >= MAX_CHUNK_SIZE_DIGITS {
+                        // Leading zeros without end: the value never overflows.
+                        return Err(BodyError::BadChunk("chunk size has too many digits"));
                     }
                     *size = (*size << 4) | u64::from(v);
                     *digits = digits.saturating_add(1);
@@ -648,6 +655,23 @@ mod tests {
         assert_eq!(
             run(Framing::Chunked, &input, 0, false),
             Got::Fail(BodyError::TrailersTooLarge(1024))
+        );
+    }
+
+    /// Endless leading zeros in a chunk size are refused (they never overflow), while a
+    /// size of 64 digits is still read.
+    #[test]
+    fn chunk_size_digits_are_capped() {
+        let mut ok = b"0".repeat(MAX_CHUNK_SIZE_DIGITS - 1);
+        ok.extend_from_slice(b"2\r\nok\r\n0\r\n\r\n");
+        assert_eq!(
+            run(Framing::Chunked, &ok, 0, false),
+            run(Framing::Chunked, b"2\r\nok\r\n0\r\n\r\n", 0, false)
+        );
+        let endless = b"0".repeat(MAX_CHUNK_SIZE_DIGITS + 1);
+        assert_eq!(
+            run(Framing::Chunked, &endless, 0, false),
+            Got::Fail(BodyError::BadChunk("chunk size has too many digits"))
         );
     }
 

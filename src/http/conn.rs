@@ -363,6 +363,9 @@ pub(crate) struct HeadFailure {
 }
 
 /// Reads the final response head, skipping 1xx interim responses (but not 101).
+/// Interim (1xx) responses skipped before the final one, at most.
+pub(crate) const MAX_INTERIM_RESPONSES: usize = 32;
+
 pub(crate) async fn read_head(
     conn: &mut Conn,
     deadlines: &Deadlines,
@@ -377,6 +380,20 @@ pub(crate) async fn read_head(
     // Parse only when it can give a new answer: at first, when a line ended, or at the limit.
     // A server trickling its head byte by byte then costs a parse per line, not per byte.
     let mut parse = true;
+    let mut interim = 0;
+    let invalid = |e: HeadError| {
+        let kind = match e {
+            HeadError::TooLarge(limit) => Kind::TooLarge {
+                what: Limit::Head,
+                limit: limit as u64,
+            },
+            other => Kind::InvalidResponse(other.to_string()),
+        };
+        HeadFailure {
+            error: Error::new(kind).with_url(url),
+            nothing_received: false,
+        }
+    };
     loop {
         let outcome = match parse {
             true => parse_head(conn.buf.filled(), max_head),
@@ -386,24 +403,20 @@ pub(crate) async fn read_head(
             Ok(Some((head, len))) => {
                 conn.buf.consume(len);
                 if head.status.is_informational() && head.status.as_u16() != 101 {
-                    continue; // 100 Continue, 103 Early Hints: the final response follows
+                    // 100 Continue, 103 Early Hints: the final response follows. A server
+                    // that sends nothing else is stopped here rather than by the timeouts.
+                    interim += 1;
+                    if interim > MAX_INTERIM_RESPONSES {
+                        return Err(invalid(HeadError::Malformed(format!(
+                            "more than {MAX_INTERIM_RESPONSES} interim (1xx) responses"
+                        ))));
+                    }
+                    continue;
                 }
                 return Ok(head);
             }
             Ok(None) => {}
-            Err(e) => {
-                let kind = match e {
-                    HeadError::TooLarge(limit) => Kind::TooLarge {
-                        what: Limit::Head,
-                        limit: limit as u64,
-                    },
-                    other => Kind::InvalidResponse(other.to_string()),
-                };
-                return Err(HeadFailure {
-                    error: Error::new(kind).with_url(url),
-                    nothing_received: false,
-                });
-            }
+            Err(e) => return Err(invalid(e)),
         }
         let n = match conn.fill(deadlines, Phase::ReadHead, url, max_head).await {
             Ok(n) => n,
@@ -415,6 +428,13 @@ pub(crate) async fn read_head(
             }
         };
         if n == 0 {
+            // Bytes that came after the last parse may already be malformed: say so rather
+            // than blame the close.
+            if received_any {
+                if let Err(e) = parse_head(conn.buf.filled(), max_head) {
+                    return Err(invalid(e));
+                }
+            }
             let why = if received_any {
                 "connection closed in the middle of the response head"
             } else {
