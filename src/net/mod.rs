@@ -1,4 +1,5 @@
-//! Non-blocking TCP: [`TcpStream`] and [`TcpListener`], with hand-written futures.
+//! Non-blocking TCP: [`TcpStream`] and [`TcpListener`], with hand-written futures; and, with
+//! the `tls` feature, TLS over them: [`tls::TlsStream`] (rustls on our reactor).
 //!
 //! Every operation goes through one loop (in `io_source.rs`): try the syscall; on
 //! `WouldBlock`, clear the readiness and wait for the reactor to report it again.
@@ -6,6 +7,10 @@
 mod io_source;
 mod tcp_listener;
 mod tcp_stream;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use tcp_listener::{Accept, TcpListener, ACCEPT_BACKOFF, DEFAULT_BACKLOG};
 pub use tcp_stream::{Connect, Read, ReadToEnd, TcpStream, Write, WriteAll};
+#[cfg(feature = "tls")]
+pub use tls::{Handshake, TlsConfig, TlsConnector, TlsErrorKind, TlsStream};
