@@ -54,7 +54,10 @@
 //!   until-close). A thin driver, `conn.rs`, moves bytes between them and a [`TcpStream`],
 //!   one function per phase, each under [`Phase`]-named deadlines. `client.rs` holds
 //!   [`Client`] and the request flow (redirects, the stale-connection retry), `pool.rs` the
-//!   keep-alive pool, `dns.rs` resolution, `response.rs` [`Response`], and `error.rs` the one
+//!   keep-alive pool, `dns.rs` resolution, `proxy.rs` [`Proxy`] (routing, `NO_PROXY`,
+//!   `CONNECT` tunnels), `response.rs` [`Response`], `decode.rs` its content codings
+//!   (gzip and deflate with the default features `gzip` and `deflate`, br and zstd with the
+//!   features `brotli` and `zstd`), and `error.rs` the one
 //!   [`Error`]. The request future is `async` code over the hand-written leaves; its outer
 //!   layers work on captured state in place, since an `async fn` stores each argument twice,
 //!   and a spawned future over 256 bytes gets a box of its own inside the task wrapper (a
@@ -116,6 +119,7 @@ pub use crate::http::client::{
 };
 pub use crate::http::dns::{Resolve, Resolving, SystemResolver, DNS_CACHE_ENTRIES, DNS_TTL};
 pub use crate::http::error::{Error, Kind as ErrorKind, Limit, Phase};
+pub use crate::http::proxy::Proxy;
 pub use crate::http::redirect;
 pub use crate::http::response::Response;
 pub use crate::http::timings::Timings;

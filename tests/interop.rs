@@ -445,3 +445,48 @@ fn encoding_utf8_decodes_as_text() {
         }
     });
 }
+
+/// httpbin's `/gzip` and `/deflate` arrive decoded, without `Content-Encoding` and
+/// `Content-Length`, and httpbin saw our `Accept-Encoding`; with an `Accept-Encoding` of our
+/// own, `/gzip` is left as gzip.
+#[cfg(all(feature = "gzip", feature = "deflate"))]
+#[test]
+fn gzip_and_deflate_are_decoded() {
+    with_httpbin("gzip_and_deflate_are_decoded", |httpbin| async move {
+        let client = client().build();
+        for (path, flag) in [("/gzip", "gzipped"), ("/deflate", "deflated")] {
+            let resp = client.get(httpbin.url(path)).send().await.unwrap();
+            assert_eq!(resp.status(), 200, "{path}");
+            assert!(resp.headers().get("content-encoding").is_none(), "{path}");
+            assert!(resp.headers().get("content-length").is_none(), "{path}");
+            assert_eq!(resp.content_length(), None, "{path}");
+            let body = json(&resp.text().await.unwrap());
+            assert_eq!(body[flag], true, "{body}");
+            let sent = body["headers"]["Accept-Encoding"].as_str().unwrap_or("");
+            assert!(sent.starts_with("gzip, deflate"), "{body}");
+        }
+        let resp = client
+            .get(httpbin.url("/gzip"))
+            .header("accept-encoding", "gzip")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.headers()["content-encoding"], "gzip");
+        let raw = resp.bytes().await.unwrap();
+        assert_eq!(&raw[..2], b"\x1f\x8b", "the gzip bytes themselves");
+    });
+}
+
+/// httpbin's `/brotli` (a real brotli encoder's output) arrives decoded.
+#[cfg(feature = "brotli")]
+#[test]
+fn brotli_is_decoded() {
+    with_httpbin("brotli_is_decoded", |httpbin| async move {
+        let client = client().build();
+        let resp = client.get(httpbin.url("/brotli")).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert!(resp.headers().get("content-encoding").is_none());
+        let body = json(&resp.text().await.unwrap());
+        assert_eq!(body["brotli"], true, "{body}");
+    });
+}

@@ -385,8 +385,11 @@ fn error_label(e: &Error) -> &'static str {
         Kind::Timeout { .. } => "timeout",
         Kind::Io(_) => "i/o",
         Kind::InvalidResponse(_) => "invalid response",
+        Kind::Decode(_) => "decode",
         Kind::TooLarge { .. } => "too large",
         Kind::TooManyRedirects(_) => "too many redirects",
+        Kind::InvalidProxy(_) => "invalid proxy",
+        Kind::ProxyAuth | Kind::ProxyTunnel(_) => "proxy",
         _ => "other",
     }
 }

@@ -14,16 +14,18 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{ACCEPT, AUTHORIZATION, CONNECTION, LOCATION, USER_AGENT};
+use http::header::{ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONNECTION, LOCATION, USER_AGENT};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use url::Url;
 
 use super::conn::{connect, read_head, send_request, Conn, Deadlines, Sent};
+use super::decode::{self, Codings};
 use super::dns::{resolve, DnsCache, Resolve, Resolver};
 use super::encode::{basic_auth_from_url, encode_head};
 use super::error::{Error, Kind, Phase};
 use super::head::{framing, has_token};
 use super::pool::{checkout, IdlePool, PoolKey};
+use super::proxy::{open_tunnel, ProxyConfig};
 use super::redirect::{self, Policy};
 use super::response::{BodySource, Response};
 use super::timings::Clock;
@@ -60,6 +62,11 @@ pub(crate) struct Config {
     /// Sent with every request unless the request sets the same header.
     pub(crate) default_headers: HeaderMap,
     pub(crate) resolver: Rc<Resolver>,
+    /// Proxies, and the routing table made from them when the client is built.
+    pub(crate) proxy: ProxyConfig,
+    /// The content codings asked for with `Accept-Encoding` and decoded (none once built if
+    /// the default headers have the user's own `Accept-Encoding`); see `decode.rs`.
+    pub(crate) decoding: Codings,
 }
 
 impl Default for Config {
@@ -81,6 +88,8 @@ impl Default for Config {
             pool_max_idle_per_host: usize::MAX,
             default_headers,
             resolver: Rc::new(Resolver::default()),
+            proxy: ProxyConfig::default(),
+            decoding: Codings::compiled(),
         }
     }
 }
@@ -211,6 +220,7 @@ impl Client {
                 r.timeout,
             ),
         };
+        let own_accept_encoding = own_headers.contains_key(ACCEPT_ENCODING);
         let mut hop = Hop {
             method,
             url,
@@ -218,6 +228,7 @@ impl Client {
             body,
             clock,
         };
+        let codings = decode::for_request(config.decoding, own_accept_encoding, &mut hop.headers);
         async move {
             let hop = &mut hop;
             // The clocks start when the request is first polled.
@@ -237,12 +248,13 @@ impl Client {
                         &deadlines,
                         &mut hop.clock,
                     )
-                    .await?;
+                    .await
+                    .map_err(|e| config.proxy.annotate(e, &hop.url))?;
                 let status = response.status();
                 let max = config.redirect.max();
                 let location = response.headers().get(LOCATION);
                 if !redirect::is_redirect(status) || location.is_none() || max == 0 {
-                    return Ok(response);
+                    return Ok(response.decoded(codings));
                 }
                 if followed >= max {
                     return Err(Error::new(Kind::TooManyRedirects(max)).with_url(&hop.url));
@@ -293,26 +305,27 @@ impl Client {
         clock: &mut Clock,
     ) -> Result<Response, Error> {
         let config = &self.inner.config;
+        // Decided first, so that an https:// URL refused below still names its proxy.
+        let route = config.proxy.route(url)?;
         if url.scheme() != "http" {
             return Err(Error::new(Kind::UnsupportedScheme(url.scheme().to_owned())).with_url(url));
         }
         let mut head = Vec::with_capacity(256 + body.map_or(0, |b| b.len().min(JOIN_BODY_LIMIT)));
-        let auth = match headers.contains_key(AUTHORIZATION) {
-            true => None,
-            false => basic_auth_from_url(url),
-        };
-        let own_auth = auth.as_ref().map(|value| {
-            let mut map = headers.clone();
-            if let Ok(value) = HeaderValue::from_str(value) {
-                map.insert(AUTHORIZATION, value);
+        let mut sent_headers = Cow::Borrowed(headers);
+        if !headers.contains_key(AUTHORIZATION) {
+            if let Some(value) = basic_auth_from_url(url) {
+                if let Ok(value) = HeaderValue::from_str(&value) {
+                    sent_headers.to_mut().insert(AUTHORIZATION, value);
+                }
             }
-            map
-        });
+        }
+        route.proxy_headers(&mut sent_headers);
         encode_head(
             &mut head,
             method,
             url,
-            own_auth.as_ref().unwrap_or(headers),
+            route.target_form(),
+            &sent_headers,
             body.map(|b| b.len() as u64),
         )
         .map_err(|e| Error::new(Kind::InvalidRequest(e.to_string())).with_url(url))?;
@@ -325,7 +338,7 @@ impl Client {
             Some(b) => [&head, b],
             None => [&head, &[]],
         };
-        let key = pool_key(url)?;
+        let key = route.pool_key(url)?;
         let client_closes = has_token(headers, &CONNECTION, "close");
         let idempotent = is_idempotent(method);
         let mut fresh_only = false;
@@ -343,14 +356,23 @@ impl Client {
                         .run(
                             Phase::Resolve,
                             url,
-                            resolve(&config.resolver, &self.inner.dns, url),
+                            resolve(&config.resolver, &self.inner.dns, route.connect_url(url)),
                         )
-                        .await??;
+                        .await?
+                        .map_err(|e| e.with_url(url))?;
                     let resolved = Instant::now();
                     if looked_up {
                         clock.timings.dns += resolved - started;
                     }
-                    let conn = connect(&addrs, deadlines, url).await?;
+                    let mut conn = connect(&addrs, deadlines, url).await?;
+                    if let Some(proxy) = route.tunnel() {
+                        // Boxed: rare, and it would add its size to every request's future.
+                        let max_head = config.max_response_header_size;
+                        Box::pin(open_tunnel(
+                            &mut conn, proxy, url, headers, deadlines, max_head,
+                        ))
+                        .await?;
+                    }
                     clock.timings.connect += resolved.elapsed();
                     conn
                 }
@@ -435,18 +457,12 @@ fn is_idempotent(method: &Method) -> bool {
     )
 }
 
-fn pool_key(url: &Url) -> Result<PoolKey, Error> {
-    match (url.host_str(), url.port_or_known_default()) {
-        (Some(host), Some(port)) => Ok(PoolKey::new(url.scheme(), host, port)),
-        _ => Err(Error::new(Kind::InvalidUrl(url.to_string()))),
-    }
-}
-
 /// Configures a [`Client`]. Every setting has a default; see each method.
 #[derive(Debug)]
 #[must_use = "call .build() to get the client"]
 pub struct ClientBuilder {
-    config: Config,
+    /// Also set by the proxy methods, in `proxy.rs`.
+    pub(super) config: Config,
     /// The first invalid setting, reported by `build`.
     error: Option<String>,
 }
@@ -470,7 +486,9 @@ impl ClientBuilder {
         if let Some(why) = self.error {
             return Err(Error::new(Kind::InvalidRequest(why)));
         }
-        let config = self.config;
+        let mut config = self.config;
+        config.proxy.finish();
+        config.decoding = decode::advertise(&mut config.default_headers, config.decoding);
         Ok(Client {
             inner: Rc::new(ClientInner {
                 pool: RefCell::new(IdlePool::new(
@@ -563,7 +581,9 @@ impl ClientBuilder {
     }
 
     /// Headers sent with every request, unless a request sets the same name. They replace
-    /// the defaults of the same name (`user-agent`, `accept: */*`).
+    /// the defaults of the same name (`user-agent`, `accept: */*`). An `accept-encoding`
+    /// among them replaces the client's and turns automatic decoding off (see
+    /// [Compressed bodies](crate::Response#compressed-bodies)).
     pub fn default_headers(mut self, headers: HeaderMap) -> Self {
         for name in headers.keys() {
             self.config.default_headers.remove(name);

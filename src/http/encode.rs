@@ -1,8 +1,9 @@
 //! The request encoder: a request head as bytes, ready for one write.
 //!
-//! The request line uses the origin form (path and query exactly as the URL has them), `Host`
-//! comes from the URL with the port when it is not the scheme's default, and a body is framed
-//! with `Content-Length`. Header names and values come from the `http` crate, which refuses
+//! The request line uses the origin form (path and query exactly as the URL has them), or the
+//! absolute form (`http://host:port/path?query`, never with userinfo) for a request to a
+//! forward proxy; `Host` comes from the URL with the port when it is not the scheme's default,
+//! and a body is framed with `Content-Length`. Header names and values come from the `http` crate, which refuses
 //! CR, LF and NUL; the request target is checked here too, so none of them reach the wire.
 
 use std::io::Write as _;
@@ -29,7 +30,17 @@ impl std::fmt::Display for EncodeError {
     }
 }
 
-/// Appends the head of a `method` request for `url` to `out`.
+/// The form of a request target (RFC 9112 §3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// `/path?query`: to an origin server, directly or through a tunnel.
+    Origin,
+    /// `http://host:port/path?query`: to a forward proxy.
+    Absolute,
+}
+
+/// Appends the head of a `method` request for `url` to `out`, with the request target in
+/// `form`.
 ///
 /// `headers` are written as given, after `Host` (unless `headers` has one). `body_len` adds
 /// `Content-Length` unless `headers` has one; methods that usually carry a body get
@@ -38,6 +49,7 @@ pub(crate) fn encode_head(
     out: &mut Vec<u8>,
     method: &Method,
     url: &Url,
+    form: Target,
     headers: &HeaderMap,
     body_len: Option<u64>,
 ) -> Result<(), EncodeError> {
@@ -46,6 +58,15 @@ pub(crate) fn encode_head(
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
     let target_start = out.len();
+    if form == Target::Absolute {
+        // Scheme, host and port only: userinfo never goes on the wire (RFC 9110 §4.2.4).
+        out.extend_from_slice(url.scheme().as_bytes());
+        out.extend_from_slice(b"://");
+        out.extend_from_slice(host.as_bytes());
+        if let Some(port) = url.port() {
+            let _ = write!(out, ":{port}");
+        }
+    }
     out.extend_from_slice(url.path().as_bytes());
     if let Some(query) = url.query() {
         out.push(b'?');
@@ -99,6 +120,12 @@ pub(crate) fn basic_auth_from_url(url: &Url) -> Option<String> {
     credentials.push(b':');
     credentials.extend_from_slice(&password);
     Some(format!("Basic {}", base64(&credentials)))
+}
+
+/// The value of an `Authorization: Basic` (or `Proxy-Authorization`) header for `user` and
+/// `password`, taken as they are.
+pub(crate) fn basic_auth_value(user: &str, password: &str) -> String {
+    format!("Basic {}", base64(format!("{user}:{password}").as_bytes()))
 }
 
 fn percent_decode(s: &str) -> Vec<u8> {
@@ -159,8 +186,46 @@ mod tests {
             map.append(*k, HeaderValue::from_str(v).unwrap());
         }
         let mut out = Vec::new();
-        encode_head(&mut out, method, &url, &map, body).unwrap();
+        encode_head(&mut out, method, &url, Target::Origin, &map, body).unwrap();
         String::from_utf8(out).unwrap()
+    }
+
+    /// The absolute form for a forward proxy: scheme, host, a port only when not the default,
+    /// path and query exactly, and never userinfo or a fragment. `Host` stays the origin's.
+    #[test]
+    fn encodes_absolute_form() {
+        let cases = [
+            (
+                "http://u:p@127.0.0.1:8080/get?a=1&b=%20#frag",
+                "GET http://127.0.0.1:8080/get?a=1&b=%20 HTTP/1.1\r\nhost: 127.0.0.1:8080\r\n\r\n",
+            ),
+            (
+                "http://example.com:80",
+                "GET http://example.com/ HTTP/1.1\r\nhost: example.com\r\n\r\n",
+            ),
+            (
+                "http://[::1]:81/a%2Fb",
+                "GET http://[::1]:81/a%2Fb HTTP/1.1\r\nhost: [::1]:81\r\n\r\n",
+            ),
+        ];
+        for (url, want) in cases {
+            let url = Url::parse(url).unwrap();
+            let mut out = Vec::new();
+            encode_head(
+                &mut out,
+                &Method::GET,
+                &url,
+                Target::Absolute,
+                &HeaderMap::new(),
+                None,
+            )
+            .unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), want, "{url}");
+        }
+        assert_eq!(
+            basic_auth_value("Aladdin", "open sesame"),
+            "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+        );
     }
 
     /// Request lines, Host and Content-Length, case by case.

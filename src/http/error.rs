@@ -21,6 +21,8 @@ pub struct Error {
 struct Inner {
     kind: Kind,
     url: Option<Url>,
+    /// The proxy the request went through (`http://host:port`, no credentials), if any.
+    proxy: Option<String>,
     source: Option<Box<dyn StdError + Send + Sync + 'static>>,
 }
 
@@ -49,6 +51,10 @@ pub enum Kind {
     Io(Phase),
     /// The response broke HTTP/1.1; says how.
     InvalidResponse(String),
+    /// The body is not valid in its content coding (a corrupt or truncated gzip, deflate,
+    /// brotli or zstd stream); says which coding and what is wrong, such as
+    /// `invalid gzip body: CRC-32 mismatch`. Only for bodies the client decodes itself.
+    Decode(String),
     /// The response exceeded a configured size limit.
     TooLarge {
         /// What was too large.
@@ -60,6 +66,17 @@ pub enum Kind {
     TooManyRedirects(usize),
     /// [`Response::error_for_status`](crate::Response::error_for_status) on a 4xx or 5xx.
     Status(http::StatusCode),
+    /// A proxy setting is unusable (not an `http://` proxy, no host, not a URL); says why.
+    /// From [`Proxy::http`](crate::Proxy::http) and friends, or, for a proxy taken from an
+    /// environment variable, from each request that would use it.
+    InvalidProxy(String),
+    /// The proxy answered the `CONNECT` that opens a tunnel with 407 Proxy Authentication
+    /// Required: credentials are missing or wrong. (Through a forward proxy, a 407 is an
+    /// ordinary response instead.)
+    ProxyAuth,
+    /// The proxy answered the `CONNECT` that opens a tunnel with this status, neither 2xx
+    /// nor 407.
+    ProxyTunnel(http::StatusCode),
 }
 
 /// The phases of a request, for timeouts and I/O errors.
@@ -110,6 +127,7 @@ impl Error {
             inner: Box::new(Inner {
                 kind,
                 url: None,
+                proxy: None,
                 source: None,
             }),
         }
@@ -117,6 +135,12 @@ impl Error {
 
     pub(crate) fn with_url(mut self, url: &Url) -> Error {
         self.inner.url = Some(url.clone());
+        self
+    }
+
+    /// Names the proxy the request went through (`http://host:port`, no credentials).
+    pub(crate) fn with_proxy(mut self, proxy: &str) -> Error {
+        self.inner.proxy = Some(proxy.to_owned());
         self
     }
 
@@ -138,16 +162,30 @@ impl Error {
         self.inner.url.as_ref()
     }
 
+    /// The proxy the request was going through when it failed, as `http://host:port` (never
+    /// with credentials); `None` for a direct request.
+    pub fn proxy(&self) -> Option<&str> {
+        self.inner.proxy.as_deref()
+    }
+
+    /// True if the body could not be decoded from its content coding ([`Kind::Decode`]).
+    pub fn is_decode(&self) -> bool {
+        matches!(self.inner.kind, Kind::Decode(_))
+    }
+
     /// True if a deadline passed: connect, read or total.
     pub fn is_timeout(&self) -> bool {
         matches!(self.inner.kind, Kind::Timeout { .. })
     }
 
-    /// True if no connection could be made (refused, unreachable, or a connect timeout).
+    /// True if no connection could be made (refused, unreachable, or a connect timeout),
+    /// including a proxy tunnel that the proxy refused to open.
     pub fn is_connect(&self) -> bool {
         matches!(
             self.inner.kind,
             Kind::Connect
+                | Kind::ProxyAuth
+                | Kind::ProxyTunnel(_)
                 | Kind::Timeout {
                     phase: Phase::Connect,
                     ..
@@ -174,8 +212,9 @@ impl Error {
     pub fn phase(&self) -> Option<Phase> {
         match self.inner.kind {
             Kind::Timeout { phase, .. } | Kind::Io(phase) => Some(phase),
+            Kind::Decode(_) => Some(Phase::ReadBody),
             Kind::Dns => Some(Phase::Resolve),
-            Kind::Connect => Some(Phase::Connect),
+            Kind::Connect | Kind::ProxyAuth | Kind::ProxyTunnel(_) => Some(Phase::Connect),
             _ => None,
         }
     }
@@ -199,40 +238,86 @@ impl fmt::Display for Human {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let url = match &self.inner.url {
-            Some(url) => url.as_str(),
-            None => "(no url)",
+        let url = match (&self.inner.url, &self.inner.kind) {
+            (Some(url), _) => url.as_str(),
+            (None, Kind::InvalidProxy(why)) => {
+                // A setting refused by `Proxy::http` and friends, before any request.
+                write!(f, "invalid proxy: {why}")?;
+                return fmt_source(f, self.inner.source.as_deref());
+            }
+            (None, _) => "(no url)",
         };
-        match &self.inner.kind {
-            Kind::InvalidUrl(input) => write!(f, "invalid url {input:?}")?,
-            Kind::UnsupportedScheme(scheme) => {
-                write!(f, "unsupported url scheme {scheme:?} in {url}")?
+        if let Some(proxy) = &self.inner.proxy {
+            // Through a proxy, the client resolves and connects to the proxy, not the origin.
+            match &self.inner.kind {
+                Kind::Dns => write!(f, "dns lookup failed for proxy {proxy} (requesting {url})")?,
+                Kind::Connect => {
+                    write!(f, "connection failed to proxy {proxy} (requesting {url})")?
+                }
+                Kind::ProxyAuth => write!(
+                    f,
+                    "proxy {proxy} requires authentication (407) to open a tunnel for {url}"
+                )?,
+                Kind::ProxyTunnel(status) => write!(
+                    f,
+                    "proxy {proxy} refused to open a tunnel for {url}: status {status}"
+                )?,
+                _ => {
+                    let url = format!("{url} via proxy {proxy}");
+                    return fmt_kind(f, &self.inner.kind, &url, self.inner.source.as_deref());
+                }
             }
-            Kind::InvalidRequest(why) => write!(f, "invalid request to {url}: {why}")?,
-            Kind::Dns => write!(f, "dns lookup failed for {url}")?,
-            Kind::Connect => write!(f, "connection failed to {url}")?,
-            Kind::Timeout { phase, after } => {
-                write!(f, "timeout {} {url} after {}", phase.doing(), Human(*after))?
-            }
-            Kind::Io(phase) => write!(f, "i/o error {} {url}", phase.doing())?,
-            Kind::InvalidResponse(why) => write!(f, "invalid response from {url}: {why}")?,
-            Kind::TooLarge { what, limit } => {
-                let what = match what {
-                    Limit::Head => "response head",
-                    Limit::Body => "response body",
-                };
-                write!(f, "{what} from {url} exceeds the limit of {limit} bytes")?
-            }
-            Kind::TooManyRedirects(limit) => {
-                write!(f, "too many redirects (more than {limit}) from {url}")?
-            }
-            Kind::Status(status) => write!(f, "http status {status} from {url}")?,
+            return fmt_source(f, self.inner.source.as_deref());
         }
-        if let Some(source) = &self.inner.source {
-            write!(f, ": {source}")?;
-        }
-        Ok(())
+        fmt_kind(f, &self.inner.kind, url, self.inner.source.as_deref())
     }
+}
+
+type Source<'a> = Option<&'a (dyn StdError + Send + Sync + 'static)>;
+
+fn fmt_source(f: &mut fmt::Formatter<'_>, source: Source<'_>) -> fmt::Result {
+    if let Some(source) = source {
+        write!(f, ": {source}")?;
+    }
+    Ok(())
+}
+
+/// The message of `kind` for the request to `url`, then `: source`.
+fn fmt_kind(f: &mut fmt::Formatter<'_>, kind: &Kind, url: &str, source: Source<'_>) -> fmt::Result {
+    match kind {
+        Kind::InvalidUrl(input) => write!(f, "invalid url {input:?}")?,
+        Kind::UnsupportedScheme(scheme) => write!(f, "unsupported url scheme {scheme:?} in {url}")?,
+        Kind::InvalidRequest(why) => write!(f, "invalid request to {url}: {why}")?,
+        Kind::Dns => write!(f, "dns lookup failed for {url}")?,
+        Kind::Connect => write!(f, "connection failed to {url}")?,
+        Kind::Timeout { phase, after } => {
+            write!(f, "timeout {} {url} after {}", phase.doing(), Human(*after))?
+        }
+        Kind::Io(phase) => write!(f, "i/o error {} {url}", phase.doing())?,
+        Kind::InvalidResponse(why) => write!(f, "invalid response from {url}: {why}")?,
+        Kind::Decode(why) => write!(f, "cannot decode response body from {url}: {why}")?,
+        Kind::TooLarge { what, limit } => {
+            let what = match what {
+                Limit::Head => "response head",
+                Limit::Body => "response body",
+            };
+            write!(f, "{what} from {url} exceeds the limit of {limit} bytes")?
+        }
+        Kind::TooManyRedirects(limit) => {
+            write!(f, "too many redirects (more than {limit}) from {url}")?
+        }
+        Kind::Status(status) => write!(f, "http status {status} from {url}")?,
+        Kind::InvalidProxy(why) => write!(f, "invalid proxy for {url}: {why}")?,
+        Kind::ProxyAuth => write!(
+            f,
+            "proxy requires authentication (407) to open a tunnel for {url}"
+        )?,
+        Kind::ProxyTunnel(status) => write!(
+            f,
+            "proxy refused to open a tunnel for {url}: status {status}"
+        )?,
+    }
+    fmt_source(f, source)
 }
 
 impl fmt::Debug for Error {
@@ -240,6 +325,7 @@ impl fmt::Debug for Error {
         f.debug_struct("Error")
             .field("kind", &self.inner.kind)
             .field("url", &self.inner.url.as_ref().map(Url::as_str))
+            .field("proxy", &self.inner.proxy)
             .field("source", &self.inner.source)
             .finish()
     }

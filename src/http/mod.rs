@@ -4,6 +4,7 @@
 pub(crate) mod body;
 pub(crate) mod client;
 pub(crate) mod conn;
+pub(crate) mod decode;
 pub(crate) mod dns;
 pub(crate) mod encode;
 pub(crate) mod error;
@@ -11,6 +12,7 @@ pub(crate) mod head;
 pub(crate) mod pool;
 #[cfg(test)]
 mod props;
+pub(crate) mod proxy;
 pub mod redirect;
 pub(crate) mod response;
 pub(crate) mod timings;

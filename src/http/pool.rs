@@ -24,6 +24,12 @@ impl PoolKey {
         let _ = write!(key, "{scheme}://{host}:{port}");
         PoolKey(key)
     }
+
+    /// A key made elsewhere: connections to a proxy, or tunnels through one, whose keys name
+    /// the proxy (see `proxy.rs`); none of them can equal a `scheme://host:port` key.
+    pub(crate) fn from_string(key: String) -> PoolKey {
+        PoolKey(key)
+    }
 }
 
 #[derive(Debug)]

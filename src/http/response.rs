@@ -3,13 +3,14 @@
 use std::fmt;
 
 use bytes::Bytes;
-use http::header::CONTENT_TYPE;
+use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, StatusCode, Version};
 use url::Url;
 
 use super::body::{BodyDecoder, BodyError, Framing};
 use super::client::Client;
 use super::conn::{body_buffer_limit, Conn, Deadlines};
+use super::decode::{response_coding, Codings, DecodeError, Decoder};
 use super::error::{Error, Kind, Limit, Phase};
 use super::head::{BodyPlan, ResponseHead};
 use super::pool::PoolKey;
@@ -20,10 +21,33 @@ use super::timings::{Clock, Timings};
 ///
 /// Reading the body to the end returns the connection to the client's pool for reuse (unless
 /// either side asked to close). Dropping a response before that closes the connection.
+///
+/// # Compressed bodies
+///
+/// The client asks for compressed bodies with `Accept-Encoding` (`gzip, deflate` with the
+/// default features; `br` and `zstd` with the `brotli` and `zstd` features; each can be
+/// switched off on the [`ClientBuilder`](crate::ClientBuilder)), and decodes a body whose
+/// `Content-Encoding` is one of those, as it is read: [`chunk`](Self::chunk) gives decoded
+/// pieces of at most 64 KiB, and [`bytes`](Self::bytes), [`text`](Self::text) and a batch's
+/// results the decoded body. As reqwest does, a decoded response has its `Content-Encoding`
+/// and `Content-Length` headers removed, and [`content_length`](Self::content_length) is
+/// `None`; `max_body_size` counts decoded bytes, so a small compressed body cannot expand
+/// past it (decoding stops as soon as it would). zstd is the exception to "as it is read":
+/// its decoder (ruzstd) gives out bytes only once they leave the frame's window, so it holds
+/// up to that window (at most 8 MiB; larger ones are refused) before the first piece, or
+/// until the frame ends. A stream that is corrupt or cut short is an error of kind
+/// [`Kind::Decode`] naming the coding.
+///
+/// Left as they come, headers included: a body known to be empty (HEAD, 204, 304,
+/// `Content-Length: 0`); an unknown coding, or several stacked (`gzip, br`); a coding the
+/// client did not ask for; and every response to a request that sets its own
+/// `Accept-Encoding` (or has a `Range` header, for which the client sends none).
 pub struct Response {
     head: ResponseHead,
     url: Url,
     body: Body,
+    /// The content decoder, for a body decoded by its `Content-Encoding`.
+    decoding: Option<Box<Decoding>>,
 }
 
 /// The body's source and progress.
@@ -81,9 +105,33 @@ impl Response {
                 max_body,
                 trailers: None,
             },
+            decoding: None,
         };
         response.body.finish_if_done();
         response
+    }
+
+    /// Decodes the body by its `Content-Encoding` if `codings` has that coding and the body is
+    /// not known to be empty; then `Content-Encoding` and `Content-Length` are removed from the
+    /// headers, and `max_body_size` applies to the decoded bytes.
+    pub(crate) fn decoded(mut self, codings: Codings) -> Response {
+        if codings.is_empty() || self.content_length() == Some(0) {
+            return self;
+        }
+        let Some(decoder) = response_coding(codings, &self.head.headers).and_then(Decoder::new)
+        else {
+            return self;
+        };
+        self.head.headers.remove(CONTENT_ENCODING);
+        self.head.headers.remove(CONTENT_LENGTH);
+        self.decoding = Some(Box::new(Decoding {
+            decoder,
+            decoded: 0,
+            limit: self.body.max_body.take(),
+            eof: false,
+            done: false,
+        }));
+        self
     }
 
     /// The status code.
@@ -114,9 +162,13 @@ impl Response {
     /// The length of the body this response carries, if it is known in advance: the
     /// `Content-Length` of a body framed by it, and 0 for a response that has no body (a
     /// HEAD, a 204 or a 304), whatever its `Content-Length` header says of the resource, as
-    /// reqwest does. `None` for chunked and close-delimited bodies. The header itself is in
+    /// reqwest does. `None` for chunked and close-delimited bodies, and for a body the client
+    /// decodes (see [Compressed bodies](Self#compressed-bodies)). The header itself is in
     /// [`headers`](Self::headers).
     pub fn content_length(&self) -> Option<u64> {
+        if self.decoding.is_some() {
+            return None;
+        }
         match self.body.decoder.framing() {
             Framing::Length(n) => Some(n),
             Framing::Empty => Some(0),
@@ -150,7 +202,7 @@ impl Response {
     pub(crate) async fn discard(mut self, limit: u64) {
         if self.content_length().is_some_and(|n| n <= limit) {
             let mut sink = Vec::new();
-            while let Ok(true) = self.body.read(&self.url, &mut sink, true).await {
+            while let Ok(true) = self.read(&mut sink, true).await {
                 sink.clear();
             }
         }
@@ -182,7 +234,10 @@ impl Response {
         }
         loop {
             let before = out.len();
-            let more = self.body.read(&self.url, &mut out, true).await?;
+            // Bodies not kept are counted and dropped piece by piece: a decoded piece is at
+            // most 64 KiB, where reading `all` could inflate a whole buffer of compressed input.
+            let all = keep || self.decoding.is_none();
+            let more = self.read(&mut out, all).await?;
             len += (out.len() - before) as u64;
             if !keep {
                 out.clear();
@@ -194,10 +249,21 @@ impl Response {
     }
 
     /// The next piece of the body, or `None` at its end. A body that ends early is an error.
+    /// A decoded body comes in pieces of at most 64 KiB (see
+    /// [Compressed bodies](Self#compressed-bodies)).
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, Error> {
         let mut out = Vec::new();
-        self.body.read(&self.url, &mut out, false).await?;
+        self.read(&mut out, false).await?;
         Ok((!out.is_empty()).then(|| Bytes::from(out)))
+    }
+
+    /// Appends body data to `out`, decoded if the body is: as [`Body::read`].
+    async fn read(&mut self, out: &mut Vec<u8>, all: bool) -> Result<bool, Error> {
+        match self.decoding.as_deref_mut() {
+            None => self.body.read(&self.url, out, all).await,
+            // Boxed, so that reading a body that is not decoded costs no more than before.
+            Some(decoding) => Box::pin(decoding.read(&mut self.body, &self.url, out, all)).await,
+        }
     }
 
     /// The whole body.
@@ -208,7 +274,7 @@ impl Response {
             let cap = self.body.max_body.unwrap_or(u64::MAX).min(n).min(16 << 20);
             out.reserve(cap as usize);
         }
-        while self.body.read(&self.url, &mut out, true).await? {}
+        while self.read(&mut out, true).await? {}
         Ok(Bytes::from(out))
     }
 
@@ -306,6 +372,98 @@ impl Body {
             }
         }
     }
+}
+
+/// The most decoded bytes one [`Response::chunk`] returns.
+pub(crate) const MAX_DECODED_CHUNK: usize = 64 * 1024;
+
+/// A body decoded by its `Content-Encoding`: the decoder and how far it got.
+struct Decoding {
+    decoder: Decoder,
+    /// Decoded bytes so far.
+    decoded: u64,
+    /// `max_body_size`, on the decoded bytes.
+    limit: Option<u64>,
+    /// The compressed body has ended.
+    eof: bool,
+    /// The decoded body has ended, or failed.
+    done: bool,
+}
+
+impl Decoding {
+    /// Appends decoded body data to `out`. With `all`, keeps going to the end of the body;
+    /// otherwise returns as soon as there is data and the decoder needs more input, or
+    /// [`MAX_DECODED_CHUNK`] bytes are there. Returns `false` at the end of the body.
+    ///
+    /// The decoder never gives more than is asked for, and is asked for no more than one
+    /// byte past `max_body_size`: a bomb is stopped after at most that many bytes.
+    async fn read(
+        &mut self,
+        body: &mut Body,
+        url: &Url,
+        out: &mut Vec<u8>,
+        all: bool,
+    ) -> Result<bool, Error> {
+        let before = out.len();
+        loop {
+            if self.done {
+                return Ok(out.len() > before);
+            }
+            let mut room = match all {
+                true => MAX_DECODED_CHUNK,
+                false => MAX_DECODED_CHUNK - (out.len() - before),
+            };
+            if let Some(limit) = self.limit {
+                let left = limit.saturating_sub(self.decoded).saturating_add(1);
+                room = room.min(usize::try_from(left).unwrap_or(usize::MAX));
+            }
+            let n = match self.decoder.decode(out, room) {
+                Ok(n) => n,
+                Err(e) => return Err(self.fail(body, decode_error(e, url))),
+            };
+            self.decoded += n as u64;
+            if let Some(limit) = self.limit.filter(|&limit| self.decoded > limit) {
+                let e = Error::new(Kind::TooLarge {
+                    what: Limit::Body,
+                    limit,
+                });
+                return Err(self.fail(body, e.with_url(url)));
+            }
+            if n == room {
+                // More may be ready without waiting for input.
+                if !all && out.len() - before >= MAX_DECODED_CHUNK {
+                    return Ok(true);
+                }
+                continue;
+            }
+            // The decoder needs more input: give what there is first.
+            if !all && out.len() > before {
+                return Ok(true);
+            }
+            if self.eof {
+                if let Err(e) = self.decoder.finish() {
+                    return Err(self.fail(body, decode_error(e, url)));
+                }
+                self.done = true;
+                return Ok(out.len() > before);
+            }
+            if !body.read(url, self.decoder.input(), false).await? {
+                self.eof = true;
+            }
+        }
+    }
+
+    /// Ends the body with `e`, closing its connection if the compressed body was not read to
+    /// its end.
+    fn fail(&mut self, body: &mut Body, e: Error) -> Error {
+        self.done = true;
+        body.conn = None;
+        e
+    }
+}
+
+fn decode_error(e: DecodeError, url: &Url) -> Error {
+    Error::new(Kind::Decode(e.to_string())).with_url(url)
 }
 
 fn body_error(e: BodyError, url: &Url) -> Error {

@@ -10,6 +10,13 @@ use std::io;
 use std::time::{Duration, SystemTime};
 
 use super::codec::{base64_decode, base64_encode, parse_query, percent_decode, title_case};
+#[cfg(any(
+    feature = "gzip",
+    feature = "deflate",
+    feature = "brotli",
+    feature = "zstd"
+))]
+use super::compress;
 use super::conn::{Conn, Next};
 use super::faults;
 use super::json::{self, Json};
@@ -127,6 +134,36 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
         "/add?name=X&delay=MS",
         "the tornado seed's endpoint: '.' after MS ms (default 1024)",
     ),
+    #[cfg(feature = "gzip")]
+    (
+        "/gzip",
+        "the request's headers, method and origin as JSON, gzip-encoded",
+    ),
+    #[cfg(feature = "deflate")]
+    (
+        "/deflate",
+        "the request's headers, method and origin as JSON, deflate-encoded (zlib)",
+    ),
+    #[cfg(feature = "brotli")]
+    (
+        "/brotli",
+        "the request's headers, method and origin as JSON, br-encoded (uncompressed meta-blocks)",
+    ),
+    #[cfg(feature = "zstd")]
+    (
+        "/zstd",
+        "the request's headers, method and origin as JSON, zstd-encoded",
+    ),
+    #[cfg(feature = "gzip")]
+    (
+        "/bytes-gzip/{n}?seed=S&piece=P",
+        "the bytes of /bytes/{n}?seed=S, gzip-encoded, chunked in pieces of P bytes",
+    ),
+    #[cfg(feature = "deflate")]
+    (
+        "/bytes-deflate/{n}?seed=S&piece=P&raw=false",
+        "the bytes of /bytes/{n}?seed=S, deflate-encoded (raw=true: without the zlib wrapper)",
+    ),
     (
         "/fault/stall-head",
         "reads the request, then sends nothing and keeps the connection",
@@ -193,6 +230,26 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
         "/fault/1xx",
         "100 Continue and 103 Early Hints before the 200",
     ),
+    #[cfg(feature = "gzip")]
+    (
+        "/fault/gzip-bomb?size=10485760",
+        "gzip of size zero bytes (about a thousandth of that on the wire)",
+    ),
+    #[cfg(feature = "gzip")]
+    (
+        "/fault/bad-gzip?flaw=header",
+        "a gzip body with a bad header, crc, size or data",
+    ),
+    #[cfg(feature = "gzip")]
+    (
+        "/fault/gzip-truncated?cut=4",
+        "a gzip body without its last cut bytes, with a matching Content-Length",
+    ),
+    #[cfg(feature = "deflate")]
+    (
+        "/fault/bad-deflate",
+        "Content-Encoding: deflate on bytes that are not deflate",
+    ),
 ];
 
 /// Methods of the read-only endpoints.
@@ -230,6 +287,14 @@ enum Action {
     Stream(u32),
     /// `/drip`.
     Drip(Drip),
+    /// `/bytes-gzip/{n}` and `/bytes-deflate/{n}`.
+    #[cfg(any(feature = "gzip", feature = "deflate"))]
+    Compressed {
+        coding: compress::Coding,
+        len: u64,
+        seed: u64,
+        piece: usize,
+    },
 }
 
 /// The generated bodies of `/bytes` and `/range`.
@@ -289,6 +354,13 @@ pub(crate) async fn dispatch(conn: &mut Conn, mut req: Request) -> io::Result<Ne
         } => Box::pin(send_sized(conn, &req, response, len, content)).await,
         Action::Stream(n) => Box::pin(stream(conn, &req, n)).await,
         Action::Drip(drip) => Box::pin(send_drip(conn, &req, drip)).await,
+        #[cfg(any(feature = "gzip", feature = "deflate"))]
+        Action::Compressed {
+            coding,
+            len,
+            seed,
+            piece,
+        } => Box::pin(compress::send_bytes(conn, &req, coding, len, seed, piece)).await,
     }
 }
 
@@ -585,6 +657,24 @@ fn route(req: &Request, segs: &[&str]) -> Result<Action, Response> {
                 None => Response::html(200, "Incorrect Base64 data try: SFRUUEJJTiBpcyBhd2Vzb21l"),
             })
         }
+        #[cfg(feature = "gzip")]
+        ["gzip"] => Respond(encoded_document(req, compress::Coding::Gzip)?),
+        #[cfg(feature = "deflate")]
+        ["deflate"] => Respond(encoded_document(req, compress::Coding::Zlib)?),
+        #[cfg(feature = "brotli")]
+        ["brotli"] => Respond(encoded_document(req, compress::Coding::Brotli)?),
+        #[cfg(feature = "zstd")]
+        ["zstd"] => Respond(encoded_document(req, compress::Coding::Zstd)?),
+        #[cfg(feature = "gzip")]
+        ["bytes-gzip", n] => compressed_bytes(req, n, compress::Coding::Gzip)?,
+        #[cfg(feature = "deflate")]
+        ["bytes-deflate", n] => {
+            let coding = match req.arg("raw").as_deref() {
+                Some("true" | "1") => compress::Coding::RawDeflate,
+                _ => compress::Coding::Zlib,
+            };
+            compressed_bytes(req, n, coding)?
+        }
         ["uuid"] => {
             allow(req, GET)?;
             Respond(Response::json(
@@ -679,6 +769,39 @@ fn get_json(req: &Request) -> Json {
         ("origin", Json::str(origin(req))),
         ("url", Json::str(req.url())),
     ])
+}
+
+/// `/gzip`, `/deflate`, `/brotli` and `/zstd`.
+#[cfg(any(
+    feature = "gzip",
+    feature = "deflate",
+    feature = "brotli",
+    feature = "zstd"
+))]
+fn encoded_document(req: &Request, coding: compress::Coding) -> Result<Response, Response> {
+    allow(req, GET)?;
+    Ok(compress::document(
+        req,
+        coding,
+        headers_json(req),
+        origin(req),
+    ))
+}
+
+/// `/bytes-gzip/{n}` and `/bytes-deflate/{n}`: their limits are those of `/bytes`.
+#[cfg(any(feature = "gzip", feature = "deflate"))]
+fn compressed_bytes(req: &Request, n: &str, coding: compress::Coding) -> Result<Action, Response> {
+    allow(req, GET)?;
+    let len: u64 = number(n, "byte count")?;
+    if len > MAX_BYTES {
+        return Err(bad_request("at most 104857600 bytes"));
+    }
+    Ok(Action::Compressed {
+        coding,
+        len,
+        seed: arg_or(req, "seed", clock_seed())?,
+        piece: arg_or(req, "piece", 64 * 1024usize)?.max(1),
+    })
 }
 
 /// httpbin's `/post` document, with `method` for `/anything`.

@@ -4,6 +4,8 @@
 use std::io;
 use std::time::Duration;
 
+#[cfg(any(feature = "gzip", feature = "deflate"))]
+use super::compress;
 use super::conn::{Conn, Next};
 use super::request::Request;
 use super::response::{Framing, Persistence, Response};
@@ -26,6 +28,10 @@ const MAX_HUGE_HEAD: u64 = 256 * 1024 * 1024;
 
 /// `/fault/trickle` waits at most this long between bytes.
 const MAX_TRICKLE_MS: u64 = 10_000;
+
+/// `/fault/gzip-bomb` expands to at most this many bytes.
+#[cfg(feature = "gzip")]
+const MAX_BOMB: u64 = 1024 * 1024 * 1024;
 
 /// Carries out the fault named by `segs` (the path after `/fault/`).
 pub(crate) async fn dispatch(conn: &mut Conn, mut req: Request, segs: &[&str]) -> io::Result<Next> {
@@ -171,6 +177,42 @@ pub(crate) async fn dispatch(conn: &mut Conn, mut req: Request, segs: &[&str]) -
             .await?;
             let response = Response::text(200, "the final response, after 100 and 103\n");
             conn.send(&req, response).await
+        }
+        #[cfg(feature = "gzip")]
+        "gzip-bomb" => {
+            let size = req
+                .arg("size")
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(10 * 1024 * 1024)
+                .min(MAX_BOMB);
+            compress::send_encoded(conn, &req, "gzip", compress::gzip_bomb(size)).await
+        }
+        #[cfg(feature = "gzip")]
+        "bad-gzip" => {
+            let flaw = req.arg("flaw").unwrap_or_else(|| "header".to_string());
+            match compress::bad_gzip(&flaw) {
+                Some(body) => compress::send_encoded(conn, &req, "gzip", body).await,
+                None => {
+                    let why = "flaw is one of header, crc, size, data\n";
+                    conn.send(&req, Response::text(400, why)).await
+                }
+            }
+        }
+        #[cfg(feature = "gzip")]
+        "gzip-truncated" => {
+            let mut body = compress::Coding::Gzip.compress(compress::BROKEN_TEXT.as_bytes());
+            let cut = req
+                .arg("cut")
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(4)
+                .min(body.len());
+            body.truncate(body.len() - cut);
+            compress::send_encoded(conn, &req, "gzip", body).await
+        }
+        #[cfg(feature = "deflate")]
+        "bad-deflate" => {
+            let body = b"\xff\xfe these bytes are not deflate data\n".to_vec();
+            compress::send_encoded(conn, &req, "deflate", body).await
         }
         _ => {
             conn.send(&req, Response::text(404, "no such fault\n"))

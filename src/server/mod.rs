@@ -33,6 +33,10 @@
 //! on another runtime: [`Server::spawn_thread`] returns a [`ServerThread`] that stops the server
 //! when dropped. From the command line: `cargo run --release --example httpbin -- --port 8080`.
 //!
+//! [`ProxyServer`] is a separate minimal forward proxy (absolute-form requests and `CONNECT`
+//! tunnels, to loopback targets only, with optional Basic credentials and refusals, counted
+//! and logged), for testing proxy support.
+//!
 //! # Behaviour
 //!
 //! - HTTP/1.1 keep-alive; `Connection: close` from the client is honoured; an HTTP/1.0 client
@@ -86,6 +90,8 @@
 //! | `/bearer` | 200 with the token of `Authorization: Bearer`, else 401 |
 //! | `/cache`, `/cache/{n}`, `/etag/{etag}` | 304 when `If-Modified-Since` or `If-None-Match` is sent; `Cache-Control: max-age`; entity-tag checks |
 //! | `/encoding/utf8`, `/html`, `/json`, `/xml`, `/robots.txt`, `/deny`, `/base64/{b64}`, `/uuid` | fixed documents |
+//! | `/gzip`, `/deflate`, `/brotli`, `/zstd` | httpbin's JSON of the request's `headers`, `method` and `origin` with `"gzipped"` (`"deflated"`, `"brotli"`, `"zstd"`) `true`, in that content coding: deflate zlib-wrapped as httpbin sends it, br as uncompressed meta-blocks (valid brotli, no smaller), zstd by ruzstd. Each is there with the client feature of its name (`gzip` and `deflate` by default) |
+//! | `/bytes-gzip/{n}?seed=S&piece=P`, `/bytes-deflate/{n}?seed=S&piece=P&raw=false` | the bytes of `/bytes/{n}?seed=S`, compressed as they are generated (level 1) and chunked, in chunks of at most `P` bytes (default 64 KiB; 1 sends the stream byte by byte); `raw=true`: deflate without the zlib wrapper |
 //! | `/add?name=X&delay=MS` | the seed's tornado handler: the body `.` after `MS` milliseconds (default 1024, at most 60 s); 400 without `name` |
 //!
 //! Unknown paths get 404.
@@ -115,12 +121,24 @@
 //! | `/fault/te-and-cl` | `Transfer-Encoding: chunked` and `Content-Length: 5`; the chunked body is `hello world\n`; close |
 //! | `/fault/until-close` | no length header: the body ends with the connection |
 //! | `/fault/1xx` | `100 Continue`, then `103 Early Hints` with a `Link` header, then a 200 |
+//! | `/fault/gzip-bomb?size=N` | `Content-Encoding: gzip` on `N` zero bytes (default 10 MiB, at most 1 GiB) compressed at level 9: about a thousandth of `N` on the wire; keep-alive as usual |
+//! | `/fault/bad-gzip?flaw=header` | a gzip body of `this gzip body is broken on purpose\n` with one flaw: `header` (a wrong magic byte), `crc` (the trailer's CRC-32), `size` (the trailer's length) or `data` (the deflate data replaced by `0xff` bytes); keep-alive as usual |
+//! | `/fault/gzip-truncated?cut=4` | that gzip body without its last `cut` bytes, with a `Content-Length` of what is sent: complete for HTTP, cut short for gzip |
+//! | `/fault/bad-deflate` | `Content-Encoding: deflate` on bytes that are not deflate data |
 
 mod codec;
+#[cfg(any(
+    feature = "gzip",
+    feature = "deflate",
+    feature = "brotli",
+    feature = "zstd"
+))]
+mod compress;
 mod conn;
 mod endpoints;
 mod faults;
 mod json;
+mod proxy;
 mod random;
 mod request;
 mod response;
@@ -146,6 +164,7 @@ use crate::timer::sleep;
 
 pub use endpoints::ENDPOINTS;
 pub use faults::GARBAGE;
+pub use proxy::{ProxyBuilder, ProxyRequest, ProxyServer, ProxyStats};
 pub use random::seeded_bytes;
 
 /// Limits of a [`Server`]. Start from `ServerConfig::default()` and change fields.
