@@ -118,11 +118,13 @@ pub use crate::http::client::{
     DEFAULT_MAX_HEAD, DEFAULT_POOL_IDLE_TIMEOUT, DEFAULT_READ_TIMEOUT, DEFAULT_TIMEOUT,
 };
 pub use crate::http::dns::{Resolve, Resolving, SystemResolver, DNS_CACHE_ENTRIES, DNS_TTL};
-pub use crate::http::error::{Error, Kind as ErrorKind, Limit, Phase};
+pub use crate::http::error::{CertReason, Error, Kind as ErrorKind, Limit, Phase};
 pub use crate::http::proxy::Proxy;
 pub use crate::http::redirect;
 pub use crate::http::response::Response;
 pub use crate::http::timings::Timings;
+#[cfg(feature = "tls")]
+pub use crate::http::tls::Certificate;
 pub use ::http::{header, HeaderMap, Method, StatusCode, Version};
 pub use batch::{
     Batch, BatchReport, BatchStream, BatchSummary, FetchResult, Fetched, IntoRequest,

@@ -592,9 +592,45 @@ fn environment_httpoxy_rule() {
     });
 }
 
-/// An https:// URL with an https proxy configured is routed to it, then refused with
-/// `UnsupportedScheme` (no TLS yet) before any byte reaches the proxy; the error names the
-/// proxy. Without a proxy for https, the error names none.
+/// An https:// URL with an https proxy configured goes through a `CONNECT` tunnel, then TLS
+/// to the origin over it: here the origin speaks plain HTTP, so the handshake fails, and the
+/// error names the TLS phase and the proxy. Without a proxy for https, the error names none.
+/// (TLS itself through the proxy: `tests/https.rs`.)
+#[cfg(feature = "tls")]
+#[test]
+fn https_through_proxy_tunnels_then_speaks_tls() {
+    let _dog = watchdog("https_through_proxy_tunnels_then_speaks_tls", 90);
+    with_server(|origin| async move {
+        let proxy = ProxyServer::bind(local()).unwrap();
+        let https_url = format!("https://127.0.0.1:{}/get", origin.local_addr().port());
+        let explicit = Client::builder()
+            .proxy(Proxy::https(&proxy.url()).unwrap())
+            .build();
+        let from_env = env_client(&[("HTTPS_PROXY", &proxy.url())]).build();
+        for client in [explicit, from_env] {
+            let e = client.get(&https_url).send().await.unwrap_err();
+            assert!(e.is_tls(), "{e}");
+            assert_eq!(e.phase(), Some(volley::Phase::Tls), "{e}");
+            assert_eq!(e.proxy(), Some(&*proxy.url()));
+            assert!(e.to_string().contains("via proxy"), "{e}");
+        }
+        assert_eq!(proxy.stats().connections_accepted, 2);
+        let http_only = Client::builder()
+            .proxy(Proxy::http(&proxy.url()).unwrap())
+            .build();
+        let e = http_only.get(&https_url).send().await.unwrap_err();
+        assert!(e.is_tls(), "{e}");
+        assert_eq!(e.proxy(), None);
+        volley::sleep(Duration::from_millis(50)).await;
+        assert_eq!(proxy.stats().connections_accepted, 2);
+        assert_eq!(origin.stats().connections_accepted, 3);
+    });
+}
+
+/// Without the `tls` feature, an https:// URL with an https proxy configured is routed to it,
+/// then refused with `UnsupportedScheme` before any byte reaches the proxy; the error names
+/// the proxy. Without a proxy for https, the error names none.
+#[cfg(not(feature = "tls"))]
 #[test]
 fn https_through_proxy_is_unsupported_before_any_byte() {
     let _dog = watchdog("https_through_proxy_is_unsupported_before_any_byte", 90);

@@ -18,6 +18,8 @@ use http::header::{ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONNECTION, LOCATION,
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use url::Url;
 
+#[cfg(feature = "tls")]
+use super::conn::start_tls;
 use super::conn::{connect, read_head, send_request, Conn, Deadlines, Sent};
 use super::decode::{self, Codings};
 use super::dns::{resolve, DnsCache, Resolve, Resolver};
@@ -67,6 +69,9 @@ pub(crate) struct Config {
     /// The content codings asked for with `Accept-Encoding` and decoded (none once built if
     /// the default headers have the user's own `Accept-Encoding`); see `decode.rs`.
     pub(crate) decoding: Codings,
+    /// The TLS settings, made into the client's one connector when it is built.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: crate::net::tls::TlsConfig,
 }
 
 impl Default for Config {
@@ -90,6 +95,8 @@ impl Default for Config {
             resolver: Rc::new(Resolver::default()),
             proxy: ProxyConfig::default(),
             decoding: Codings::compiled(),
+            #[cfg(feature = "tls")]
+            tls: crate::net::tls::TlsConfig::new(),
         }
     }
 }
@@ -110,6 +117,9 @@ struct ClientInner {
     config: Config,
     pool: RefCell<IdlePool>,
     dns: RefCell<DnsCache>,
+    /// Made once from the settings and shared by every connection, so sessions resume.
+    #[cfg(feature = "tls")]
+    tls: crate::net::tls::TlsConnector,
 }
 
 impl Default for Client {
@@ -268,7 +278,7 @@ impl Client {
                         ))
                         .with_url(&hop.url)
                     })?;
-                if next.scheme() != "http" {
+                if !matches!(next.scheme(), "http" | "https") {
                     return Err(
                         Error::new(Kind::UnsupportedScheme(next.scheme().to_owned()))
                             .with_url(&next),
@@ -307,7 +317,8 @@ impl Client {
         let config = &self.inner.config;
         // Decided first, so that an https:// URL refused below still names its proxy.
         let route = config.proxy.route(url)?;
-        if url.scheme() != "http" {
+        let https = url.scheme() == "https";
+        if url.scheme() != "http" && !(https && cfg!(feature = "tls")) {
             return Err(Error::new(Kind::UnsupportedScheme(url.scheme().to_owned())).with_url(url));
         }
         let mut head = Vec::with_capacity(256 + body.map_or(0, |b| b.len().min(JOIN_BODY_LIMIT)));
@@ -348,6 +359,7 @@ impl Client {
                 true => None,
             };
             let reused = pooled.is_some();
+            #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
             let mut conn = match pooled {
                 Some(conn) => conn,
                 None => {
@@ -377,6 +389,13 @@ impl Client {
                     conn
                 }
             };
+            #[cfg(feature = "tls")]
+            if https && !reused {
+                // Boxed: the handshake future holds a whole TLS session, and inlining it would
+                // make every request's future, http:// ones too, that much larger.
+                let tls = &mut clock.timings.tls;
+                conn = Box::pin(start_tls(conn, &self.inner.tls, deadlines, url, tls)).await?;
+            }
             clock.timings.reused = reused;
             let retry = reused && idempotent;
             let sent = match send_request(&mut conn, &parts, deadlines, url).await {
@@ -489,6 +508,8 @@ impl ClientBuilder {
         let mut config = self.config;
         config.proxy.finish();
         config.decoding = decode::advertise(&mut config.default_headers, config.decoding);
+        #[cfg(feature = "tls")]
+        let tls = super::tls::connector(&config.tls)?;
         Ok(Client {
             inner: Rc::new(ClientInner {
                 pool: RefCell::new(IdlePool::new(
@@ -496,6 +517,8 @@ impl ClientBuilder {
                     config.pool_max_idle_per_host,
                 )),
                 dns: RefCell::new(DnsCache::default()),
+                #[cfg(feature = "tls")]
+                tls,
                 config,
             }),
         })

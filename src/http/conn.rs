@@ -1,10 +1,12 @@
 //! The driver: one HTTP/1.1 connection and the phases of an exchange on it.
 //!
-//! It is thin on purpose. [`Conn`] owns a [`TcpStream`] and a [`ReadBuf`]; the phases are
-//! short functions that move bytes between them and the sans-IO pieces: [`connect`] (resolve,
-//! then try each address), [`send_request`] (one write of head and body), and
-//! [`read_head`] (read until `parse_head` has a final head). The body is read by
-//! [`Response`](crate::Response) through the same buffer.
+//! It is thin on purpose. [`Conn`] owns a [`Stream`] (a [`TcpStream`], or with the `tls`
+//! feature a boxed [`TlsStream`](crate::net::tls::TlsStream) over one) and a [`ReadBuf`]; the
+//! phases are short functions that move bytes between them and the sans-IO pieces:
+//! [`connect`] (resolve, then try each address), `start_tls` (the handshake, for `https://`),
+//! [`send_request`] (one write of head and body, then a flush), and [`read_head`] (read until
+//! `parse_head` has a final head). The body is read by [`Response`](crate::Response) through
+//! the same buffer. Nothing past `start_tls` knows which kind of stream it has.
 //!
 //! Every wait goes through [`Deadlines::run`], which applies the total timeout and the phase's
 //! own timeout, and names the phase when one runs out.
@@ -21,6 +23,60 @@ use super::error::{Error, Kind, Limit, Phase};
 use super::head::{parse_head, HeadError, ResponseHead};
 use super::timings::Clock;
 use crate::net::TcpStream;
+
+/// The byte stream under a connection: plain TCP, or TLS over TCP. The driver sees only this.
+///
+/// The TLS stream is boxed: a rustls session is about a kilobyte, and every plain-TCP
+/// connection (and every request future holding one) would otherwise carry that much more.
+#[derive(Debug)]
+pub(crate) enum Stream {
+    /// `http://`, or a tunnel or proxy connection.
+    Tcp(TcpStream),
+    /// `https://`, after the handshake.
+    #[cfg(feature = "tls")]
+    Tls(Box<crate::net::tls::TlsStream>),
+}
+
+impl Stream {
+    pub(crate) fn poll_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        match self {
+            Stream::Tcp(tcp) => tcp.poll_read(cx, buf),
+            // A close without `close_notify` is an `UnexpectedEof` error here, never `Ok(0)`:
+            // a close-delimited body cut short by an attacker must not read as complete.
+            #[cfg(feature = "tls")]
+            Stream::Tls(tls) => tls.poll_read(cx, buf),
+        }
+    }
+
+    pub(crate) fn poll_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self {
+            Stream::Tcp(tcp) => tcp.poll_write(cx, buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(tls) => tls.poll_write(cx, buf),
+        }
+    }
+
+    /// Ready once every byte written is on the wire: at once for TCP, which buffers nothing
+    /// of its own; TLS may hold encrypted records.
+    pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            Stream::Tcp(_) => {
+                let _ = cx;
+                Poll::Ready(Ok(()))
+            }
+            #[cfg(feature = "tls")]
+            Stream::Tls(tls) => tls.poll_flush(cx),
+        }
+    }
+}
 
 /// The first size of a connection's read buffer. Small, so that ten thousand connections
 /// waiting on slow servers cost little; it doubles when a read fills it.
@@ -93,7 +149,7 @@ impl ReadBuf {
     pub(crate) fn poll_fill(
         &mut self,
         cx: &mut Context<'_>,
-        stream: &mut TcpStream,
+        stream: &mut Stream,
         max_size: usize,
     ) -> Poll<io::Result<usize>> {
         if self.data.is_empty() {
@@ -142,14 +198,14 @@ impl ReadBuf {
 /// A connection: a socket plus what has been read from it and not yet used.
 #[derive(Debug)]
 pub(crate) struct Conn {
-    pub(crate) stream: TcpStream,
+    pub(crate) stream: Stream,
     pub(crate) buf: ReadBuf,
 }
 
 impl Conn {
     pub(crate) fn new(stream: TcpStream) -> Conn {
         Conn {
-            stream,
+            stream: Stream::Tcp(stream),
             buf: ReadBuf::new(),
         }
     }
@@ -215,7 +271,7 @@ impl Deadlines {
         future: F,
     ) -> Result<F::Output, Error> {
         let own = match phase {
-            Phase::Connect => self.connect,
+            Phase::Connect | Phase::Tls => self.connect,
             Phase::ReadHead | Phase::ReadBody | Phase::Send => self.read,
             Phase::Resolve | Phase::Queue => None,
         };
@@ -307,8 +363,8 @@ pub(crate) enum Sent {
     Interrupted,
 }
 
-/// Writes `request` (head and body, already joined when small), while watching for a server
-/// that answers before it has read it all.
+/// Writes `request` (head and body, already joined when small) and flushes it, while watching
+/// for a server that answers before it has read it all.
 pub(crate) async fn send_request(
     conn: &mut Conn,
     request: &[&[u8]],
@@ -319,15 +375,21 @@ pub(crate) async fn send_request(
     let mut offset = 0;
     let Conn { stream, buf } = conn;
     let write = poll_fn(|cx| loop {
-        let Some(bytes) = request.get(part) else {
-            return Poll::Ready(Ok(Sent::Complete));
+        let polled = match request.get(part) {
+            Some(bytes) if offset == bytes.len() => {
+                part += 1;
+                offset = 0;
+                continue;
+            }
+            Some(bytes) => stream.poll_write(cx, &bytes[offset..]),
+            // Every byte taken: flush what the stream holds (nothing for TCP; TLS records).
+            None => match stream.poll_flush(cx) {
+                Poll::Ready(Ok(())) => return Poll::Ready(Ok(Sent::Complete)),
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                Poll::Pending => Poll::Pending,
+            },
         };
-        if offset == bytes.len() {
-            part += 1;
-            offset = 0;
-            continue;
-        }
-        match stream.poll_write(cx, &bytes[offset..]) {
+        match polled {
             Poll::Ready(Ok(0)) => {
                 return Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero)))
             }
@@ -461,4 +523,42 @@ pub(crate) async fn read_head(
 /// The most a body read grows the buffer to.
 pub(crate) fn body_buffer_limit() -> usize {
     MAX_BODY_BUFFER
+}
+
+/// Runs the TLS handshake on a fresh connection (direct, or a tunnel just opened), under the
+/// connect timeout and the total one; a timeout or an I/O error names [`Phase::Tls`]. Adds
+/// the handshake's time to `spent`.
+///
+/// The buffer must be empty: nothing may come before the server's first TLS record (a proxy
+/// that sent bytes after its `CONNECT` answer is out of step).
+#[cfg(feature = "tls")]
+pub(crate) async fn start_tls(
+    conn: Conn,
+    connector: &crate::net::tls::TlsConnector,
+    deadlines: &Deadlines,
+    url: &Url,
+    spent: &mut Duration,
+) -> Result<Conn, Error> {
+    let started = Instant::now();
+    let Conn { stream, buf } = conn;
+    let tcp = match stream {
+        Stream::Tcp(tcp) if buf.is_empty() => tcp,
+        _ => {
+            return Err(Error::new(Kind::InvalidResponse(
+                "bytes arrived before the TLS handshake began".into(),
+            ))
+            .with_url(url))
+        }
+    };
+    let name = crate::net::tls::server_name(url.host_str().unwrap_or(""))
+        .map_err(|e| Error::new(Kind::Tls(e.to_string())).with_url(url))?;
+    let tls = deadlines
+        .run(Phase::Tls, url, connector.connect(name, tcp))
+        .await?
+        .map_err(|e| Error::from_tls(e, url))?;
+    *spent += started.elapsed();
+    Ok(Conn {
+        stream: Stream::Tls(Box::new(tls)),
+        buf,
+    })
 }

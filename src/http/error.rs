@@ -77,6 +77,49 @@ pub enum Kind {
     /// The proxy answered the `CONNECT` that opens a tunnel with this status, neither 2xx
     /// nor 407.
     ProxyTunnel(http::StatusCode),
+    /// The server's TLS certificate was refused; says why. The [`rustls::Error`] is the
+    /// [`source`](StdError::source). (Feature `tls`.)
+    ///
+    /// [`rustls::Error`]: https://docs.rs/rustls/latest/rustls/enum.Error.html
+    Certificate(CertReason),
+    /// The TLS handshake failed for a reason other than the certificate: an alert from the
+    /// server, no protocol version or cipher suite in common, a malformed message, a host
+    /// that is not a valid TLS server name, or a TLS setting of the client that cannot work
+    /// (from [`ClientBuilder::try_build`](crate::ClientBuilder::try_build)); says which. The
+    /// rustls error, if any, is the [`source`](StdError::source). A close or reset during the
+    /// handshake is [`Kind::Io`] of [`Phase::Tls`], and a timeout a [`Kind::Timeout`] of it.
+    Tls(String),
+}
+
+/// Why a server's certificate was refused, in [`Kind::Certificate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CertReason {
+    /// It, or one in its chain, has expired.
+    Expired,
+    /// It, or one in its chain, is not valid yet (or the clock is off).
+    NotYetValid,
+    /// The chain does not lead to a trusted root: self-signed, a private CA that was not
+    /// added with [`ClientBuilder::add_root_certificate`](crate::ClientBuilder), or a
+    /// missing intermediate.
+    UnknownIssuer,
+    /// It is valid, but not for the URL's host name or IP address.
+    WrongName,
+    /// Refused for another reason: revoked, badly signed, malformed, not for TLS servers, or
+    /// absent.
+    Invalid,
+}
+
+impl fmt::Display for CertReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CertReason::Expired => "expired",
+            CertReason::NotYetValid => "not yet valid",
+            CertReason::UnknownIssuer => "unknown issuer",
+            CertReason::WrongName => "wrong name",
+            CertReason::Invalid => "invalid",
+        })
+    }
 }
 
 /// The phases of a request, for timeouts and I/O errors.
@@ -85,8 +128,11 @@ pub enum Kind {
 pub enum Phase {
     /// Resolving the host name.
     Resolve,
-    /// Opening the TCP connection.
+    /// Opening the TCP connection (and a proxy's tunnel).
     Connect,
+    /// The TLS handshake of an `https://` connection, after connecting. It runs under the
+    /// connect timeout, on its own clock.
+    Tls,
     /// Writing the request head and body.
     Send,
     /// Waiting for and reading the response head.
@@ -113,6 +159,7 @@ impl Phase {
         match self {
             Phase::Resolve => "resolving host for",
             Phase::Connect => "connecting to",
+            Phase::Tls => "in the TLS handshake with",
             Phase::Send => "sending request to",
             Phase::ReadHead => "reading response head from",
             Phase::ReadBody => "reading response body from",
@@ -121,7 +168,46 @@ impl Phase {
     }
 }
 
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Phase::Resolve => "resolve",
+            Phase::Connect => "connect",
+            Phase::Tls => "TLS handshake",
+            Phase::Send => "send",
+            Phase::ReadHead => "read head",
+            Phase::ReadBody => "read body",
+            Phase::Queue => "queue",
+        })
+    }
+}
+
 impl Error {
+    /// The error of a failed TLS handshake: a certificate refused, another TLS failure, or
+    /// an I/O error in [`Phase::Tls`]. The rustls error, if any, becomes the source.
+    #[cfg(feature = "tls")]
+    pub(crate) fn from_tls(e: std::io::Error, url: &Url) -> Error {
+        use crate::net::tls::TlsErrorKind as T;
+        let kind = match T::of(&e) {
+            None => {
+                return Error::new(Kind::Io(Phase::Tls))
+                    .with_url(url)
+                    .with_source(e)
+            }
+            Some(T::CertExpired) => Kind::Certificate(CertReason::Expired),
+            Some(T::CertNotYetValid) => Kind::Certificate(CertReason::NotYetValid),
+            Some(T::UnknownIssuer) => Kind::Certificate(CertReason::UnknownIssuer),
+            Some(T::WrongName) => Kind::Certificate(CertReason::WrongName),
+            Some(T::InvalidCert) => Kind::Certificate(CertReason::Invalid),
+            Some(other) => Kind::Tls(other.to_string()),
+        };
+        let error = Error::new(kind).with_url(url);
+        match e.into_inner() {
+            Some(rustls) => error.with_source(rustls),
+            None => error,
+        }
+    }
+
     pub(crate) fn new(kind: Kind) -> Error {
         Error {
             inner: Box::new(Inner {
@@ -173,6 +259,27 @@ impl Error {
         matches!(self.inner.kind, Kind::Decode(_))
     }
 
+    /// True if the server's certificate was refused ([`Kind::Certificate`]).
+    pub fn is_certificate(&self) -> bool {
+        matches!(self.inner.kind, Kind::Certificate(_))
+    }
+
+    /// True if TLS failed: a certificate refused ([`Kind::Certificate`]), another handshake
+    /// failure ([`Kind::Tls`]), or an I/O error or timeout during the handshake
+    /// ([`Phase::Tls`]).
+    pub fn is_tls(&self) -> bool {
+        matches!(
+            self.inner.kind,
+            Kind::Certificate(_)
+                | Kind::Tls(_)
+                | Kind::Io(Phase::Tls)
+                | Kind::Timeout {
+                    phase: Phase::Tls,
+                    ..
+                }
+        )
+    }
+
     /// True if a deadline passed: connect, read or total.
     pub fn is_timeout(&self) -> bool {
         matches!(self.inner.kind, Kind::Timeout { .. })
@@ -215,6 +322,7 @@ impl Error {
             Kind::Decode(_) => Some(Phase::ReadBody),
             Kind::Dns => Some(Phase::Resolve),
             Kind::Connect | Kind::ProxyAuth | Kind::ProxyTunnel(_) => Some(Phase::Connect),
+            Kind::Certificate(_) | Kind::Tls(_) => Some(Phase::Tls),
             _ => None,
         }
     }
@@ -243,6 +351,11 @@ impl fmt::Display for Error {
             (None, Kind::InvalidProxy(why)) => {
                 // A setting refused by `Proxy::http` and friends, before any request.
                 write!(f, "invalid proxy: {why}")?;
+                return fmt_source(f, self.inner.source.as_deref());
+            }
+            (None, Kind::Tls(why)) => {
+                // A TLS setting refused by `ClientBuilder::try_build`, before any request.
+                write!(f, "unusable TLS settings: {why}")?;
                 return fmt_source(f, self.inner.source.as_deref());
             }
             (None, _) => "(no url)",
@@ -316,6 +429,8 @@ fn fmt_kind(f: &mut fmt::Formatter<'_>, kind: &Kind, url: &str, source: Source<'
             f,
             "proxy refused to open a tunnel for {url}: status {status}"
         )?,
+        Kind::Certificate(reason) => write!(f, "certificate of {url} refused ({reason})")?,
+        Kind::Tls(why) => write!(f, "TLS handshake with {url} failed: {why}")?,
     }
     fmt_source(f, source)
 }

@@ -16,3 +16,5 @@ pub(crate) mod proxy;
 pub mod redirect;
 pub(crate) mod response;
 pub(crate) mod timings;
+#[cfg(feature = "tls")]
+pub(crate) mod tls;

@@ -58,8 +58,9 @@ use super::timings::Clock;
 ///   origin. A 407 from the proxy is returned as an ordinary [`Response`](crate::Response)
 ///   with status 407, as reqwest and curl do.
 /// - An `https://` URL goes through a tunnel: `CONNECT host:443 HTTP/1.1`, with the same
-///   credentials; after a 2xx the connection carries the request as if direct. TLS is not
-///   implemented yet, so for now such a request fails with
+///   credentials; after a 2xx the TLS handshake with the origin runs over the tunnel (the
+///   proxy sees only ciphertext), and the connection carries the request as if direct.
+///   Without the `tls` feature, such a request fails with
 ///   [`ErrorKind::UnsupportedScheme`](crate::ErrorKind::UnsupportedScheme) once its route is
 ///   decided, before any byte goes to the proxy. [`ClientBuilder::proxy_tunnel`] sends
 ///   `http://` URLs through a tunnel too, as curl's `--proxytunnel` does. Tunnels are pooled

@@ -11,8 +11,17 @@ use url::Url;
 ///
 /// The default follows up to 10. Statuses 301, 302, 303, 307 and 308 with a `Location` are
 /// followed; 303, and 301 or 302 after a POST, become a GET without a body; 307 and 308 keep
-/// the method and body. `Authorization`, `Cookie` and `Proxy-Authorization` are dropped when
-/// the scheme, host or port changes.
+/// the method and body. `http` and `https` targets are followed (`https` with the `tls`
+/// feature); any other scheme is an error.
+///
+/// `Authorization`, `Cookie` and `Proxy-Authorization` are dropped when the origin changes:
+/// the scheme, the host or the port (RFC 6454). A change of scheme alone is a change of
+/// origin both ways: https → http would send them in clear text, and http → https on the same
+/// host goes to another port (443, not 80) that may belong to someone else. reqwest drops them
+/// on a change of host or port (with default ports filled in), which covers the same cases
+/// except a scheme change on an explicit, unchanged port; volley drops them then too.
+/// Credentials in a URL's userinfo are never carried to the next hop either: each hop sends
+/// only those of its own URL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
     max: usize,
@@ -116,7 +125,15 @@ mod tests {
             );
             assert_eq!((m, keep), (want_method, want_body), "{status} {method}");
         }
-        for (to, kept) in [(&a2, true), (&b, false), (&a_port, false)] {
+        let a_https = Url::parse("https://a.test/y").unwrap();
+        let a_https_80 = Url::parse("https://a.test:80/y").unwrap();
+        for (to, kept) in [
+            (&a2, true),
+            (&b, false),
+            (&a_port, false),
+            (&a_https, false),
+            (&a_https_80, false),
+        ] {
             let mut h = HeaderMap::new();
             h.insert(AUTHORIZATION, "Basic x".parse().unwrap());
             h.insert(COOKIE, "a=b".parse().unwrap());
@@ -127,6 +144,21 @@ mod tests {
             assert_eq!(h.contains_key(COOKIE), kept, "{to}");
             assert_eq!(h.contains_key(PROXY_AUTHORIZATION), kept, "{to}");
             assert!(h.contains_key("x-other"));
+        }
+        // https → http, same host and port: dropped.
+        let secure = Url::parse("https://a.test/x").unwrap();
+        let plain_443 = Url::parse("http://a.test:443/x").unwrap();
+        for to in [&a, &plain_443] {
+            let mut h = HeaderMap::new();
+            h.insert(AUTHORIZATION, "Basic x".parse().unwrap());
+            follow(
+                StatusCode::FOUND,
+                &secure,
+                to,
+                &mut Method::GET.clone(),
+                &mut h,
+            );
+            assert!(!h.contains_key(AUTHORIZATION), "{to}");
         }
     }
 }

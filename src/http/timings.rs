@@ -15,8 +15,12 @@ pub struct Timings {
     pub queued: Duration,
     /// Resolving host names (zero for IP literals, cached names and reused connections).
     pub dns: Duration,
-    /// Opening TCP connections (zero when a pooled connection was reused).
+    /// Opening TCP connections, and a proxy's `CONNECT` tunnel (zero when a pooled connection
+    /// was reused).
     pub connect: Duration,
+    /// TLS handshakes of `https://` connections, after `connect` (zero for `http://`, and
+    /// when a pooled connection was reused).
+    pub tls: Duration,
     /// From the start to the first byte of the final response: time to first byte.
     pub first_byte: Duration,
     /// From the start to the end of the body (or to now, while it is still being read).
@@ -29,16 +33,27 @@ pub struct Timings {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Clock {
     pub(crate) start: Instant,
-    pub(crate) timings: Timings,
+    pub(crate) timings: Spent,
     /// When the body ended, once it has.
     pub(crate) done: Option<Instant>,
+}
+
+/// The phases a [`Clock`] records: [`Timings`] without `queued` (set by a batch on the
+/// result) and `total` (computed when read), which every request future would otherwise carry.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Spent {
+    pub(crate) dns: Duration,
+    pub(crate) connect: Duration,
+    pub(crate) tls: Duration,
+    pub(crate) first_byte: Duration,
+    pub(crate) reused: bool,
 }
 
 impl Clock {
     pub(crate) fn start() -> Clock {
         Clock {
             start: Instant::now(),
-            timings: Timings::default(),
+            timings: Spent::default(),
             done: None,
         }
     }
@@ -51,9 +66,21 @@ impl Clock {
     /// The timings so far.
     pub(crate) fn read(&self) -> Timings {
         let end = self.done.unwrap_or_else(Instant::now);
+        let Spent {
+            dns,
+            connect,
+            tls,
+            first_byte,
+            reused,
+        } = self.timings;
         Timings {
+            queued: Duration::ZERO,
+            dns,
+            connect,
+            tls,
+            first_byte,
             total: end.saturating_duration_since(self.start),
-            ..self.timings
+            reused,
         }
     }
 }
