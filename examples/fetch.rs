@@ -1,4 +1,4 @@
-//! cargo run --release --example fetch -- [-i] [-I] [-X METHOD] [-H 'Name: value']... [-d DATA] [-m SECS] [--max-redirects N] URL
+//! cargo run --release --example fetch -- [-i] [-I] [-X METHOD] [-H 'Name: value']... [-d DATA] [-m SECS] [--max-redirects N] [--tls] URL
 //!
 //! A curl-like fetch of one URL, and a stable interface for scripts:
 //!
@@ -11,7 +11,9 @@
 //! - exit status 0 means a complete response, whatever its status; on any error it prints one
 //!   `error: ...` line to stderr and exits 1 (2 for bad arguments).
 //!
-//! With no URL it starts the embedded httpbin-like server and fetches its `/get`.
+//! With no URL it starts the embedded httpbin-like server and fetches its `/get`; with `--tls`
+//! the server speaks HTTPS with the TEST-ONLY certificate of `volley::server::testcert`, whose
+//! CA the client then trusts. `https://` URLs need no flag.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -29,10 +31,12 @@ struct Args {
     data: Option<Vec<u8>>,
     max_time: Option<Duration>,
     max_redirects: Option<usize>,
+    /// Serve the embedded server over HTTPS (no URL given).
+    tls: bool,
     url: Option<String>,
 }
 
-const USAGE: &str = "usage: fetch [-i] [-I] [-X METHOD] [-H 'Name: value']... [-d DATA] [-m SECS] [--max-redirects N] URL";
+const USAGE: &str = "usage: fetch [-i] [-I] [-X METHOD] [-H 'Name: value']... [-d DATA] [-m SECS] [--max-redirects N] [--tls] URL";
 
 fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut args = Args::default();
@@ -66,6 +70,7 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
                         .map_err(|_| "--max-redirects takes a number".to_owned())?,
                 )
             }
+            "--tls" if cfg!(feature = "tls") => args.tls = true,
             "-h" | "--help" => return Err(USAGE.to_owned()),
             flag if flag.starts_with('-') && flag.len() > 1 => {
                 return Err(format!("unknown option {flag}\n{USAGE}"))
@@ -106,8 +111,11 @@ async fn fetch(args: Args) -> Result<(), String> {
     let server = match &args.url {
         Some(_) => None,
         None => Some(
-            volley::server::Server::bind("127.0.0.1:0".parse().unwrap())
-                .map_err(|e| e.to_string())?,
+            volley::server::Server::bind_with(
+                "127.0.0.1:0".parse().unwrap(),
+                server_config(args.tls)?,
+            )
+            .map_err(|e| e.to_string())?,
         ),
     };
     let url = match (&args.url, &server) {
@@ -116,7 +124,7 @@ async fn fetch(args: Args) -> Result<(), String> {
         (None, None) => unreachable!("a server is started when no URL is given"),
     };
 
-    let mut builder = Client::builder();
+    let mut builder = trust_test_ca(Client::builder(), args.tls)?;
     if let Some(n) = args.max_redirects {
         builder = builder.redirect(redirect::Policy::limited(n));
     }
@@ -172,4 +180,33 @@ async fn fetch(args: Args) -> Result<(), String> {
     }
     out.flush().map_err(|e| format!("writing to stdout: {e}"))?;
     Ok(())
+}
+
+/// The embedded server's settings: HTTPS with the TEST-ONLY certificate if `tls`.
+fn server_config(tls: bool) -> Result<volley::server::ServerConfig, String> {
+    let config = volley::server::ServerConfig::default();
+    #[cfg(feature = "tls")]
+    if tls {
+        use volley::server::testcert;
+        return config
+            .tls(testcert::CERT_PEM, testcert::KEY_PEM)
+            .map_err(|e| format!("cannot load the test certificate: {e}"));
+    }
+    let _ = tls;
+    Ok(config)
+}
+
+/// Trusts the TEST-ONLY CA of the embedded server's certificate, if `tls`.
+fn trust_test_ca(
+    builder: volley::ClientBuilder,
+    tls: bool,
+) -> Result<volley::ClientBuilder, String> {
+    #[cfg(feature = "tls")]
+    if tls {
+        let ca = volley::Certificate::from_pem(volley::server::testcert::CA_PEM)
+            .map_err(|e| e.to_string())?;
+        return Ok(builder.add_root_certificate(ca));
+    }
+    let _ = tls;
+    Ok(builder)
 }

@@ -1,4 +1,4 @@
-//! cargo run --release --example fetch_many -- [-c N] [-n N] [-m SECS] [--json] [URL...]
+//! cargo run --release --example fetch_many -- [-c N] [-n N] [-m SECS] [--json] [--tls] [URL...]
 //!
 //! Fetch many URLs at once, from one thread, and say how it went: volley's main job.
 //!
@@ -7,6 +7,7 @@
 //! cargo run --release --example fetch_many -- -c 1000 -n 20000    # more of it
 //! cargo run --release --example fetch_many -- -n 1000 http://127.0.0.1:8080/get
 //! cargo run --release --example fetch_many -- --json -n 100       # one JSON object on stdout
+//! cargo run --release --example fetch_many -- --tls               # the same over HTTPS
 //! ```
 //!
 //! With no URL it starts the embedded httpbin-like server on a free loopback port and replays
@@ -20,6 +21,9 @@
 //!   with no URL). `{n}` in a URL is replaced by the request's sequence number, from 0, which
 //!   makes every URL distinct, as the seed's random suffixes did, so that no cache answers.
 //! - `-m SECS`: the longest one request may take, from sending it to the end of its body.
+//! - `--tls`: run the embedded server over HTTPS, with the TEST-ONLY certificate of
+//!   `volley::server::testcert` (for 127.0.0.1 and localhost), which the client trusts with
+//!   `add_root_certificate`. `https://` URLs need no flag: the client speaks both.
 //! - `--json`: print only one JSON object on stdout instead of the report, a stable interface
 //!   for scripts: `{"requests", "ok", "failed", "bytes", "elapsed_s", "requests_per_s",
 //!   "latency_ms": {"p50", "p90", "p99", "max"}}`, all numbers.
@@ -56,6 +60,8 @@ struct Args {
     requests: Option<usize>,
     max_time: Option<Duration>,
     json: bool,
+    /// Serve the embedded server over HTTPS.
+    tls: bool,
     urls: Vec<String>,
 }
 
@@ -65,6 +71,7 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
         requests: None,
         max_time: None,
         json: false,
+        tls: false,
         urls: Vec::new(),
     };
     let positive = |name: &str, value: Option<String>| -> Result<usize, String> {
@@ -93,6 +100,7 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
                 }
             }
             "--json" => args.json = true,
+            "--tls" if cfg!(feature = "tls") => args.tls = true,
             "-h" | "--help" => return Err(String::new()),
             flag if flag.starts_with('-') && flag.len() > 1 => {
                 return Err(format!("unknown option {flag}"))
@@ -101,8 +109,16 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
                 // Check each URL now, with `{n}` filled in, rather than fail it n times later.
                 let parsed = url::Url::parse(&url.replace("{n}", "0"))
                     .map_err(|e| format!("not a URL: {url:?} ({e})"))?;
-                if parsed.scheme() != "http" {
-                    return Err(format!("{url:?}: volley speaks plain http:// only"));
+                let schemes: &[&str] = if cfg!(feature = "tls") {
+                    &["http", "https"]
+                } else {
+                    &["http"]
+                };
+                if !schemes.contains(&parsed.scheme()) {
+                    return Err(format!(
+                        "{url:?}: volley speaks {} only",
+                        schemes.join(", ")
+                    ));
                 }
                 args.urls.push(url.to_owned());
             }
@@ -143,7 +159,7 @@ async fn fetch_many(mut args: Args) -> Result<(), String> {
     // one thread both sends the requests and answers them; its /delay is a timer, not a thread.
     let server = if args.urls.is_empty() {
         let addr = "127.0.0.1:0".parse().expect("a valid address");
-        let server = volley::server::Server::bind(addr)
+        let server = volley::server::Server::bind_with(addr, server_config(args.tls)?)
             .map_err(|e| format!("cannot start the embedded server: {e}"))?;
         Some(server)
     } else {
@@ -162,7 +178,7 @@ async fn fetch_many(mut args: Args) -> Result<(), String> {
         (None, None) => urls.len(),
     };
 
-    let mut builder = Client::builder();
+    let mut builder = trust_test_ca(Client::builder(), args.tls)?;
     if let Some(t) = args.max_time {
         builder = builder.timeout(t);
     }
@@ -462,4 +478,33 @@ fn tally<K: std::fmt::Display>(pairs: impl Iterator<Item = (K, u64)>) -> String 
     } else {
         parts.join(", ")
     }
+}
+
+/// The embedded server's settings: HTTPS with the TEST-ONLY certificate if `tls`.
+fn server_config(tls: bool) -> Result<volley::server::ServerConfig, String> {
+    let config = volley::server::ServerConfig::default();
+    #[cfg(feature = "tls")]
+    if tls {
+        use volley::server::testcert;
+        return config
+            .tls(testcert::CERT_PEM, testcert::KEY_PEM)
+            .map_err(|e| format!("cannot load the test certificate: {e}"));
+    }
+    let _ = tls;
+    Ok(config)
+}
+
+/// Trusts the TEST-ONLY CA of the embedded server's certificate, if `tls`.
+fn trust_test_ca(
+    builder: volley::ClientBuilder,
+    tls: bool,
+) -> Result<volley::ClientBuilder, String> {
+    #[cfg(feature = "tls")]
+    if tls {
+        let ca = volley::Certificate::from_pem(volley::server::testcert::CA_PEM)
+            .map_err(|e| e.to_string())?;
+        return Ok(builder.add_root_certificate(ca));
+    }
+    let _ = tls;
+    Ok(builder)
 }

@@ -47,12 +47,16 @@
 //!   tokens.
 //! - [`timer`]: [`sleep`], [`timeout`], [`interval`], on an ordered map of deadlines.
 //! - [`net`]: [`TcpStream`] and [`TcpListener`] with the futures [`net::Connect`],
-//!   [`net::Read`], [`net::Write`], [`net::Accept`] and friends.
+//!   [`net::Read`], [`net::Write`], [`net::Accept`] and friends; with the `tls` feature (on by
+//!   default), `net::tls`: rustls (sans-IO) driven on the reactor, a hand-written handshake
+//!   future and `TlsStream`, for clients (`TlsConnector`) and servers (`TlsAcceptor`).
 //! - `http` (private, re-exported flat): the client. Sans-IO pieces over byte slices, with
 //!   table tests: `encode.rs` (request head), `head.rs` (response head via httparse, and the
 //!   RFC 9112 §6.3 framing rules) and `body.rs` (Content-Length, chunked with trailers,
-//!   until-close). A thin driver, `conn.rs`, moves bytes between them and a [`TcpStream`],
-//!   one function per phase, each under [`Phase`]-named deadlines. `client.rs` holds
+//!   until-close). A thin driver, `conn.rs`, moves bytes between them and a `Stream`, an enum
+//!   of a [`TcpStream`] or a boxed `net::tls::TlsStream` (the TLS handshake, `start_tls`,
+//!   is the only phase that knows which), one function per phase, each under
+//!   [`Phase`]-named deadlines. `tls.rs` holds `Certificate` and the client's TLS settings. `client.rs` holds
 //!   [`Client`] and the request flow (redirects, the stale-connection retry), `pool.rs` the
 //!   keep-alive pool, `dns.rs` resolution, `proxy.rs` [`Proxy`] (routing, `NO_PROXY`,
 //!   `CONNECT` tunnels), `response.rs` [`Response`], `decode.rs` its content codings

@@ -658,3 +658,73 @@ fn certificates_and_settings() {
         .add_root_certificate(again)
         .build();
 }
+
+/// The embedded server in HTTPS mode, with the committed TEST-ONLY certificate: GET and POST
+/// through the client, keep-alive over one TLS connection, a close-delimited body ended with
+/// `close_notify`, and the reset fault still a reset.
+#[test]
+fn embedded_server_serves_https() {
+    use volley::server::{testcert, ServerConfig};
+    run("embedded_server_serves_https", async {
+        let config = ServerConfig::default()
+            .tls(testcert::CERT_PEM, testcert::KEY_PEM)
+            .unwrap();
+        let server = Server::bind_with(local(), config).unwrap();
+        assert!(server.url("/get").starts_with("https://127.0.0.1:"));
+        let ca = Certificate::from_pem(testcert::CA_PEM).unwrap();
+        let client = Client::builder()
+            .add_root_certificate(ca)
+            .resolve("localhost", server.local_addr())
+            .build();
+        let port = server.local_addr().port();
+        for (i, host) in ["127.0.0.1", "localhost", "localhost"].iter().enumerate() {
+            let response = client
+                .get(format!("https://{host}:{port}/bytes/100000?seed=5"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.timings().reused, i == 2, "{i}");
+            let body = response.bytes().await.unwrap();
+            assert!(
+                body == volley::server::seeded_bytes(5, 100_000),
+                "{i}: body differs"
+            );
+        }
+        let sent = seeded(1 << 20, 3);
+        let text = client
+            .post(server.url("/anything"))
+            .body(sent.clone())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(text.contains("\"method\": \"POST\""), "{}", &text[..200]);
+        // Two hosts (127.0.0.1 and localhost): two connections, each reused.
+        assert_eq!(server.stats().connections_accepted, 2);
+        let text = client
+            .get(server.url("/fault/until-close"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(!text.is_empty());
+        let e = async {
+            client
+                .get(server.url("/fault/reset-body"))
+                .send()
+                .await?
+                .bytes()
+                .await
+        }
+        .await
+        .unwrap_err();
+        assert_eq!(e.phase(), Some(Phase::ReadBody), "{e}");
+        // A plain-HTTP client on the HTTPS port gets nothing it can read as HTTP.
+        let plain = format!("http://127.0.0.1:{port}/get");
+        assert!(Client::new().get(&plain).send().await.is_err());
+    });
+}

@@ -13,4 +13,4 @@ pub mod tls;
 pub use tcp_listener::{Accept, TcpListener, ACCEPT_BACKOFF, DEFAULT_BACKLOG};
 pub use tcp_stream::{Connect, Read, ReadToEnd, TcpStream, Write, WriteAll};
 #[cfg(feature = "tls")]
-pub use tls::{Handshake, TlsConfig, TlsConnector, TlsErrorKind, TlsStream};
+pub use tls::{Handshake, TlsAcceptor, TlsConfig, TlsConnector, TlsErrorKind, TlsStream};

@@ -41,10 +41,11 @@ use std::task::{ready, Context, Poll};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::PrivateKeyDer;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
-    CertificateError, ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore,
-    SignatureScheme,
+    CertificateError, ClientConfig, ClientConnection, Connection, DigitallySignedStruct,
+    RootCertStore, ServerConfig, ServerConnection, SignatureScheme,
 };
 
 use crate::net::TcpStream;
@@ -344,7 +345,76 @@ impl TlsConnector {
     /// timeout of its own: wrap it in [`crate::timeout`]; dropping it closes the socket.
     pub fn connect(&self, server_name: ServerName<'static>, stream: TcpStream) -> Handshake {
         let state = match ClientConnection::new(self.config.clone(), server_name) {
-            Ok(tls) => HandshakeState::Handshaking(TlsStream::new(stream, tls)),
+            Ok(tls) => HandshakeState::Handshaking(TlsStream::new(stream, tls.into())),
+            Err(e) => HandshakeState::Failed(io::Error::new(io::ErrorKind::InvalidInput, e)),
+        };
+        Handshake { state }
+    }
+}
+
+/// Makes TLS server sessions from one shared rustls configuration, for a server on the
+/// reactor (the embedded test server's HTTPS mode). Cheap to clone.
+///
+/// The server side of [`TlsStream`] works as the client side does, with the roles of the
+/// handshake's flights swapped: [`accept`](Self::accept) reads the ClientHello first.
+#[derive(Clone)]
+pub struct TlsAcceptor {
+    config: Arc<ServerConfig>,
+}
+
+impl fmt::Debug for TlsAcceptor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsAcceptor").finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for TlsAcceptor {
+    /// Two acceptors are equal if they share one configuration.
+    fn eq(&self, other: &TlsAcceptor) -> bool {
+        Arc::ptr_eq(&self.config, &other.config)
+    }
+}
+
+impl Eq for TlsAcceptor {}
+
+impl TlsAcceptor {
+    /// An acceptor presenting the certificate chain of `cert_chain_pem` (leaf first) with the
+    /// private key of `key_pem` (PKCS#8, PKCS#1 or SEC1), offering ALPN `http/1.1`, TLS 1.2
+    /// and 1.3. Fails with [`io::ErrorKind::InvalidInput`] if either is missing or they do not
+    /// match.
+    pub fn from_pem(cert_chain_pem: &[u8], key_pem: &[u8]) -> io::Result<TlsAcceptor> {
+        let invalid =
+            |e: &dyn fmt::Display| io::Error::new(io::ErrorKind::InvalidInput, e.to_string());
+        let chain = CertificateDer::pem_slice_iter(cert_chain_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| invalid(&e))?;
+        if chain.is_empty() {
+            return Err(invalid(
+                &"no CERTIFICATE block in the PEM certificate chain",
+            ));
+        }
+        let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| invalid(&e))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| invalid(&e))?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .map_err(|e| invalid(&e))?;
+        config.alpn_protocols = vec![ALPN_HTTP_11.to_vec()];
+        Ok(TlsAcceptor::from_config(Arc::new(config)))
+    }
+
+    /// An acceptor over a rustls server configuration built by hand.
+    pub fn from_config(config: Arc<ServerConfig>) -> TlsAcceptor {
+        TlsAcceptor { config }
+    }
+
+    /// Starts a TLS server session on an accepted `stream` and returns the future of its
+    /// handshake. It has no timeout of its own: wrap it in [`crate::timeout`].
+    pub fn accept(&self, stream: TcpStream) -> Handshake {
+        let state = match ServerConnection::new(self.config.clone()) {
+            Ok(tls) => HandshakeState::Handshaking(TlsStream::new(stream, tls.into())),
             Err(e) => HandshakeState::Failed(io::Error::new(io::ErrorKind::InvalidInput, e)),
         };
         Handshake { state }
@@ -498,7 +568,8 @@ fn tls_error(err: rustls::Error) -> io::Error {
 /// [`shutdown`](Self::shutdown) first for a clean close.
 pub struct TlsStream {
     tcp: TcpStream,
-    tls: ClientConnection,
+    /// A client session, or a server one (from [`TlsAcceptor::accept`]).
+    tls: Connection,
     write_side: WriteSide,
 }
 
@@ -564,7 +635,7 @@ impl io::Write for SyncIo<'_, '_> {
 }
 
 impl TlsStream {
-    fn new(tcp: TcpStream, tls: ClientConnection) -> TlsStream {
+    fn new(tcp: TcpStream, tls: Connection) -> TlsStream {
         TlsStream {
             tcp,
             tls,
@@ -689,9 +760,9 @@ impl TlsStream {
         self.tls.alpn_protocol()
     }
 
-    /// The rustls session, for the protocol version, the cipher suite, the server's
-    /// certificates and the like.
-    pub fn connection(&self) -> &ClientConnection {
+    /// The rustls session (a client one, or a server one from [`TlsAcceptor::accept`]), for
+    /// the protocol version, the cipher suite, the peer's certificates and the like.
+    pub fn connection(&self) -> &Connection {
         &self.tls
     }
 
@@ -724,7 +795,7 @@ impl TlsStream {
             if ready!(self.poll_read_tls(cx))? == 0 {
                 return Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
-                    "the server closed the connection during the TLS handshake",
+                    "the peer closed the connection during the TLS handshake",
                 )));
             }
         }

@@ -22,6 +22,82 @@ use super::Shared;
 use crate::net::TcpStream;
 use crate::timer::timeout;
 
+/// How long a TLS client has to complete its handshake.
+#[cfg(feature = "tls")]
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A connection's byte stream: plain TCP, or TLS over it when the server serves HTTPS.
+#[derive(Debug)]
+pub(crate) enum ServerStream {
+    Tcp(TcpStream),
+    #[cfg(feature = "tls")]
+    Tls(Box<crate::net::tls::TlsStream>),
+}
+
+impl ServerStream {
+    /// The stream for an accepted socket: as it is, or after a TLS handshake if `config` asks
+    /// for TLS. `None` if the handshake failed or took too long (the socket is closed).
+    pub(crate) async fn start(
+        tcp: TcpStream,
+        config: &super::ServerConfig,
+    ) -> Option<ServerStream> {
+        #[cfg(feature = "tls")]
+        if let Some(acceptor) = &config.tls {
+            return match timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => Some(ServerStream::Tls(Box::new(tls))),
+                _ => None,
+            };
+        }
+        let _ = config;
+        Some(ServerStream::Tcp(tcp))
+    }
+
+    fn poll_read(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        match self {
+            ServerStream::Tcp(tcp) => tcp.poll_read(cx, buf),
+            // A client's close without `close_notify` reads as a close, as on TCP.
+            #[cfg(feature = "tls")]
+            ServerStream::Tls(tls) => match tls.poll_read(cx, buf) {
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    Poll::Ready(Ok(0))
+                }
+                other => other,
+            },
+        }
+    }
+
+    async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            ServerStream::Tcp(tcp) => tcp.write_all(bytes).await,
+            // Flushes too: every byte is on the wire when it resolves.
+            #[cfg(feature = "tls")]
+            ServerStream::Tls(tls) => tls.write_all(bytes).await,
+        }
+    }
+
+    /// Ends the write side: FIN, after `close_notify` for TLS.
+    async fn shutdown_write(&mut self) -> io::Result<()> {
+        match self {
+            ServerStream::Tcp(tcp) => tcp.shutdown(Shutdown::Write),
+            #[cfg(feature = "tls")]
+            ServerStream::Tls(tls) => tls.shutdown().await,
+        }
+    }
+
+    /// The TCP socket underneath.
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            ServerStream::Tcp(tcp) => tcp,
+            #[cfg(feature = "tls")]
+            ServerStream::Tls(tls) => tls.get_ref(),
+        }
+    }
+}
+
 /// The read buffer's first allocation.
 pub(crate) const INITIAL_BUF: usize = 1024;
 
@@ -69,7 +145,7 @@ impl From<io::Error> for ReadError {
 /// A connection and its read buffer.
 #[derive(Debug)]
 pub(crate) struct Conn {
-    stream: TcpStream,
+    stream: ServerStream,
     /// Bytes received; those before `start` are consumed.
     buf: Vec<u8>,
     start: usize,
@@ -84,7 +160,7 @@ pub(crate) struct Conn {
 
 impl Conn {
     pub(crate) fn new(
-        stream: TcpStream,
+        stream: ServerStream,
         peer: SocketAddr,
         local: SocketAddr,
         shared: Rc<Shared>,
@@ -306,7 +382,7 @@ impl Conn {
     /// pauses for [`LINGER_IDLE`], or [`LINGER_TOTAL`] has passed. Closing a socket with unread
     /// data would send RST, which can destroy the response before the client reads it.
     async fn linger_close(mut self) {
-        let _ = self.stream.shutdown(Shutdown::Write);
+        let _ = timeout(LINGER_IDLE, self.stream.shutdown_write()).await;
         let started = Instant::now();
         while started.elapsed() < LINGER_TOTAL {
             match timeout(LINGER_IDLE, self.fill(BODY_BUF)).await {
@@ -316,9 +392,9 @@ impl Conn {
         }
     }
 
-    /// The stream, for a fault that closes it in its own way.
-    pub(crate) fn into_stream(self) -> TcpStream {
-        self.stream
+    /// Resets the connection (for `/fault/reset-body`): `SO_LINGER` of zero, then close.
+    pub(crate) fn reset(self) {
+        faults::reset(self.stream.tcp());
     }
 
     /// Serves requests until one ends the connection.
@@ -355,7 +431,7 @@ impl Conn {
 /// Serves one accepted connection to its end.
 pub(crate) async fn serve(mut conn: Conn) {
     match conn.run().await {
-        Next::Reset => faults::reset(conn.into_stream()),
+        Next::Reset => conn.reset(),
         Next::Close | Next::KeepAlive => conn.linger_close().await,
     }
 }

@@ -288,11 +288,11 @@ async fn huge_head(conn: &mut Conn, size: u64) -> io::Result<()> {
         .await
 }
 
-/// Closes `stream` for `/fault/reset-body` with a reset: `SO_LINGER` of zero, then close.
-pub(crate) fn reset(stream: TcpStream) {
+/// Prepares `stream` for `/fault/reset-body`'s reset: `SO_LINGER` of zero, so that closing it
+/// (dropping the connection, next) sends RST.
+pub(crate) fn reset(stream: &TcpStream) {
     // If the option cannot be set, the close is orderly and the client sees a short body.
     let _ = stream.set_linger(Some(std::time::Duration::ZERO));
-    drop(stream);
 }
 
 #[cfg(test)]

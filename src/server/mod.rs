@@ -142,6 +142,8 @@ mod proxy;
 mod random;
 mod request;
 mod response;
+#[cfg(feature = "tls")]
+pub mod testcert;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -183,6 +185,45 @@ pub struct ServerConfig {
     /// How long a connection may wait for (all of) its next request head before it is closed.
     /// `None`: forever. Default 60 s. Faults that stall are not subject to it.
     pub idle_timeout: Option<Duration>,
+    /// Serve HTTPS with this acceptor: each accepted connection does a TLS handshake first
+    /// (within 10 s, else it is closed), then HTTP/1.1 as usual, and [`Server::url`] says
+    /// `https://`. Default `None`: plain HTTP. Set it with [`ServerConfig::tls`]. (Feature
+    /// `tls`.)
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::net::tls::TlsAcceptor>,
+}
+
+#[cfg(feature = "tls")]
+impl ServerConfig {
+    /// Serves HTTPS with the certificate chain of `cert_chain_pem` (leaf first) and the
+    /// private key of `key_pem`. [`testcert`] holds a TEST-ONLY pair for `localhost` and
+    /// 127.0.0.1, and the CA a client must trust for it.
+    ///
+    /// ```
+    /// use volley::server::{testcert, Server, ServerConfig};
+    /// use volley::{Certificate, Client, Runtime};
+    ///
+    /// let rt = Runtime::new()?;
+    /// rt.block_on(async {
+    ///     let config = ServerConfig::default().tls(testcert::CERT_PEM, testcert::KEY_PEM)?;
+    ///     let server = Server::bind_with("127.0.0.1:0".parse().unwrap(), config)?;
+    ///     assert!(server.url("/get").starts_with("https://127.0.0.1:"));
+    ///     let ca = Certificate::from_pem(testcert::CA_PEM)?;
+    ///     let client = Client::builder().add_root_certificate(ca).build();
+    ///     let response = client.get(server.url("/get")).send().await?;
+    ///     assert_eq!(response.status(), 200);
+    ///     assert!(response.timings().tls > std::time::Duration::ZERO);
+    ///     Ok::<(), Box<dyn std::error::Error>>(())
+    /// })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn tls(mut self, cert_chain_pem: &[u8], key_pem: &[u8]) -> io::Result<ServerConfig> {
+        self.tls = Some(crate::net::tls::TlsAcceptor::from_pem(
+            cert_chain_pem,
+            key_pem,
+        )?);
+        Ok(self)
+    }
 }
 
 impl Default for ServerConfig {
@@ -191,6 +232,8 @@ impl Default for ServerConfig {
             max_head_size: 64 * 1024,
             max_body_size: 64 * 1024 * 1024,
             idle_timeout: Some(Duration::from_secs(60)),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -268,9 +311,13 @@ impl Shared {
             shared: self.clone(),
             id,
         };
-        let conn = conn::Conn::new(stream, peer, local, self.clone(), idle.clone());
+        let (shared, conn_idle) = (self.clone(), idle.clone());
         let task = spawn(async move {
             let _guard = guard;
+            let Some(stream) = conn::ServerStream::start(stream, &shared.config).await else {
+                return;
+            };
+            let conn = conn::Conn::new(stream, peer, local, shared, conn_idle);
             conn::serve(conn).await;
         });
         self.conns.borrow_mut().insert(id, ConnEntry { task, idle });
@@ -358,9 +405,10 @@ impl Server {
         self.addr
     }
 
-    /// `http://{local_addr}{path}`; a `/` is put before `path` if it lacks one.
+    /// `http://{local_addr}{path}` (`https://` when serving TLS); a `/` is put before `path`
+    /// if it lacks one.
     pub fn url(&self, path: &str) -> String {
-        url(self.addr, path)
+        url(self.addr, self.shared.config.is_tls(), path)
     }
 
     /// What the server has done so far.
@@ -410,6 +458,7 @@ impl Server {
 
     /// Like [`spawn_thread`](Server::spawn_thread), with `config`.
     pub fn spawn_thread_with(addr: SocketAddr, config: ServerConfig) -> io::Result<ServerThread> {
+        let tls = config.is_tls();
         let (ready_tx, ready_rx) = mpsc::channel();
         let stop = Arc::new(StopSignal::default());
         let thread_stop = stop.clone();
@@ -441,6 +490,7 @@ impl Server {
         match ready_rx.recv() {
             Ok(Ok((addr, counters))) => Ok(ServerThread {
                 addr,
+                tls,
                 counters,
                 stop,
                 thread: Some(thread),
@@ -465,9 +515,19 @@ impl Drop for Server {
     }
 }
 
-fn url(addr: SocketAddr, path: &str) -> String {
+impl ServerConfig {
+    fn is_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        false
+    }
+}
+
+fn url(addr: SocketAddr, tls: bool, path: &str) -> String {
     let slash = if path.starts_with('/') { "" } else { "/" };
-    format!("http://{addr}{slash}{path}")
+    let scheme = if tls { "https" } else { "http" };
+    format!("{scheme}://{addr}{slash}{path}")
 }
 
 /// The accept loop lets other tasks run once every this many accepts.
@@ -580,6 +640,7 @@ impl StopSignal {
 #[derive(Debug)]
 pub struct ServerThread {
     addr: SocketAddr,
+    tls: bool,
     counters: Arc<Counters>,
     stop: Arc<StopSignal>,
     thread: Option<thread::JoinHandle<()>>,
@@ -591,9 +652,10 @@ impl ServerThread {
         self.addr
     }
 
-    /// `http://{local_addr}{path}`; a `/` is put before `path` if it lacks one.
+    /// `http://{local_addr}{path}` (`https://` when serving TLS); a `/` is put before `path`
+    /// if it lacks one.
     pub fn url(&self, path: &str) -> String {
-        url(self.addr, path)
+        url(self.addr, self.tls, path)
     }
 
     /// What the server has done so far.
