@@ -103,6 +103,10 @@
 
 pub mod batch;
 mod blocking;
+// The sans-IO pieces of the reactor-native resolver (issue 7); nothing uses them until the
+// resolver future arrives in a later step.
+#[allow(dead_code)]
+mod dns;
 mod executor;
 mod fdlimit;
 #[cfg(any(test, feature = "fuzzing"))]
@@ -136,7 +140,7 @@ pub use batch::{
 };
 pub use blocking::{spawn_blocking, BlockingTask, BLOCKING_KEEP_ALIVE, MAX_BLOCKING_THREADS};
 pub use fdlimit::raise_fd_limit;
-pub use net::{TcpListener, TcpStream};
+pub use net::{TcpListener, TcpStream, UdpSocket};
 pub use runtime::{Runtime, RuntimeStats};
 pub use task::{spawn, JoinError, JoinHandle};
 pub use timer::{interval, sleep, sleep_until, timeout, timeout_at, Elapsed, Interval, Sleep};
