@@ -265,6 +265,13 @@ impl Registration {
         self.reactor.slab.borrow_mut().slots[self.index].readiness &= !dir.bit();
     }
 
+    /// Forgets that `dir` is ready *and* that it was closed or failed: for a datagram socket,
+    /// whose errors (an ICMP port unreachable on a connected UDP socket) are reported once by
+    /// the next `recv` or `send`, not a lasting state. The next error brings a new event.
+    pub(crate) fn clear_ready_and_closed(&self, dir: Direction) {
+        self.reactor.slab.borrow_mut().slots[self.index].readiness &= !dir.ready_mask();
+    }
+
     /// Marks `dir` ready, so that the next operation is tried without waiting for an event.
     pub(crate) fn set_ready(&self, dir: Direction) {
         self.reactor.slab.borrow_mut().slots[self.index].readiness |= dir.bit();

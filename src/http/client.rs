@@ -586,7 +586,8 @@ impl ClientBuilder {
     }
 
     /// Sends requests for `host` to `addr` (its port is replaced by the URL's), like curl's
-    /// `--resolve`. Repeat to give several addresses, tried in order.
+    /// `--resolve`. Repeat to give several addresses: they are raced by Happy Eyeballs
+    /// (RFC 8305), IPv6 first, alternating families, each family in the order given.
     pub fn resolve(mut self, host: &str, addr: SocketAddr) -> Self {
         let resolver = Rc::make_mut(&mut self.config.resolver);
         resolver

@@ -3,17 +3,28 @@
 //! It is thin on purpose. [`Conn`] owns a [`Stream`] (a [`TcpStream`], or with the `tls`
 //! feature a boxed [`TlsStream`](crate::net::tls::TlsStream) over one) and a [`ReadBuf`]; the
 //! phases are short functions that move bytes between them and the sans-IO pieces:
-//! [`connect`] (resolve, then try each address), `start_tls` (the handshake, for `https://`),
+//! [`connect`] (the addresses, raced by Happy Eyeballs), `start_tls` (the handshake, for `https://`),
 //! [`send_request`] (one write of head and body, then a flush), and [`read_head`] (read until
 //! `parse_head` has a final head). The body is read by [`Response`](crate::Response) through
 //! the same buffer. Nothing past `start_tls` knows which kind of stream it has.
 //!
 //! Every wait goes through [`Deadlines::run`], which applies the total timeout and the phase's
 //! own timeout, and names the phase when one runs out.
+//!
+//! **Happy Eyeballs.** A host with several addresses is connected to as RFC 8305 says
+//! ([`connect`]): the addresses are put in order alternating the families, IPv6 first (§4),
+//! keeping the resolver's order within a family; the first attempt starts at once and each
+//! next one [`CONNECTION_ATTEMPT_DELAY`] (250 ms) after the previous start, or as soon as an
+//! attempt fails, while the earlier ones keep running (§5). The first connection made wins
+//! and every other attempt is dropped there and then, closing its socket. Each attempt has
+//! the connect timeout of its own, from its start; the total timeout bounds the whole race.
+//! If all fail, the error is the last failure, saying how many addresses were tried. One
+//! address (an IP literal, most names) takes a plain connect with no race and no allocation.
 
 use std::future::{poll_fn, Future};
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -270,68 +281,271 @@ impl Deadlines {
         url: &Url,
         future: F,
     ) -> Result<F::Output, Error> {
-        let own = match phase {
-            Phase::Connect | Phase::Tls => self.connect,
-            Phase::ReadHead | Phase::ReadBody | Phase::Send => self.read,
-            Phase::Resolve | Phase::Queue => None,
-        };
-        let now = Instant::now();
-        let own = own.and_then(|d| now.checked_add(d).map(|end| (d, end)));
-        let earliest = match (self.total, own) {
-            (Some(t), Some(o)) => Some(if o.1 < t.1 { o } else { t }),
-            (t, o) => t.or(o),
-        };
-        let Some((after, end)) = earliest else {
+        let Some((after, end)) = self.earliest(phase, Instant::now()) else {
             return Ok(future.await);
         };
         crate::timer::timeout_at(end, future)
             .await
             .map_err(|_| Error::new(Kind::Timeout { phase, after }).with_url(url))
     }
+
+    /// The deadline for a wait in `phase` starting at `now`: the total one or the phase's
+    /// own, whichever ends first, with the setting that ends it.
+    fn earliest(&self, phase: Phase, now: Instant) -> Option<(Duration, Instant)> {
+        let own = match phase {
+            Phase::Connect | Phase::Tls => self.connect,
+            Phase::ReadHead | Phase::ReadBody | Phase::Send => self.read,
+            Phase::Resolve | Phase::Queue => None,
+        };
+        let own = own.and_then(|d| now.checked_add(d).map(|end| (d, end)));
+        match (self.total, own) {
+            (Some(t), Some(o)) => Some(if o.1 < t.1 { o } else { t }),
+            (t, o) => t.or(o),
+        }
+    }
+
+    /// True once the total timeout has run out.
+    fn total_passed(&self) -> bool {
+        self.total.is_some_and(|(_, end)| Instant::now() >= end)
+    }
 }
 
-/// Opens a connection to `addrs` in order: when one refuses or times out, the next is tried.
+/// RFC 8305's "Connection Attempt Delay": how long an attempt runs alone before the next
+/// address is tried too. The RFC recommends 250 ms.
+pub(crate) const CONNECTION_ATTEMPT_DELAY: Duration = Duration::from_millis(250);
+
+/// Opens a connection to one of `addrs`: with one address, a plain connect; with several,
+/// Happy Eyeballs (see the module docs and [`happy_eyeballs`]).
 pub(crate) async fn connect(
     addrs: &[SocketAddr],
     deadlines: &Deadlines,
     url: &Url,
 ) -> Result<Conn, Error> {
-    let mut last = None;
-    for &addr in addrs {
-        match deadlines
+    let stream = match addrs {
+        [] => {
+            return Err(Error::new(Kind::Dns)
+                .with_url(url)
+                .with_source("the host resolved to no addresses"))
+        }
+        &[addr] => match deadlines
             .run(Phase::Connect, url, TcpStream::connect(addr))
-            .await
+            .await?
         {
-            Ok(Ok(stream)) => {
-                // Requests go out in one write; don't let Nagle hold it for an ACK.
-                stream
-                    .set_nodelay(true)
-                    .map_err(|e| Error::new(Kind::Connect).with_url(url).with_source(e))?;
-                return Ok(Conn::new(stream));
+            Ok(stream) => stream,
+            Err(e) => return Err(connect_error(url, addr, e, 1)),
+        },
+        _ => happy_eyeballs(addrs, deadlines, url).await?,
+    };
+    // Requests go out in one write; don't let Nagle hold it for an ACK.
+    stream
+        .set_nodelay(true)
+        .map_err(|e| Error::new(Kind::Connect).with_url(url).with_source(e))?;
+    Ok(Conn::new(stream))
+}
+
+fn connect_error(url: &Url, addr: SocketAddr, source: io::Error, tried: usize) -> Error {
+    Error::new(Kind::Connect)
+        .with_url(url)
+        .with_source(ConnectError {
+            addr,
+            source,
+            tried,
+        })
+}
+
+/// The order RFC 8305 §4 tries addresses in: alternating families, IPv6 first, each family
+/// in the order given. An iterator over `addrs` with two cursors, so it allocates nothing.
+#[derive(Debug)]
+struct Interleave<'a> {
+    addrs: &'a [SocketAddr],
+    /// The next candidate index of each family: `[IPv6, IPv4]`.
+    next: [usize; 2],
+    /// The family to take from next, if it has any left: 0 for IPv6, 1 for IPv4.
+    turn: usize,
+}
+
+impl<'a> Interleave<'a> {
+    fn new(addrs: &'a [SocketAddr]) -> Interleave<'a> {
+        Interleave {
+            addrs,
+            next: [0, 0],
+            turn: 0,
+        }
+    }
+
+    /// The next address of `family` (0: IPv6, 1: IPv4), advancing its cursor.
+    fn take(&mut self, family: usize) -> Option<SocketAddr> {
+        let start = self.next[family];
+        let found = self.addrs[start.min(self.addrs.len())..]
+            .iter()
+            .position(|a| a.is_ipv6() == (family == 0));
+        match found {
+            Some(offset) => {
+                self.next[family] = start + offset + 1;
+                Some(self.addrs[start + offset])
             }
-            Ok(Err(e)) => {
-                last = Some(
-                    Error::new(Kind::Connect)
-                        .with_url(url)
-                        .with_source(ConnectError { addr, source: e }),
-                )
-            }
-            Err(timeout) => {
-                let total_passed = deadlines
-                    .total
-                    .is_some_and(|(_, end)| Instant::now() >= end);
-                if total_passed {
-                    return Err(timeout);
-                }
-                last = Some(timeout);
+            None => {
+                self.next[family] = self.addrs.len();
+                None
             }
         }
     }
-    Err(last.unwrap_or_else(|| {
-        Error::new(Kind::Dns)
-            .with_url(url)
-            .with_source("the host resolved to no addresses")
-    }))
+}
+
+impl Iterator for Interleave<'_> {
+    type Item = SocketAddr;
+
+    fn next(&mut self) -> Option<SocketAddr> {
+        let family = self.turn;
+        self.turn = 1 - family;
+        self.take(family).or_else(|| self.take(1 - family))
+    }
+}
+
+/// One connection attempt of a race: the connect and its own deadline.
+#[derive(Debug)]
+struct Attempt {
+    addr: SocketAddr,
+    connect: crate::net::Connect,
+    /// The connect timeout or the total one, whichever ends first, with its setting.
+    deadline: Option<(Duration, crate::timer::Sleep)>,
+}
+
+/// How an attempt ended, when it did not connect.
+enum Failed {
+    /// The OS said no, or its own connect timeout ran out: try the others.
+    Attempt(Error),
+    /// The total timeout ran out: the request is over.
+    Total(Error),
+}
+
+impl Attempt {
+    fn start(addr: SocketAddr, deadlines: &Deadlines) -> Attempt {
+        let deadline = deadlines
+            .earliest(Phase::Connect, Instant::now())
+            .map(|(after, end)| (after, crate::timer::sleep_until(end)));
+        Attempt {
+            addr,
+            connect: TcpStream::connect(addr),
+            deadline,
+        }
+    }
+
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+        deadlines: &Deadlines,
+        url: &Url,
+        tried: usize,
+    ) -> Poll<Result<TcpStream, Failed>> {
+        match Pin::new(&mut self.connect).poll(cx) {
+            Poll::Ready(Ok(stream)) => return Poll::Ready(Ok(stream)),
+            Poll::Ready(Err(e)) => {
+                let error = connect_error(url, self.addr, e, tried);
+                return Poll::Ready(Err(Failed::Attempt(error)));
+            }
+            Poll::Pending => {}
+        }
+        let Some((after, sleep)) = &mut self.deadline else {
+            return Poll::Pending;
+        };
+        if Pin::new(sleep).poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        let phase = Phase::Connect;
+        let error = Error::new(Kind::Timeout {
+            phase,
+            after: *after,
+        })
+        .with_url(url);
+        if deadlines.total_passed() {
+            return Poll::Ready(Err(Failed::Total(error)));
+        }
+        // Say which address, and (if it is the last failure) that all failed.
+        let source = io::Error::new(io::ErrorKind::TimedOut, "connect timed out");
+        Poll::Ready(Err(Failed::Attempt(error.with_source(ConnectError {
+            addr: self.addr,
+            source,
+            tried,
+        }))))
+    }
+}
+
+/// Races connection attempts to `addrs` (two or more) as RFC 8305 §5 says: in
+/// [`Interleave`] order, the next one [`CONNECTION_ATTEMPT_DELAY`] after the last start or at
+/// once when one fails, earlier ones kept running. The first to connect wins; returning drops
+/// the others, which closes their sockets and takes them out of the reactor.
+async fn happy_eyeballs(
+    addrs: &[SocketAddr],
+    deadlines: &Deadlines,
+    url: &Url,
+) -> Result<TcpStream, Error> {
+    let mut order = Interleave::new(addrs);
+    let mut pending = order.next();
+    let mut attempts: Vec<Attempt> = Vec::new();
+    let mut tried = 0;
+    let mut next_start = crate::timer::sleep_until(Instant::now());
+    let mut last: Option<Error> = None;
+    poll_fn(|cx| loop {
+        // Start the next attempt if it is due: the first one, the delay passed, or nothing is
+        // in flight any more because the earlier ones failed.
+        if let Some(addr) = pending {
+            if attempts.is_empty() || Pin::new(&mut next_start).poll(cx).is_ready() {
+                attempts.push(Attempt::start(addr, deadlines));
+                tried += 1;
+                pending = order.next();
+                next_start.reset(Instant::now() + CONNECTION_ATTEMPT_DELAY);
+                if pending.is_some() {
+                    // Registers the timer (and the waker) for the next start.
+                    let _ = Pin::new(&mut next_start).poll(cx);
+                }
+            }
+        }
+        let mut failed = false;
+        let mut i = 0;
+        while i < attempts.len() {
+            match attempts[i].poll(cx, deadlines, url, tried) {
+                Poll::Pending => i += 1,
+                Poll::Ready(Ok(stream)) => {
+                    attempts.clear(); // the losers: closed now, not when the future goes
+                    return Poll::Ready(Ok(stream));
+                }
+                Poll::Ready(Err(Failed::Total(e))) => {
+                    attempts.clear();
+                    return Poll::Ready(Err(e));
+                }
+                Poll::Ready(Err(Failed::Attempt(e))) => {
+                    drop(attempts.swap_remove(i));
+                    last = Some(e);
+                    failed = true;
+                }
+            }
+        }
+        match (pending, attempts.is_empty()) {
+            // All tried, all failed.
+            (None, true) => {
+                return Poll::Ready(Err(last
+                    .take()
+                    .unwrap_or_else(|| Error::new(Kind::Connect).with_url(url))))
+            }
+            // One failed: the next starts at once, without waiting for the delay (§5).
+            (Some(addr), _) if failed => {
+                attempts.push(Attempt::start(addr, deadlines));
+                tried += 1;
+                pending = order.next();
+                next_start.reset(Instant::now() + CONNECTION_ATTEMPT_DELAY);
+                if pending.is_some() {
+                    let _ = Pin::new(&mut next_start).poll(cx);
+                }
+                // Poll the new attempt (and the others) again: a loopback connect may be
+                // done at once, or refused at once.
+            }
+            // The reactor wakes us when an attempt's socket settles, or a timer (an
+            // attempt's deadline, or the next start) fires.
+            _ => return Poll::Pending,
+        }
+    })
+    .await
 }
 
 /// A connect error with the address that refused.
@@ -339,11 +553,20 @@ pub(crate) async fn connect(
 struct ConnectError {
     addr: SocketAddr,
     source: io::Error,
+    /// How many addresses were tried in all; more than one when Happy Eyeballs raced them.
+    tried: usize,
 }
 
 impl std::fmt::Display for ConnectError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({})", self.source, self.addr)
+        match self.tried {
+            0 | 1 => write!(f, "{} ({})", self.source, self.addr),
+            n => write!(
+                f,
+                "{} ({}; all {n} addresses failed)",
+                self.source, self.addr
+            ),
+        }
     }
 }
 

@@ -92,6 +92,36 @@ impl<S: Source> IoSource<S> {
             }
         }
     }
+
+    /// Like [`poll_io`](Self::poll_io), for a datagram socket: `WouldBlock` also forgets that
+    /// `dir` failed. On a stream socket an error or a close is final and the next operation
+    /// reports it again; on a UDP socket an error is reported once (by the next `recv` or
+    /// `send`) and the one after may say `WouldBlock`: keeping the sticky "closed" bit would
+    /// make this loop retry forever instead of waiting.
+    pub(crate) fn poll_datagram_io<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+        mut op: impl FnMut(&S) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        let (io, registration) = match self.registered() {
+            Ok(pair) => pair,
+            Err(e) => return Poll::Ready(Err(e)),
+        };
+        loop {
+            if registration.poll_ready(cx, dir).is_pending() {
+                // The reactor wakes us when an event reports `dir` ready for this token.
+                return Poll::Pending;
+            }
+            match op(io) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    registration.clear_ready_and_closed(dir)
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                result => return Poll::Ready(result),
+            }
+        }
+    }
 }
 
 // No `Drop` that calls `epoll_ctl(DEL)`: closing the descriptor, which dropping `io` does
