@@ -49,14 +49,18 @@
 //! - [`net`]: [`TcpStream`] and [`TcpListener`] with the futures [`net::Connect`],
 //!   [`net::Read`], [`net::Write`], [`net::Accept`] and friends; with the `tls` feature (on by
 //!   default), `net::tls`: rustls (sans-IO) driven on the reactor, a hand-written handshake
-//!   future and `TlsStream`, for clients (`TlsConnector`) and servers (`TlsAcceptor`).
+//!   future and `TlsStream`, for clients (`TlsConnector`) and servers (`TlsAcceptor`);
+//!   [`UdpSocket`] for datagrams (the coming DNS stub resolver).
+//! - `dns` (private, in progress): the sans-IO DNS pieces of the native resolver: messages
+//!   (`packet.rs`), `resolv.conf` with glibc's search order (`conf.rs`), `/etc/hosts`.
 //! - `http` (private, re-exported flat): the client. Sans-IO pieces over byte slices, with
 //!   table tests: `encode.rs` (request head), `head.rs` (response head via httparse, and the
 //!   RFC 9112 §6.3 framing rules) and `body.rs` (Content-Length, chunked with trailers,
 //!   until-close). A thin driver, `conn.rs`, moves bytes between them and a `Stream`, an enum
 //!   of a [`TcpStream`] or a boxed `net::tls::TlsStream` (the TLS handshake, `start_tls`,
 //!   is the only phase that knows which), one function per phase, each under
-//!   [`Phase`]-named deadlines. `tls.rs` holds `Certificate` and the client's TLS settings. `client.rs` holds
+//!   [`Phase`]-named deadlines; `connect` races several addresses (Happy Eyeballs).
+//!   `tls.rs` holds `Certificate` and the client's TLS settings. `client.rs` holds
 //!   [`Client`] and the request flow (redirects, the stale-connection retry), `pool.rs` the
 //!   keep-alive pool, `dns.rs` resolution, `proxy.rs` [`Proxy`] (routing, `NO_PROXY`,
 //!   `CONNECT` tunnels), `response.rs` [`Response`], `decode.rs` its content codings
@@ -103,8 +107,8 @@
 
 pub mod batch;
 mod blocking;
-// The sans-IO pieces of the reactor-native resolver (issue 7); nothing uses them until the
-// resolver future arrives in a later step.
+// The reactor-native resolver (issue 7): sans-IO pieces and `NativeResolver`. Some of the
+// sans-IO helpers are used only by tests and the fuzz targets.
 #[allow(dead_code)]
 mod dns;
 mod executor;
@@ -121,6 +125,7 @@ pub mod server;
 pub mod task;
 pub mod timer;
 
+pub use crate::dns::resolver::{NativeResolver, MAX_DATAGRAMS as DNS_MAX_DATAGRAMS};
 pub use crate::http::client::{
     Client, ClientBuilder, IntoUrl, Request, RequestBuilder, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_HEAD, DEFAULT_POOL_IDLE_TIMEOUT, DEFAULT_READ_TIMEOUT, DEFAULT_TIMEOUT,

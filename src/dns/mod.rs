@@ -4,14 +4,14 @@
 //! - `conf`: `/etc/resolv.conf` and the search-list order of glibc.
 //! - `hosts`: `/etc/hosts`.
 //! - `testing` (tests only): the responder side, to build responses.
-//!
-//! Nothing here does I/O; the resolver future that sends queries over UDP and TCP on the
-//! reactor comes in a later step.
+//! - `resolver`: [`NativeResolver`](crate::NativeResolver), the stub resolver that sends
+//!   those queries over UDP and TCP on the reactor (the only part doing I/O).
 
 pub(crate) mod conf;
 pub(crate) mod hosts;
 pub(crate) mod packet;
 #[cfg(test)]
 mod props;
+pub(crate) mod resolver;
 #[cfg(test)]
 pub(crate) mod testing;

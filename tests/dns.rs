@@ -1,0 +1,525 @@
+//! `NativeResolver` against a test DNS responder on loopback: a thread with a blocking
+//! `std::net::UdpSocket` (and, for truncated answers, a `TcpListener` on the same port) that
+//! parses queries, records them, and answers from a small zone. No test touches a real name
+//! server: every resolver here is built with `from_text` and pointed at the responder.
+
+mod util;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use volley::{Client, NativeResolver, Runtime};
+
+use util::{block_on_bounded, watchdog};
+
+const A: u16 = 1;
+const CNAME: u16 = 5;
+const AAAA: u16 = 28;
+
+/// What the responder does with a query.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Mode {
+    /// Answer from the zone.
+    Answer,
+    /// Record the query, send nothing.
+    Silent,
+    /// Send an empty answer with TC set; the TCP listener answers from the zone.
+    Truncate,
+    /// First a reply with the wrong ID and another address, then the right one.
+    SpoofFirst,
+}
+
+/// A record in the zone.
+#[derive(Clone, Debug)]
+enum Rec {
+    Addr(IpAddr),
+    Cname(&'static str),
+}
+
+#[derive(Clone, Debug, Default)]
+struct Zone {
+    names: HashMap<String, Vec<Rec>>,
+    /// Put the records of CNAME targets in the answer too, as a recursive server does.
+    chase: bool,
+}
+
+impl Zone {
+    fn new(chase: bool, records: &[(&str, Rec)]) -> Zone {
+        let mut names: HashMap<String, Vec<Rec>> = HashMap::new();
+        for (name, rec) in records {
+            names.entry(name.to_string()).or_default().push(rec.clone());
+        }
+        Zone { names, chase }
+    }
+
+    /// The response to `query`.
+    fn respond(&self, query: &[u8], tc: bool) -> Option<Vec<u8>> {
+        let (id, name, qtype, qend) = parse_query(query)?;
+        let mut answers = Vec::new();
+        let mut rcode = 0;
+        if tc {
+        } else if let Some(records) = self.names.get(&name) {
+            let mut owner = name.clone();
+            let mut records = records.clone();
+            for _ in 0..10 {
+                let mut next = None;
+                for rec in &records {
+                    match rec {
+                        Rec::Addr(ip @ IpAddr::V4(v4)) if qtype == A => {
+                            let _ = ip;
+                            answers.push(rr(&owner, A, &v4.octets()));
+                        }
+                        Rec::Addr(IpAddr::V6(v6)) if qtype == AAAA => {
+                            answers.push(rr(&owner, AAAA, &v6.octets()));
+                        }
+                        Rec::Cname(target) => {
+                            answers.push(rr(&owner, CNAME, &encode_name(target)));
+                            next = Some(target.to_string());
+                        }
+                        Rec::Addr(_) => {}
+                    }
+                }
+                match next {
+                    Some(target) if self.chase => {
+                        records = self.names.get(&target).cloned().unwrap_or_default();
+                        owner = target;
+                    }
+                    _ => break,
+                }
+            }
+        } else {
+            rcode = 3;
+        }
+        let mut msg = Vec::new();
+        msg.extend_from_slice(&id.to_be_bytes());
+        let flags: u16 = 0x8180 | if tc { 0x0200 } else { 0 } | rcode;
+        msg.extend_from_slice(&flags.to_be_bytes());
+        for count in [1u16, answers.len() as u16, 0, 0] {
+            msg.extend_from_slice(&count.to_be_bytes());
+        }
+        msg.extend_from_slice(&query[12..qend]);
+        for answer in answers {
+            msg.extend_from_slice(&answer);
+        }
+        Some(msg)
+    }
+}
+
+fn encode_name(name: &str) -> Vec<u8> {
+    let mut wire = Vec::new();
+    for label in name.trim_end_matches('.').split('.') {
+        wire.push(label.len() as u8);
+        wire.extend_from_slice(label.as_bytes());
+    }
+    wire.push(0);
+    wire
+}
+
+/// A resource record of class IN with TTL 60.
+fn rr(owner: &str, rtype: u16, data: &[u8]) -> Vec<u8> {
+    let mut out = encode_name(owner);
+    out.extend_from_slice(&rtype.to_be_bytes());
+    out.extend_from_slice(&1u16.to_be_bytes());
+    out.extend_from_slice(&60u32.to_be_bytes());
+    out.extend_from_slice(&(data.len() as u16).to_be_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+/// ID, lower-cased name, type, and where the question ends. Names are uncompressed in a
+/// query.
+fn parse_query(msg: &[u8]) -> Option<(u16, String, u16, usize)> {
+    let id = u16::from_be_bytes([*msg.first()?, *msg.get(1)?]);
+    let mut pos = 12;
+    let mut labels = Vec::new();
+    for _ in 0..128 {
+        let len = usize::from(*msg.get(pos)?);
+        if len == 0 {
+            break;
+        }
+        labels.push(String::from_utf8_lossy(msg.get(pos + 1..pos + 1 + len)?).to_lowercase());
+        pos += 1 + len;
+    }
+    let qtype = u16::from_be_bytes([*msg.get(pos + 1)?, *msg.get(pos + 2)?]);
+    Some((id, labels.join("."), qtype, pos + 5))
+}
+
+/// A test DNS server on loopback. Stops (and joins its threads) when dropped.
+struct Responder {
+    addr: SocketAddr,
+    /// `(name, type, over TCP)` of every query, in arrival order.
+    queries: Arc<Mutex<Vec<(String, u16, bool)>>>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<thread::JoinHandle<()>>,
+}
+
+impl Responder {
+    fn start(mode: Mode, zone: Zone) -> Responder {
+        let (udp, tcp) = bind_pair();
+        let addr = udp.local_addr().unwrap();
+        let queries = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        {
+            let (queries, stop, zone) = (queries.clone(), stop.clone(), zone.clone());
+            udp.set_read_timeout(Some(Duration::from_millis(20)))
+                .unwrap();
+            threads.push(thread::spawn(move || {
+                let start = Instant::now();
+                let mut buf = [0u8; 2048];
+                while !stop.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(30) {
+                    let Ok((n, from)) = udp.recv_from(&mut buf) else {
+                        continue;
+                    };
+                    let query = &buf[..n];
+                    let Some((id, name, qtype, _)) = parse_query(query) else {
+                        continue;
+                    };
+                    queries.lock().unwrap().push((name.clone(), qtype, false));
+                    match mode {
+                        Mode::Silent => {}
+                        Mode::Answer => {
+                            let reply = zone.respond(query, false).unwrap();
+                            udp.send_to(&reply, from).unwrap();
+                        }
+                        Mode::Truncate => {
+                            let reply = zone.respond(query, true).unwrap();
+                            udp.send_to(&reply, from).unwrap();
+                        }
+                        Mode::SpoofFirst => {
+                            let spoof = Zone::new(false, &[(&name, addr_rec("203.0.113.66"))]);
+                            let spoof6 = Zone::new(false, &[(&name, addr_rec("2001:db8::66"))]);
+                            let z = if qtype == A { spoof } else { spoof6 };
+                            let mut bad = z.respond(query, false).unwrap();
+                            bad[..2].copy_from_slice(&id.wrapping_add(1).to_be_bytes());
+                            udp.send_to(&bad, from).unwrap();
+                            let reply = zone.respond(query, false).unwrap();
+                            udp.send_to(&reply, from).unwrap();
+                        }
+                    }
+                }
+            }));
+        }
+        {
+            let (queries, stop) = (queries.clone(), stop.clone());
+            tcp.set_nonblocking(true).unwrap();
+            threads.push(thread::spawn(move || {
+                let start = Instant::now();
+                while !stop.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(30) {
+                    let Ok((mut conn, _)) = tcp.accept() else {
+                        thread::sleep(Duration::from_millis(5));
+                        continue;
+                    };
+                    conn.set_nonblocking(false).unwrap();
+                    conn.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                    let mut len = [0u8; 2];
+                    if conn.read_exact(&mut len).is_err() {
+                        continue;
+                    }
+                    let mut query = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                    if conn.read_exact(&mut query).is_err() {
+                        continue;
+                    }
+                    let Some((_, name, qtype, _)) = parse_query(&query) else {
+                        continue;
+                    };
+                    queries.lock().unwrap().push((name, qtype, true));
+                    let reply = zone.respond(&query, false).unwrap();
+                    let mut framed = (reply.len() as u16).to_be_bytes().to_vec();
+                    framed.extend_from_slice(&reply);
+                    let _ = conn.write_all(&framed);
+                }
+            }));
+        }
+        Responder {
+            addr,
+            queries,
+            stop,
+            threads,
+        }
+    }
+
+    fn queries(&self) -> Vec<(String, u16, bool)> {
+        self.queries.lock().unwrap().clone()
+    }
+
+    fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for (name, _, _) in self.queries() {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        names
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A UDP socket and a TCP listener on the same loopback port (a few tries: the port the
+/// kernel gives the UDP socket may be taken for TCP).
+fn bind_pair() -> (UdpSocket, TcpListener) {
+    for _ in 0..50 {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        if let Ok(tcp) = TcpListener::bind(udp.local_addr().unwrap()) {
+            return (udp, tcp);
+        }
+    }
+    panic!("no loopback port free for both UDP and TCP");
+}
+
+fn addr_rec(s: &str) -> Rec {
+    Rec::Addr(s.parse().unwrap())
+}
+
+fn ips(list: &[&str]) -> Vec<IpAddr> {
+    list.iter().map(|s| s.parse().unwrap()).collect()
+}
+
+/// The usual zone: `host.test` with both families, `v4.test` with only IPv4.
+fn zone(chase: bool) -> Zone {
+    Zone::new(
+        chase,
+        &[
+            ("host.test", addr_rec("192.0.2.1")),
+            ("host.test", addr_rec("2001:db8::1")),
+            ("v4.test", addr_rec("192.0.2.4")),
+            ("alias.test", Rec::Cname("middle.test")),
+            ("middle.test", Rec::Cname("host.test")),
+            ("test.example", addr_rec("127.0.0.1")),
+        ],
+    )
+}
+
+/// A resolver asking only `servers`, 200 ms per try, 2 attempts, no search list.
+fn resolver(servers: &[SocketAddr], resolv_conf: &str, hosts: &str) -> NativeResolver {
+    NativeResolver::from_text(resolv_conf, hosts)
+        .nameservers(servers.iter().copied())
+        .timeout(Duration::from_millis(200))
+        .attempts(2)
+}
+
+fn lookup(resolver: &NativeResolver, name: &str) -> std::io::Result<Vec<IpAddr>> {
+    let rt = Runtime::new().unwrap();
+    block_on_bounded(&rt, 20, resolver.lookup(name))
+}
+
+#[test]
+fn a_and_aaaa_together_ipv6_first() {
+    let server = Responder::start(Mode::Answer, zone(true));
+    let r = resolver(&[server.addr], "", "");
+    assert_eq!(
+        lookup(&r, "host.test").unwrap(),
+        ips(&["2001:db8::1", "192.0.2.1"])
+    );
+    let mut types: Vec<u16> = server.queries().iter().map(|q| q.1).collect();
+    types.sort();
+    assert_eq!(types, vec![A, AAAA]);
+    // Only one family: NODATA for the other, no retry.
+    assert_eq!(lookup(&r, "v4.test").unwrap(), ips(&["192.0.2.4"]));
+    assert_eq!(server.queries().len(), 4);
+    let size = std::mem::size_of_val(&r.lookup("host.test"));
+    println!("lookup future: {size} bytes");
+    assert!(size < 4096, "lookup future is {size} bytes");
+}
+
+#[test]
+fn cname_chain_in_one_answer() {
+    let server = Responder::start(Mode::Answer, zone(true));
+    let r = resolver(&[server.addr], "", "");
+    assert_eq!(
+        lookup(&r, "alias.test").unwrap(),
+        ips(&["2001:db8::1", "192.0.2.1"])
+    );
+    assert_eq!(server.names(), vec!["alias.test"]);
+}
+
+#[test]
+fn cname_chain_requeried_when_the_server_does_not_follow_it() {
+    let server = Responder::start(Mode::Answer, zone(false));
+    let r = resolver(&[server.addr], "", "");
+    assert_eq!(
+        lookup(&r, "alias.test").unwrap(),
+        ips(&["2001:db8::1", "192.0.2.1"])
+    );
+    assert_eq!(
+        server.names(),
+        vec!["alias.test", "middle.test", "host.test"]
+    );
+    assert_eq!(server.queries().len(), 6);
+}
+
+#[test]
+fn nxdomain_names_the_name() {
+    let server = Responder::start(Mode::Answer, zone(true));
+    let r = resolver(&[server.addr], "", "");
+    let err = lookup(&r, "nope.test").unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+    let msg = err.to_string();
+    assert!(
+        msg.contains("nope.test") && msg.contains("NXDOMAIN"),
+        "{msg}"
+    );
+    // NXDOMAIN is an answer: no second attempt.
+    assert_eq!(server.queries().len(), 2);
+}
+
+#[test]
+fn silent_server_then_the_second_answers() {
+    let silent = Responder::start(Mode::Silent, zone(true));
+    let good = Responder::start(Mode::Answer, zone(true));
+    let r = resolver(&[silent.addr, good.addr], "", "");
+    let start = Instant::now();
+    assert_eq!(
+        lookup(&r, "host.test").unwrap(),
+        ips(&["2001:db8::1", "192.0.2.1"])
+    );
+    let took = start.elapsed();
+    assert!(took >= Duration::from_millis(190), "{took:?}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert_eq!(silent.queries().len(), 2);
+    assert_eq!(good.queries().len(), 2);
+}
+
+#[test]
+fn all_silent_times_out_after_attempts() {
+    let silent = Responder::start(Mode::Silent, zone(true));
+    let r = resolver(&[silent.addr], "", "");
+    let err = lookup(&r, "host.test").unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    assert!(err.to_string().contains("host.test"), "{err}");
+    // Two attempts, two queries each.
+    assert_eq!(silent.queries().len(), 4);
+}
+
+#[test]
+fn truncated_answer_asked_again_over_tcp() {
+    let server = Responder::start(Mode::Truncate, zone(true));
+    let r = resolver(&[server.addr], "", "");
+    assert_eq!(
+        lookup(&r, "host.test").unwrap(),
+        ips(&["2001:db8::1", "192.0.2.1"])
+    );
+    let queries = server.queries();
+    assert_eq!(queries.iter().filter(|q| q.2).count(), 2, "{queries:?}");
+    assert_eq!(queries.iter().filter(|q| !q.2).count(), 2, "{queries:?}");
+}
+
+#[test]
+fn spoofed_reply_with_wrong_id_ignored() {
+    let server = Responder::start(Mode::SpoofFirst, zone(true));
+    let r = resolver(&[server.addr], "", "");
+    assert_eq!(
+        lookup(&r, "host.test").unwrap(),
+        ips(&["2001:db8::1", "192.0.2.1"])
+    );
+    assert_eq!(server.queries().len(), 2);
+}
+
+#[test]
+fn hosts_file_and_literals_without_a_query() {
+    let server = Responder::start(Mode::Answer, zone(true));
+    let r = resolver(
+        &[server.addr],
+        "",
+        "192.0.2.77 host.test\n2001:db8::77 host.test\n",
+    );
+    assert_eq!(
+        lookup(&r, "HOST.test.").unwrap(),
+        ips(&["192.0.2.77", "2001:db8::77"])
+    );
+    assert_eq!(lookup(&r, "192.0.2.9").unwrap(), ips(&["192.0.2.9"]));
+    assert_eq!(lookup(&r, "[::1]").unwrap(), ips(&["::1"]));
+    assert_eq!(server.queries().len(), 0);
+}
+
+#[test]
+fn search_list_and_ndots() {
+    let server = Responder::start(Mode::Answer, zone(true));
+    let r = resolver(
+        &[server.addr],
+        "search corp.test test\noptions ndots:2\n",
+        "",
+    );
+    // One dot, under ndots: the search list first, then the name itself.
+    let err = lookup(&r, "x.y").unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+    assert_eq!(server.names(), vec!["x.y.corp.test", "x.y.test", "x.y"]);
+    // Found on the second candidate: the third is not asked.
+    let r = resolver(
+        &[server.addr],
+        "search corp.test test\noptions ndots:2\n",
+        "",
+    );
+    assert_eq!(
+        lookup(&r, "host").unwrap(),
+        ips(&["2001:db8::1", "192.0.2.1"])
+    );
+    let names = server.names();
+    assert_eq!(&names[3..], ["host.corp.test", "host.test"]);
+    // An absolute name: only itself.
+    assert_eq!(lookup(&r, "v4.test.").unwrap(), ips(&["192.0.2.4"]));
+    assert_eq!(server.names().last().unwrap(), "v4.test");
+}
+
+#[test]
+fn from_system_parses_without_lookup() {
+    let r = NativeResolver::from_system();
+    assert!(!format!("{r:?}").is_empty());
+}
+
+/// The names of this process's threads.
+fn thread_names() -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("comm")).ok())
+        .map(|s| s.trim().to_owned())
+        .collect()
+}
+
+/// End to end: the client resolves `test.example` through the responder and fetches from
+/// the embedded server. No `spawn_blocking` helper may start: the blocking pool exposes no
+/// count, so the test looks for its threads (named `volley-blocking`) in `/proc/self/task`.
+/// No test in this binary uses `spawn_blocking`, so none may exist before or after.
+#[test]
+fn client_end_to_end_without_helper_threads() {
+    let _dog = watchdog("client_end_to_end_without_helper_threads", 30);
+    let server = Responder::start(Mode::Answer, zone(true));
+    let blocking = || {
+        thread_names()
+            .iter()
+            .filter(|n| n.starts_with("volley-blocking"))
+            .count()
+    };
+    assert_eq!(blocking(), 0);
+    let rt = Runtime::new().unwrap();
+    let body = block_on_bounded(&rt, 20, async {
+        let http = volley::server::Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let port = http.local_addr().port();
+        let client = Client::builder()
+            .dns_resolver(resolver(&[server.addr], "", ""))
+            .build();
+        let resp = client
+            .get(format!("http://test.example:{port}/get"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.text().await.unwrap()
+    });
+    assert!(body.contains("test.example"), "{body}");
+    assert_eq!(blocking(), 0);
+    assert_eq!(server.names(), vec!["test.example"]);
+}
