@@ -6,6 +6,7 @@
 mod util;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +21,7 @@ use util::{block_on_bounded, watchdog};
 const A: u16 = 1;
 const CNAME: u16 = 5;
 const AAAA: u16 = 28;
+const SOA: u16 = 6;
 
 /// What the responder does with a query.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -32,6 +34,8 @@ enum Mode {
     Truncate,
     /// First a reply with the wrong ID and another address, then the right one.
     SpoofFirst,
+    /// Answer from the zone, each query 200 ms after it came (one at a time).
+    Slow,
 }
 
 /// A record in the zone.
@@ -46,6 +50,10 @@ struct Zone {
     names: HashMap<String, Vec<Rec>>,
     /// Put the records of CNAME targets in the answer too, as a recursive server does.
     chase: bool,
+    /// The TTL of every record (60 by default).
+    ttl: u32,
+    /// With NXDOMAIN, an SOA in the authority section with this MINIMUM (and TTL).
+    soa_minimum: Option<u32>,
 }
 
 impl Zone {
@@ -54,7 +62,12 @@ impl Zone {
         for (name, rec) in records {
             names.entry(name.to_string()).or_default().push(rec.clone());
         }
-        Zone { names, chase }
+        Zone {
+            names,
+            chase,
+            ttl: 60,
+            soa_minimum: None,
+        }
     }
 
     /// The response to `query`.
@@ -72,13 +85,13 @@ impl Zone {
                     match rec {
                         Rec::Addr(ip @ IpAddr::V4(v4)) if qtype == A => {
                             let _ = ip;
-                            answers.push(rr(&owner, A, &v4.octets()));
+                            answers.push(rr(&owner, A, self.ttl, &v4.octets()));
                         }
                         Rec::Addr(IpAddr::V6(v6)) if qtype == AAAA => {
-                            answers.push(rr(&owner, AAAA, &v6.octets()));
+                            answers.push(rr(&owner, AAAA, self.ttl, &v6.octets()));
                         }
                         Rec::Cname(target) => {
-                            answers.push(rr(&owner, CNAME, &encode_name(target)));
+                            answers.push(rr(&owner, CNAME, self.ttl, &encode_name(target)));
                             next = Some(target.to_string());
                         }
                         Rec::Addr(_) => {}
@@ -95,16 +108,25 @@ impl Zone {
         } else {
             rcode = 3;
         }
+        let mut authority = Vec::new();
+        if let (3, Some(minimum)) = (rcode, self.soa_minimum) {
+            let mut soa = encode_name("ns.test");
+            soa.extend_from_slice(&encode_name("admin.test"));
+            for field in [1u32, 3600, 600, 86400, minimum] {
+                soa.extend_from_slice(&field.to_be_bytes());
+            }
+            authority.push(rr("test", SOA, minimum, &soa));
+        }
         let mut msg = Vec::new();
         msg.extend_from_slice(&id.to_be_bytes());
         let flags: u16 = 0x8180 | if tc { 0x0200 } else { 0 } | rcode;
         msg.extend_from_slice(&flags.to_be_bytes());
-        for count in [1u16, answers.len() as u16, 0, 0] {
+        for count in [1u16, answers.len() as u16, authority.len() as u16, 0] {
             msg.extend_from_slice(&count.to_be_bytes());
         }
         msg.extend_from_slice(&query[12..qend]);
-        for answer in answers {
-            msg.extend_from_slice(&answer);
+        for record in answers.into_iter().chain(authority) {
+            msg.extend_from_slice(&record);
         }
         Some(msg)
     }
@@ -120,12 +142,12 @@ fn encode_name(name: &str) -> Vec<u8> {
     wire
 }
 
-/// A resource record of class IN with TTL 60.
-fn rr(owner: &str, rtype: u16, data: &[u8]) -> Vec<u8> {
+/// A resource record of class IN.
+fn rr(owner: &str, rtype: u16, ttl: u32, data: &[u8]) -> Vec<u8> {
     let mut out = encode_name(owner);
     out.extend_from_slice(&rtype.to_be_bytes());
     out.extend_from_slice(&1u16.to_be_bytes());
-    out.extend_from_slice(&60u32.to_be_bytes());
+    out.extend_from_slice(&ttl.to_be_bytes());
     out.extend_from_slice(&(data.len() as u16).to_be_bytes());
     out.extend_from_slice(data);
     out
@@ -183,7 +205,10 @@ impl Responder {
                     queries.lock().unwrap().push((name.clone(), qtype, false));
                     match mode {
                         Mode::Silent => {}
-                        Mode::Answer => {
+                        Mode::Answer | Mode::Slow => {
+                            if mode == Mode::Slow {
+                                thread::sleep(Duration::from_millis(200));
+                            }
                             let reply = zone.respond(query, false).unwrap();
                             udp.send_to(&reply, from).unwrap();
                         }
@@ -522,4 +547,147 @@ fn client_end_to_end_without_helper_threads() {
     assert!(body.contains("test.example"), "{body}");
     assert_eq!(blocking(), 0);
     assert_eq!(server.names(), vec!["test.example"]);
+}
+
+/// How many queries of this type the responder got.
+fn count(server: &Responder, qtype: u16) -> usize {
+    server.queries().iter().filter(|q| q.1 == qtype).count()
+}
+
+/// A positive answer is cached for its TTL (1 s here), then asked again.
+#[test]
+fn positive_answer_cached_for_its_ttl() {
+    let _dog = watchdog("positive_answer_cached_for_its_ttl", 30);
+    let mut z = zone(true);
+    z.ttl = 1;
+    let server = Responder::start(Mode::Answer, z);
+    let r = resolver(&[server.addr], "", "");
+    let want = ips(&["2001:db8::1", "192.0.2.1"]);
+    assert_eq!(lookup(&r, "host.test").unwrap(), want);
+    assert_eq!(server.queries().len(), 2);
+    // Within the TTL, in another case: from the cache, and a clone shares it.
+    assert_eq!(lookup(&r.clone(), "HOST.Test").unwrap(), want);
+    assert_eq!(server.queries().len(), 2);
+    thread::sleep(Duration::from_millis(1100));
+    assert_eq!(lookup(&r, "host.test").unwrap(), want);
+    assert_eq!(server.queries().len(), 4);
+}
+
+/// NXDOMAIN with an SOA whose MINIMUM is 1: cached for 1 s, then asked again.
+#[test]
+fn nxdomain_cached_for_the_soa_minimum() {
+    let _dog = watchdog("nxdomain_cached_for_the_soa_minimum", 30);
+    let mut z = zone(true);
+    z.soa_minimum = Some(1);
+    let server = Responder::start(Mode::Answer, z);
+    let r = resolver(&[server.addr], "", "");
+    let first = lookup(&r, "nope.test").unwrap_err();
+    assert_eq!(first.kind(), std::io::ErrorKind::NotFound);
+    assert_eq!(server.queries().len(), 2);
+    let again = lookup(&r, "nope.test").unwrap_err();
+    assert_eq!(again.kind(), std::io::ErrorKind::NotFound);
+    assert_eq!(again.to_string(), first.to_string());
+    assert_eq!(server.queries().len(), 2);
+    thread::sleep(Duration::from_millis(1100));
+    assert!(lookup(&r, "nope.test").is_err());
+    assert_eq!(server.queries().len(), 4);
+}
+
+/// Fifty concurrent lookups of one name, with a slow server: one A and one AAAA query.
+#[test]
+fn concurrent_lookups_share_one_query() {
+    let _dog = watchdog("concurrent_lookups_share_one_query", 30);
+    let server = Responder::start(Mode::Slow, zone(true));
+    let r = resolver(&[server.addr], "", "").timeout(Duration::from_secs(2));
+    let rt = Runtime::new().unwrap();
+    let results = block_on_bounded(&rt, 20, async {
+        let handles: Vec<_> = (0..50)
+            .map(|_| volley::spawn(r.lookup("host.test")))
+            .collect();
+        let mut results = Vec::new();
+        for h in handles {
+            results.push(h.await.unwrap());
+        }
+        results
+    });
+    for result in results {
+        assert_eq!(result.unwrap(), ips(&["2001:db8::1", "192.0.2.1"]));
+    }
+    assert_eq!((count(&server, A), count(&server, AAAA)), (1, 1));
+}
+
+/// The first lookup (the one asking) is dropped while others wait: one of them asks again,
+/// and all get the answer.
+#[test]
+fn cancelled_first_lookup_is_taken_over() {
+    let _dog = watchdog("cancelled_first_lookup_is_taken_over", 30);
+    let server = Responder::start(Mode::Slow, zone(true));
+    let r = resolver(&[server.addr], "", "").timeout(Duration::from_secs(2));
+    let rt = Runtime::new().unwrap();
+    let results = block_on_bounded(&rt, 20, async {
+        let mut first = Box::pin(r.lookup("host.test"));
+        // Polled once: it sends its queries and leads.
+        std::future::poll_fn(|cx| {
+            assert!(first.as_mut().poll(cx).is_pending());
+            std::task::Poll::Ready(())
+        })
+        .await;
+        let handles: Vec<_> = (0..3)
+            .map(|_| volley::spawn(r.lookup("host.test")))
+            .collect();
+        volley::sleep(Duration::from_millis(50)).await;
+        assert!(!server.queries().is_empty());
+        drop(first);
+        let mut results = Vec::new();
+        for h in handles {
+            results.push(h.await.unwrap());
+        }
+        results
+    });
+    for result in results {
+        assert_eq!(result.unwrap(), ips(&["2001:db8::1", "192.0.2.1"]));
+    }
+    // The cancelled leader's two queries, and one pair from the lookup that took over.
+    thread::sleep(Duration::from_millis(50));
+    assert_eq!((count(&server, A), count(&server, AAAA)), (2, 2));
+}
+
+/// The test: 1,000 URLs over 200 host names through the client with the native
+/// resolver make exactly one A and one AAAA query per name, and every request succeeds.
+#[test]
+fn batch_of_1000_urls_over_200_hosts_asks_each_name_once() {
+    let _dog = watchdog("batch_of_1000_urls_over_200_hosts_asks_each_name_once", 60);
+    let hosts: Vec<String> = (0..200).map(|i| format!("h{i}.test")).collect();
+    let records: Vec<(&str, Rec)> = hosts
+        .iter()
+        .map(|h| (h.as_str(), addr_rec("127.0.0.1")))
+        .collect();
+    let server = Responder::start(Mode::Answer, Zone::new(true, &records));
+    let rt = Runtime::new().unwrap();
+    let report = block_on_bounded(&rt, 45, async {
+        let http = volley::server::Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let port = http.local_addr().port();
+        let client = Client::builder()
+            .dns_resolver(resolver(&[server.addr], "", "").timeout(Duration::from_secs(2)))
+            .build();
+        let urls: Vec<String> = (0..1000)
+            .map(|i| format!("http://h{}.test:{port}/get", i % 200))
+            .collect();
+        client.fetch_all(urls).concurrency(100).run().await
+    });
+    let failed: Vec<String> = report
+        .results
+        .iter()
+        .filter_map(|r| r.outcome.as_ref().err().map(|e| e.to_string()))
+        .take(3)
+        .collect();
+    assert_eq!(
+        (report.summary.ok, report.summary.failed),
+        (1000, 0),
+        "{failed:?}"
+    );
+    let (a, aaaa) = (count(&server, A), count(&server, AAAA));
+    println!("1000 URLs, 200 hosts: {a} A and {aaaa} AAAA queries");
+    assert_eq!((a, aaaa), (200, 200));
+    assert_eq!(server.names().len(), 200);
 }

@@ -40,21 +40,40 @@
 //! input, so an off-path attacker cannot predict the next ID from the ones seen. With the
 //! random source port, a spoofed reply has to guess about 31 bits (RFC 5452 §9.2).
 //!
+//! # Cache and coalescing
+//!
+//! Answers are cached per name as asked, lowercased (literals and hosts-file names never
+//! reach the cache). A positive answer lives for its TTL, the smallest over the records used
+//! (CNAMEs included, and over every query of a re-queried chain), clamped to
+//! [1 s, 1 day]; a TTL of 0 is not cached. A negative one (NXDOMAIN or NODATA for every
+//! candidate) lives for the SOA's negative TTL (the smallest over the candidates; 5 s when
+//! an answer has no SOA), at most 5 minutes; 0 is not cached. Timeouts and server errors are
+//! never cached. The cache holds at most [`CACHE_ENTRIES`] names: when full, expired entries
+//! go first, then the oldest.
+//!
+//! Concurrent lookups of one name share one resolution: the first leads (it asks the
+//! servers), the others wait for its result, errors included. If the leader's future is
+//! dropped, the waiters are woken and one of them leads in its stead.
+//!
+//! Because the resolver honours TTLs itself, it tells the client so
+//! (`Resolve::caches_answers`) and the client's fixed-time cache
+//! ([`DNS_TTL`](crate::DNS_TTL)) is skipped for it: an answer with TTL 1 is not kept for 30 s.
+//!
 //! # Not done yet
 //!
-//! No cache of its own (the client keeps answers for [`DNS_TTL`](crate::DNS_TTL), whatever
-//! the records' TTL), no negative cache, no coalescing of concurrent lookups of one name,
-//! no `LOCALDOMAIN`, and it is not the client's default resolver yet: `SystemResolver`
-//! stays the default until caching and coalescing are in.
+//! No `LOCALDOMAIN`, and it is not the client's default resolver yet: `SystemResolver`
+//! stays the default.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::rc::Rc;
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::conf::{candidates, ResolvConf};
@@ -76,6 +95,21 @@ const RECV_BUF: usize = 2048;
 
 /// The largest DNS-over-TCP frame plus its length prefix.
 const MAX_TCP_BUFFER: usize = 2 + 65535;
+
+/// The most names the resolver's cache holds.
+const CACHE_ENTRIES: usize = 10_000;
+
+/// The longest a positive answer is cached, whatever its TTL.
+const MAX_POSITIVE_TTL: u32 = 86_400;
+
+/// How long a negative answer without an SOA is cached.
+const DEFAULT_NEGATIVE_TTL: u32 = 5;
+
+/// The longest a negative answer is cached.
+const MAX_NEGATIVE_TTL: u32 = 300;
+
+/// How many times one lookup takes over from a cancelled leader before asking on its own.
+const MAX_TAKEOVERS: usize = 16;
 
 /// A DNS stub resolver native to the reactor: UDP and TCP on the runtime's own loop, no
 /// helper thread.
@@ -102,16 +136,171 @@ const MAX_TCP_BUFFER: usize = 2 + 65535;
 /// # drop(client);
 /// ```
 ///
-/// It is meant to become the client's default resolver once it caches answers and
-/// coalesces concurrent lookups; until then the default stays
+/// Answers are cached for their records' TTL (negative ones for the SOA's negative TTL, at
+/// most 5 minutes), and concurrent lookups of one name share one set of queries: see "Cache
+/// and coalescing" in the docs of its source module (`src/dns/resolver.rs`). The client's
+/// own fixed-time cache is skipped for this resolver
+/// ([`Resolve::caches_answers`](crate::Resolve::caches_answers)).
+///
+/// It is meant to become the client's default resolver; until then the default stays
 /// [`SystemResolver`](crate::SystemResolver) (`getaddrinfo`).
 ///
-/// Cloning is cheap and shares the configuration.
+/// Like everything in volley it is single-threaded (neither `Send` nor `Sync`). Cloning is
+/// cheap and shares the configuration, the cache and the lookups in flight; the setters
+/// ([`nameservers`](Self::nameservers), [`timeout`](Self::timeout),
+/// [`attempts`](Self::attempts)) give the resolver they return a cache of its own.
 #[derive(Clone)]
 pub struct NativeResolver {
     conf: Rc<ResolvConf>,
     hosts: Rc<Hosts>,
     ids: Rc<IdSource>,
+    state: Rc<State>,
+}
+
+/// What a finished lookup gave, shareable: the addresses, or the error's kind and message.
+type Shared = Result<Rc<[IpAddr]>, (io::ErrorKind, Rc<str>)>;
+
+fn to_io(shared: Shared) -> io::Result<Vec<IpAddr>> {
+    match shared {
+        Ok(addrs) => Ok(addrs.to_vec()),
+        Err((kind, msg)) => Err(io::Error::new(kind, msg.to_string())),
+    }
+}
+
+fn to_shared(result: &io::Result<Vec<IpAddr>>) -> Shared {
+    match result {
+        Ok(addrs) => Ok(addrs.as_slice().into()),
+        Err(e) => Err((e.kind(), e.to_string().into())),
+    }
+}
+
+/// The cache and the lookups in flight, shared by clones.
+#[derive(Default)]
+struct State {
+    cache: RefCell<Cache>,
+    inflight: RefCell<HashMap<String, Rc<RefCell<Inflight>>>>,
+}
+
+/// One lookup in flight, that others wait on.
+#[derive(Default)]
+struct Inflight {
+    result: Option<Shared>,
+    /// The leader's future was dropped before it finished: someone has to take over.
+    abandoned: bool,
+    waiters: Vec<Waker>,
+}
+
+/// Cached lookups by lowercased name.
+#[derive(Default)]
+struct Cache {
+    entries: HashMap<String, Entry>,
+}
+
+struct Entry {
+    value: Shared,
+    inserted: Instant,
+    expires: Instant,
+}
+
+impl Cache {
+    fn get(&self, key: &str, now: Instant) -> Option<Shared> {
+        let entry = self.entries.get(key)?;
+        (now < entry.expires).then(|| entry.value.clone())
+    }
+
+    fn insert(&mut self, key: String, value: Shared, lifetime: Duration, now: Instant) {
+        if self.entries.len() >= CACHE_ENTRIES && !self.entries.contains_key(&key) {
+            self.entries.retain(|_, e| e.expires > now);
+            if self.entries.len() >= CACHE_ENTRIES {
+                let oldest = self
+                    .entries
+                    .iter()
+                    .min_by_key(|(_, e)| e.inserted)
+                    .map(|(k, _)| k.clone());
+                if let Some(oldest) = oldest {
+                    self.entries.remove(&oldest);
+                }
+            }
+        }
+        let entry = Entry {
+            value,
+            inserted: now,
+            expires: now + lifetime,
+        };
+        self.entries.insert(key, entry);
+    }
+}
+
+/// Marks the leader's slot: finished with a result, or abandoned if dropped before that.
+/// Either way the slot leaves the in-flight table and every waiter is woken.
+struct Lead {
+    state: Rc<State>,
+    key: String,
+    slot: Rc<RefCell<Inflight>>,
+    result: Option<Shared>,
+}
+
+impl Drop for Lead {
+    fn drop(&mut self) {
+        {
+            let mut inflight = self.state.inflight.borrow_mut();
+            if inflight
+                .get(&self.key)
+                .is_some_and(|s| Rc::ptr_eq(s, &self.slot))
+            {
+                inflight.remove(&self.key);
+            }
+        }
+        let waiters = {
+            let mut slot = self.slot.borrow_mut();
+            match self.result.take() {
+                Some(result) => slot.result = Some(result),
+                None => slot.abandoned = true,
+            }
+            std::mem::take(&mut slot.waiters)
+        };
+        for waker in waiters {
+            waker.wake();
+        }
+    }
+}
+
+/// Waits for a leader: its result, or `None` if it was abandoned.
+async fn wait_for(slot: Rc<RefCell<Inflight>>) -> Option<Shared> {
+    std::future::poll_fn(|cx| {
+        let mut slot = slot.borrow_mut();
+        if let Some(result) = &slot.result {
+            return Poll::Ready(Some(result.clone()));
+        }
+        if slot.abandoned {
+            return Poll::Ready(None);
+        }
+        if !slot.waiters.iter().any(|w| w.will_wake(cx.waker())) {
+            slot.waiters.push(cx.waker().clone());
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// How long to cache a positive answer with this TTL, if at all.
+fn positive_lifetime(ttl: Option<u32>) -> Option<Duration> {
+    match ttl {
+        None | Some(0) => None,
+        Some(ttl) => Some(Duration::from_secs(u64::from(ttl.min(MAX_POSITIVE_TTL)))),
+    }
+}
+
+/// How long to cache a negative answer with this negative TTL, if at all.
+fn negative_lifetime(ttl: u32) -> Option<Duration> {
+    (ttl > 0).then(|| Duration::from_secs(u64::from(ttl.min(MAX_NEGATIVE_TTL))))
+}
+
+fn min_ttl(a: Option<u32>, b: Option<u32>) -> Option<u32> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 impl fmt::Debug for NativeResolver {
@@ -152,6 +341,7 @@ impl NativeResolver {
             conf: Rc::new(conf),
             hosts: Rc::new(hosts),
             ids: Rc::new(IdSource::new()),
+            state: Rc::default(),
         }
     }
 
@@ -165,6 +355,7 @@ impl NativeResolver {
         if !servers.is_empty() {
             Rc::make_mut(&mut self.conf).nameservers = servers;
         }
+        self.state = Rc::default();
         self
     }
 
@@ -172,6 +363,7 @@ impl NativeResolver {
     /// only has whole seconds). Raised to at least 1 ms.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         Rc::make_mut(&mut self.conf).timeout = timeout.max(Duration::from_millis(1));
+        self.state = Rc::default();
         self
     }
 
@@ -179,13 +371,15 @@ impl NativeResolver {
     /// from 1 to 5.
     pub fn attempts(mut self, attempts: u8) -> Self {
         Rc::make_mut(&mut self.conf).attempts = attempts.clamp(1, super::conf::MAX_ATTEMPTS);
+        self.state = Rc::default();
         self
     }
 
     /// Resolves `name` to its addresses, IPv6 first. See the module docs. Errors are
     /// `NotFound` (no such name, or no addresses), `TimedOut` (no server answered),
     /// `InvalidInput` (a name that cannot be queried), or `Other` (servers answered with
-    /// errors); their message names `name`.
+    /// errors); their message names `name`. Answers come from the cache when fresh there, and
+    /// a lookup of a name already being looked up waits for that one.
     pub fn lookup(&self, name: &str) -> impl Future<Output = io::Result<Vec<IpAddr>>> + 'static {
         let this = self.clone();
         let name = name.to_owned();
@@ -203,19 +397,87 @@ impl NativeResolver {
         if let Some(addrs) = self.hosts.get(&name) {
             return Ok(addrs.to_vec());
         }
-        let tried = candidates(&name, &self.conf);
+        let key = name.to_ascii_lowercase();
+        for _ in 0..MAX_TAKEOVERS {
+            if let Some(hit) = self.state.cache.borrow().get(&key, Instant::now()) {
+                return to_io(hit);
+            }
+            let slot = self.state.inflight.borrow().get(&key).cloned();
+            match slot {
+                Some(slot) => match wait_for(slot).await {
+                    Some(result) => return to_io(result),
+                    // The leader was cancelled: look again, and lead if nobody else does.
+                    None => continue,
+                },
+                None => return self.lead(key, &name).await,
+            }
+        }
+        // Leaders cancelled over and over: ask on our own.
+        self.resolve_name(&name).await.0
+    }
+
+    /// Resolves `name` for every lookup of `key` waiting, and caches the result.
+    async fn lead(&self, key: String, name: &str) -> io::Result<Vec<IpAddr>> {
+        let slot = Rc::new(RefCell::new(Inflight::default()));
+        self.state
+            .inflight
+            .borrow_mut()
+            .insert(key.clone(), slot.clone());
+        let mut lead = Lead {
+            state: self.state.clone(),
+            key,
+            slot,
+            result: None,
+        };
+        let (result, lifetime) = self.resolve_name(name).await;
+        let shared = to_shared(&result);
+        if let Some(lifetime) = lifetime {
+            let now = Instant::now();
+            let key = lead.key.clone();
+            self.state
+                .cache
+                .borrow_mut()
+                .insert(key, shared.clone(), lifetime, now);
+        }
+        lead.result = Some(shared);
+        drop(lead);
+        result
+    }
+
+    /// Asks the servers for `name` (no cache): the result, and how long it may be cached.
+    async fn resolve_name(&self, name: &str) -> (io::Result<Vec<IpAddr>>, Option<Duration>) {
+        match self.resolve_uncached(name).await {
+            Ok((addrs, ttl)) => (Ok(addrs), positive_lifetime(ttl)),
+            Err((e, negative)) => (Err(e), negative.and_then(negative_lifetime)),
+        }
+    }
+
+    /// The addresses and their TTL, or the error and, for a negative answer, its negative TTL.
+    async fn resolve_uncached(
+        &self,
+        name: &str,
+    ) -> Result<(Vec<IpAddr>, Option<u32>), (io::Error, Option<u32>)> {
+        let tried = candidates(name, &self.conf);
         if tried.is_empty() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "cannot look up an empty name",
-            ));
+            let e = io::Error::new(io::ErrorKind::InvalidInput, "cannot look up an empty name");
+            return Err((e, None));
         }
         let mut nodata = false;
+        let mut negative = u32::MAX;
         for candidate in &tried {
-            match self.resolve_candidate(&name, candidate).await? {
-                Found::Addrs(addrs) => return Ok(addrs),
-                Found::NoData => nodata = true,
-                Found::NxDomain => {}
+            let found = self
+                .resolve_candidate(name, candidate)
+                .await
+                .map_err(|e| (e, None))?;
+            match found {
+                Found::Addrs(addrs, ttl) => return Ok((addrs, ttl)),
+                Found::NoData(ttl) => {
+                    nodata = true;
+                    negative = negative.min(ttl.unwrap_or(DEFAULT_NEGATIVE_TTL));
+                }
+                Found::NxDomain(ttl) => {
+                    negative = negative.min(ttl.unwrap_or(DEFAULT_NEGATIVE_TTL));
+                }
             }
         }
         let why = if nodata {
@@ -223,21 +485,29 @@ impl NativeResolver {
         } else {
             "no such host (NXDOMAIN)"
         };
-        Err(io::Error::new(
+        let e = io::Error::new(
             io::ErrorKind::NotFound,
             format!("{name}: {why}; tried {}", tried.join(", ")),
-        ))
+        );
+        Err((e, Some(negative)))
     }
 
     /// Asks for one candidate name, following CNAME chains that end without addresses.
     async fn resolve_candidate(&self, name: &str, candidate: &str) -> io::Result<Found> {
         let mut qname = candidate.to_owned();
+        // The smallest TTL of the CNAMEs followed so far.
+        let mut chain_ttl = None;
         for _ in 0..=MAX_CNAME_HOPS {
             match self.query(name, &qname).await? {
-                Outcome::Addrs(addrs) => return Ok(Found::Addrs(addrs)),
-                Outcome::Cname(target) => qname = target,
-                Outcome::NoData => return Ok(Found::NoData),
-                Outcome::NxDomain => return Ok(Found::NxDomain),
+                Outcome::Addrs(addrs, ttl) => {
+                    return Ok(Found::Addrs(addrs, min_ttl(chain_ttl, ttl)))
+                }
+                Outcome::Cname(target, ttl) => {
+                    chain_ttl = min_ttl(chain_ttl, ttl);
+                    qname = target;
+                }
+                Outcome::NoData(ttl) => return Ok(Found::NoData(min_ttl(chain_ttl, ttl))),
+                Outcome::NxDomain(ttl) => return Ok(Found::NxDomain(min_ttl(chain_ttl, ttl))),
             }
         }
         Err(io::Error::other(format!(
@@ -311,22 +581,23 @@ impl NativeResolver {
     }
 }
 
-/// What a candidate name gave.
+/// What a candidate name gave, with the TTL (negative TTL for `NoData` and `NxDomain`).
 enum Found {
-    Addrs(Vec<IpAddr>),
-    NoData,
-    NxDomain,
+    Addrs(Vec<IpAddr>, Option<u32>),
+    NoData(Option<u32>),
+    NxDomain(Option<u32>),
 }
 
-/// What a name server said about one name, once usable.
+/// What a name server said about one name, once usable, with the TTL (the negative TTL for
+/// `NoData` and `NxDomain`, from the SOA if there was one).
 #[derive(Debug)]
 enum Outcome {
     /// Addresses, IPv6 first.
-    Addrs(Vec<IpAddr>),
+    Addrs(Vec<IpAddr>, Option<u32>),
     /// A CNAME chain ending without addresses: ask for this name.
-    Cname(String),
-    NoData,
-    NxDomain,
+    Cname(String, Option<u32>),
+    NoData(Option<u32>),
+    NxDomain(Option<u32>),
 }
 
 /// The result of one try with one server.
@@ -342,41 +613,49 @@ enum Try {
 /// Turns the AAAA and A answers of one try into its result.
 fn classify(got: [Option<Result<Answer, DnsError>>; 2]) -> Try {
     let mut addrs = Vec::new();
+    let mut addrs_ttl = None;
     let mut cname = None;
-    let mut nxdomain = false;
+    let mut nxdomain = None;
     let mut nodata = 0;
+    let mut negative_ttl = None;
     let mut failure = None;
     // The A answer's target wins: it comes second.
     for answer in got.into_iter().flatten() {
         match answer {
             Ok(answer) => {
+                if !answer.addrs.is_empty() {
+                    addrs_ttl = min_ttl(addrs_ttl, answer.ttl);
+                }
                 addrs.extend(answer.addrs);
                 if answer.cname_target.is_some() && answer.negative_ttl.is_none() {
-                    cname = answer.cname_target;
+                    cname = answer.cname_target.map(|t| (t, answer.ttl));
                 } else {
                     nodata += 1;
+                    negative_ttl = min_ttl(negative_ttl, answer.negative_ttl);
                 }
             }
-            Err(DnsError::NxDomain { .. }) => nxdomain = true,
+            Err(DnsError::NxDomain { negative_ttl }) => {
+                nxdomain = Some(min_ttl(nxdomain.flatten(), negative_ttl));
+            }
             Err(e) => failure = Some(e.to_string()),
         }
     }
     if !addrs.is_empty() {
-        return Try::Done(Outcome::Addrs(addrs));
+        return Try::Done(Outcome::Addrs(addrs, addrs_ttl));
     }
-    if nxdomain {
-        return Try::Done(Outcome::NxDomain);
+    if let Some(ttl) = nxdomain {
+        return Try::Done(Outcome::NxDomain(ttl));
     }
     if let Some(why) = failure {
         return Try::Failed(why);
     }
-    if let Some(target) = cname {
-        return Try::Done(Outcome::Cname(target));
+    if let Some((target, ttl)) = cname {
+        return Try::Done(Outcome::Cname(target, ttl));
     }
     // Both families answered, neither with addresses. One NODATA alone is not enough: the
     // other may have had addresses.
     if nodata == 2 {
-        Try::Done(Outcome::NoData)
+        Try::Done(Outcome::NoData(negative_ttl))
     } else {
         Try::NoAnswer
     }
@@ -464,6 +743,11 @@ async fn tcp_exchange(server: SocketAddr, query: &Query) -> io::Result<Result<An
 }
 
 impl Resolve for NativeResolver {
+    /// `true`: answers are cached here for their TTL, so the client does not cache them again.
+    fn caches_answers(&self) -> bool {
+        true
+    }
+
     fn resolve(&self, host: &str, port: u16) -> Resolving {
         let lookup = self.lookup(host);
         Box::pin(async move {
@@ -553,22 +837,22 @@ mod tests {
         let cases = [
             (
                 [ok(&["::1"], None, None), ok(&["192.0.2.1"], None, None)],
-                "Done(Addrs([::1, 192.0.2.1]))",
+                "Done(Addrs([::1, 192.0.2.1], None))",
             ),
             (
                 [None, ok(&["192.0.2.1"], None, None)],
-                "Done(Addrs([192.0.2.1]))",
+                "Done(Addrs([192.0.2.1], None))",
             ),
             ([None, ok(&[], None, None)], "NoAnswer"),
             ([None, None], "NoAnswer"),
             (
                 [ok(&[], None, Some(5)), ok(&[], None, None)],
-                "Done(NoData)",
+                "Done(NoData(Some(5)))",
             ),
-            ([nx(), nx()], "Done(NxDomain)"),
+            ([nx(), nx()], "Done(NxDomain(None))"),
             (
                 [servfail(), ok(&["192.0.2.1"], None, None)],
-                "Done(Addrs([192.0.2.1]))",
+                "Done(Addrs([192.0.2.1], None))",
             ),
             (
                 [servfail(), None],
@@ -579,14 +863,14 @@ mod tests {
                     ok(&[], Some("b.example"), None),
                     ok(&[], Some("c.example"), None),
                 ],
-                r#"Done(Cname("c.example"))"#,
+                r#"Done(Cname("c.example", None))"#,
             ),
             (
                 [
                     ok(&[], Some("b.example"), Some(60)),
                     ok(&[], None, Some(60)),
                 ],
-                "Done(NoData)",
+                "Done(NoData(Some(60)))",
             ),
         ];
         for (got, want) in cases {

@@ -3,7 +3,10 @@
 //! `getaddrinfo` on a helper thread ([`spawn_blocking`](crate::spawn_blocking)).
 //!
 //! Answers are cached for a short fixed time ([`DNS_TTL`]), since `getaddrinfo` does not
-//! report record TTLs, and the cache holds at most [`DNS_CACHE_ENTRIES`] names.
+//! report record TTLs, and the cache holds at most [`DNS_CACHE_ENTRIES`] names. A resolver
+//! that caches by TTL itself ([`Resolve::caches_answers`], like
+//! [`NativeResolver`](crate::NativeResolver)) bypasses this cache: it would otherwise keep
+//! short-lived answers for the full [`DNS_TTL`].
 
 use std::collections::HashMap;
 use std::fmt;
@@ -61,6 +64,13 @@ pub type Resolving = Pin<Box<dyn Future<Output = io::Result<Vec<SocketAddr>>>>>;
 pub trait Resolve {
     /// Resolves `host`; `port` goes into the returned addresses.
     fn resolve(&self, host: &str, port: u16) -> Resolving;
+
+    /// Whether this resolver caches answers itself, honouring the records' TTLs. When it
+    /// does, the client skips its own fixed-time cache ([`DNS_TTL`]) for it, so an answer is
+    /// not kept longer than its TTL. Default: `false`.
+    fn caches_answers(&self) -> bool {
+        false
+    }
 }
 
 /// The system's resolver: `getaddrinfo` on a helper thread, so the loop never blocks. It
@@ -103,7 +113,8 @@ impl fmt::Debug for Resolver {
 }
 
 /// The addresses to try for `url`, in the order to try them, and whether a resolver was
-/// asked (not for IP literals, fixed mappings or cached names).
+/// asked (not for IP literals, fixed mappings or names in this cache; always for a resolver
+/// with its own cache, whose hits are quick).
 pub(crate) async fn resolve(
     resolver: &Resolver,
     cache: &std::cell::RefCell<DnsCache>,
@@ -125,8 +136,11 @@ pub(crate) async fn resolve(
             .collect();
         return Ok((addrs, false));
     }
-    if let Some(addrs) = cache.borrow().get(host, port) {
-        return Ok((addrs, false));
+    let own_cache = resolver.resolver.caches_answers();
+    if !own_cache {
+        if let Some(addrs) = cache.borrow().get(host, port) {
+            return Ok((addrs, false));
+        }
     }
     let addrs = match resolver.resolver.resolve(host, port).await {
         Ok(addrs) if !addrs.is_empty() => addrs,
@@ -137,8 +151,10 @@ pub(crate) async fn resolve(
         Err(e) => return Err(Error::new(Kind::Dns).with_url(url).with_source(e)),
     };
     let addrs: Rc<[SocketAddr]> = addrs.into();
-    cache
-        .borrow_mut()
-        .insert(host.to_owned(), port, addrs.clone());
+    if !own_cache {
+        cache
+            .borrow_mut()
+            .insert(host.to_owned(), port, addrs.clone());
+    }
     Ok((addrs, true))
 }
