@@ -4,83 +4,26 @@
 //! threads (one per connection), whose faults are chosen per path.
 #![cfg(feature = "tls")]
 
+#[path = "util/pki.rs"]
+mod pki;
 mod util;
 
 use std::io::{self, Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use rcgen::{
-    date_time_ymd, BasicConstraints, CertificateParams, CertifiedIssuer, DnType,
-    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
-};
 use volley::net::tls::rustls;
-use volley::net::tls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use volley::server::{ProxyServer, Server};
 use volley::{redirect, CertReason, Certificate, Client, ClientBuilder, ErrorKind, Phase, Runtime};
 
+use pki::{pki, Leaf};
 use util::{local, watchdog, Checksum, Prng};
 
 // ---------------------------------------------------------------------------------------------
-// Certificates
-
-struct Leaf {
-    chain: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
-}
-
-struct Pki {
-    ca_pem: String,
-    good: Leaf,
-    expired: Leaf,
-    wrong_name: Leaf,
-    unknown_ca: Leaf,
-}
-
-fn pki() -> &'static Pki {
-    static PKI: OnceLock<Pki> = OnceLock::new();
-    PKI.get_or_init(|| {
-        let ca = make_ca("volley https test CA");
-        let other_ca = make_ca("volley untrusted CA");
-        Pki {
-            ca_pem: ca.pem(),
-            good: make_leaf(&["localhost", "127.0.0.1"], &ca, false),
-            expired: make_leaf(&["localhost", "127.0.0.1"], &ca, true),
-            wrong_name: make_leaf(&["wrong.example"], &ca, false),
-            unknown_ca: make_leaf(&["localhost", "127.0.0.1"], &other_ca, false),
-        }
-    })
-}
-
-fn make_ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
-}
-
-fn make_leaf(names: &[&str], ca: &CertifiedIssuer<'static, KeyPair>, expired: bool) -> Leaf {
-    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-    let mut params = CertificateParams::new(names.clone()).unwrap();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, &names[0]);
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    if expired {
-        params.not_before = date_time_ymd(2020, 1, 1);
-        params.not_after = date_time_ymd(2021, 1, 1);
-    }
-    let key = KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, ca).unwrap();
-    Leaf {
-        chain: vec![cert.der().clone()],
-        key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-    }
-}
+// Certificates: `tests/util/pki.rs`
 
 /// A client builder that trusts the test CA only.
 fn trusting() -> ClientBuilder {
