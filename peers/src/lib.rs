@@ -83,3 +83,51 @@ pub fn loadavg() -> String {
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "?".into())
 }
+
+/// Answers each request head on `stream` (anything up to a blank line) with `response`,
+/// pipelined heads included, until the peer closes: the neutral keep-alive server's loop, for
+/// plain TCP and TLS streams alike.
+pub async fn answer_each_head<S>(mut stream: S, response: &[u8])
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut out = Vec::with_capacity(4 * response.len());
+    // How much of "\r\n\r\n" the bytes so far end with.
+    let mut matched = 0u8;
+    loop {
+        let n = match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        out.clear();
+        for &b in &buf[..n] {
+            matched = match (matched, b) {
+                (0 | 2, b'\r') => matched + 1,
+                (1 | 3, b'\n') => matched + 1,
+                (_, b'\r') => 1,
+                _ => 0,
+            };
+            if matched == 4 {
+                out.extend_from_slice(response);
+                matched = 0;
+            }
+        }
+        if !out.is_empty()
+            && (stream.write_all(&out).await.is_err() || stream.flush().await.is_err())
+        {
+            return;
+        }
+    }
+}
+
+/// Installs rustls's *ring* provider as the process default, once. reqwest is built with
+/// `rustls-no-provider` (see Cargo.toml) and panics at `Client::new()` without one, even for
+/// plain `http://`; every binary that builds a reqwest client calls this first.
+pub fn install_ring_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}

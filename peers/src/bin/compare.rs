@@ -577,6 +577,7 @@ fn client_reqwest(urls: Vec<String>, c: usize) -> Run {
         .enable_all()
         .build()
         .expect("tokio runtime");
+    volley_peers::install_ring_provider();
     let client = reqwest::Client::new();
     let n = urls.len();
     measure(n, 1.0, || {

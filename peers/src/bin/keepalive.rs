@@ -48,7 +48,7 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use volley_peers::{loadavg, median, ServerProcess};
+use volley_peers::{answer_each_head, loadavg, median, ServerProcess};
 
 /// The one response of the server.
 const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nhello, world\n";
@@ -132,7 +132,10 @@ fn serve() -> io::Result<()> {
         loop {
             match listener.accept().await {
                 Ok((stream, _)) => {
-                    tokio::spawn(serve_conn(stream));
+                    tokio::spawn(async move {
+                        let _ = stream.set_nodelay(true);
+                        answer_each_head(stream, RESPONSE).await;
+                    });
                 }
                 Err(e) => eprintln!("keepalive --serve: accept: {e}"),
             }
@@ -145,38 +148,6 @@ fn serve() -> io::Result<()> {
     });
     let _ = rt.block_on(accept);
     Ok(())
-}
-
-/// Answers each request head on `stream` with [`RESPONSE`] until the peer closes.
-async fn serve_conn(mut stream: tokio::net::TcpStream) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let _ = stream.set_nodelay(true);
-    let mut buf = vec![0u8; 16 * 1024];
-    let mut out = Vec::with_capacity(4 * RESPONSE.len());
-    // How much of "\r\n\r\n" the bytes so far end with.
-    let mut matched = 0u8;
-    loop {
-        let n = match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        out.clear();
-        for &b in &buf[..n] {
-            matched = match (matched, b) {
-                (0 | 2, b'\r') => matched + 1,
-                (1 | 3, b'\n') => matched + 1,
-                (_, b'\r') => 1,
-                _ => 0,
-            };
-            if matched == 4 {
-                out.extend_from_slice(RESPONSE);
-                matched = 0;
-            }
-        }
-        if !out.is_empty() && stream.write_all(&out).await.is_err() {
-            return;
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -300,6 +271,7 @@ fn run_reqwest(url: &str, args: &Args) -> Sample {
         .enable_all()
         .build()
         .expect("tokio runtime");
+    volley_peers::install_ring_provider();
     let client = reqwest::Client::new();
     let batch = |total: usize| {
         rt.block_on(async {

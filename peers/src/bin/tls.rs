@@ -62,7 +62,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use volley_peers::{loadavg, median, ServerProcess};
+use volley_peers::{answer_each_head, loadavg, median, ServerProcess};
 
 /// TEST-ONLY: volley's committed CA, and the `localhost` certificate it issued with its
 /// (public) key.
@@ -184,7 +184,7 @@ fn serve() -> io::Result<()> {
         loop {
             if let Ok((stream, _)) = plain.accept().await {
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(serve_conn(stream));
+                tokio::spawn(answer_each_head(stream, RESPONSE));
             }
         }
     });
@@ -203,7 +203,7 @@ fn serve() -> io::Result<()> {
                         _ => &FULL,
                     }
                     .fetch_add(1, Ordering::Relaxed);
-                    serve_conn(stream).await;
+                    answer_each_head(stream, RESPONSE).await;
                 });
             }
         }
@@ -251,43 +251,6 @@ fn server_config() -> io::Result<rustls::ServerConfig> {
     .map_err(|e| invalid(&e))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
-}
-
-/// Answers each request head on `stream` with [`RESPONSE`] until the peer closes (the
-/// `keepalive` server's loop, over any stream).
-async fn serve_conn<S>(mut stream: S)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut buf = vec![0u8; 16 * 1024];
-    let mut out = Vec::with_capacity(4 * RESPONSE.len());
-    // How much of "\r\n\r\n" the bytes so far end with.
-    let mut matched = 0u8;
-    loop {
-        let n = match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        out.clear();
-        for &b in &buf[..n] {
-            matched = match (matched, b) {
-                (0 | 2, b'\r') => matched + 1,
-                (1 | 3, b'\n') => matched + 1,
-                (_, b'\r') => 1,
-                _ => 0,
-            };
-            if matched == 4 {
-                out.extend_from_slice(RESPONSE);
-                matched = 0;
-            }
-        }
-        if !out.is_empty()
-            && (stream.write_all(&out).await.is_err() || stream.flush().await.is_err())
-        {
-            return;
-        }
-    }
 }
 
 /// The server's handshake counts: (full, resumed, failed).
@@ -519,9 +482,7 @@ fn run_volley(mode: &str, url: &'static str, args: &Args) -> Sample {
 
 fn run_reqwest(mode: &str, url: &'static str, args: &Args) -> Sample {
     // The same cryptography as volley's: rustls's *ring* provider.
-    rustls::crypto::ring::default_provider()
-        .install_default()
-        .expect("install the ring provider");
+    volley_peers::install_ring_provider();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
