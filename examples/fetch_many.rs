@@ -1,4 +1,4 @@
-//! cargo run --release --example fetch_many -- [-c N] [-n N] [-m SECS] [--json] [--tls] [URL...]
+//! cargo run --release --example fetch_many -- [-c N] [-n N] [-m SECS] [--json] [--tls] [--system-dns] [URL...]
 //!
 //! Fetch many URLs at once, from one thread, and say how it went: volley's main job.
 //!
@@ -24,21 +24,34 @@
 //! - `--tls`: run the embedded server over HTTPS, with the TEST-ONLY certificate of
 //!   `volley::server::testcert` (for 127.0.0.1 and localhost), which the client trusts with
 //!   `add_root_certificate`. `https://` URLs need no flag: the client speaks both.
+//! - `--system-dns`: resolve names with `getaddrinfo` on helper threads
+//!   (`volley::Resolver::system()`) instead of the default, volley's own resolver on the
+//!   event loop (`NativeResolver`), whose counters the report then shows.
 //! - `--json`: print only one JSON object on stdout instead of the report, a stable interface
 //!   for scripts: `{"requests", "ok", "failed", "bytes", "elapsed_s", "requests_per_s",
-//!   "latency_ms": {"p50", "p90", "p99", "max"}}`, all numbers.
+//!   "latency_ms": {"p50", "p90", "p99", "max"}, "threads"}`, all numbers; `threads` is the
+//!   most threads the process had during the batch (0 where `/proc` is missing).
+//!
+//! The report ends with that thread count (one: the event loop does everything, name
+//! resolution included, unless `--system-dns`) and, when names were looked up, the
+//! resolver's counters: lookups answered locally, from its cache, by sharing a lookup in
+//! flight, or by asking, and the queries sent.
 //!
 //! On a terminal, a progress bar runs on stderr meanwhile. Exit status: 0 once the batch has
 //! run, even if some requests failed (they are counted in the report); 2 for bad arguments;
 //! 1 if the batch cannot run at all (no runtime, no server).
 
+use std::cell::Cell;
 use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::rc::Rc;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use volley::{BatchSummary, Client, LatencyHistogram, Progress, Runtime};
+use volley::{
+    BatchSummary, Client, DnsStats, LatencyHistogram, NativeResolver, Progress, Resolver, Runtime,
+};
 
 /// The seed's workload: how many requests, how long each one waits, how many at once.
 const SEED_REQUESTS: usize = 500;
@@ -51,7 +64,11 @@ const RESERVED_FDS: u64 = 64;
 /// How many error messages the report quotes in full.
 const QUOTED_ERRORS: usize = 3;
 
-const USAGE: &str = "usage: fetch_many [-c N] [-n N] [-m SECS] [--json] [URL...]";
+const USAGE: &str =
+    "usage: fetch_many [-c N] [-n N] [-m SECS] [--json] [--tls] [--system-dns] [URL...]";
+
+/// How often, at most, the thread count is sampled during the batch.
+const THREAD_SAMPLE_EVERY: Duration = Duration::from_millis(10);
 
 /// The parsed command line.
 #[derive(Debug)]
@@ -62,6 +79,8 @@ struct Args {
     json: bool,
     /// Serve the embedded server over HTTPS.
     tls: bool,
+    /// Resolve with getaddrinfo on helper threads.
+    system_dns: bool,
     urls: Vec<String>,
 }
 
@@ -72,6 +91,7 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
         max_time: None,
         json: false,
         tls: false,
+        system_dns: false,
         urls: Vec::new(),
     };
     let positive = |name: &str, value: Option<String>| -> Result<usize, String> {
@@ -101,6 +121,7 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
             }
             "--json" => args.json = true,
             "--tls" if cfg!(feature = "tls") => args.tls = true,
+            "--system-dns" => args.system_dns = true,
             "-h" | "--help" => return Err(String::new()),
             flag if flag.starts_with('-') && flag.len() > 1 => {
                 return Err(format!("unknown option {flag}"))
@@ -182,6 +203,12 @@ async fn fetch_many(mut args: Args) -> Result<(), String> {
     if let Some(t) = args.max_time {
         builder = builder.timeout(t);
     }
+    // The default resolver, made here so that its counters can be read (a clone shares them).
+    let dns = NativeResolver::from_system();
+    builder = match args.system_dns {
+        true => builder.dns_resolver(Resolver::system()),
+        false => builder.dns_resolver(dns.clone()),
+    };
     let client = builder.build();
 
     if !args.json {
@@ -200,20 +227,28 @@ async fn fetch_many(mut args: Args) -> Result<(), String> {
     let requests = (0..total).map(|i| urls[i % urls.len()].replace("{n}", &i.to_string()));
 
     let bar = progress_bar(total as u64);
-    let mut batch = client
+    let threads = Rc::new(Cell::new(thread_count()));
+    let mut sampled = Duration::ZERO;
+    let most_threads = threads.clone();
+    let progress_bar = bar.clone();
+    let batch = client
         .fetch_all(requests)
         .concurrency(args.concurrency)
-        .keep_bodies(false); // only the counts matter: bodies are read, counted and dropped
-    if let Some(bar) = bar.clone() {
-        batch = batch.on_progress(move |p: &Progress| {
-            bar.set_position(p.done);
-            let rate = p.done as f64 / p.elapsed.as_secs_f64().max(1e-3);
-            bar.set_message(format!(
-                "{} failed, {} in flight, {rate:.0} req/s",
-                p.failed, p.in_flight
-            ));
+        .keep_bodies(false) // only the counts matter: bodies are read, counted and dropped
+        .on_progress(move |p: &Progress| {
+            if p.elapsed >= sampled + THREAD_SAMPLE_EVERY {
+                sampled = p.elapsed;
+                most_threads.set(most_threads.get().max(thread_count()));
+            }
+            if let Some(bar) = &progress_bar {
+                bar.set_position(p.done);
+                let rate = p.done as f64 / p.elapsed.as_secs_f64().max(1e-3);
+                bar.set_message(format!(
+                    "{} failed, {} in flight, {rate:.0} req/s",
+                    p.failed, p.in_flight
+                ));
+            }
         });
-    }
 
     // Results arrive in completion order. We keep none of them, only the first few error
     // messages: the summary the stream keeps is enough for the report, in constant memory.
@@ -228,15 +263,20 @@ async fn fetch_many(mut args: Args) -> Result<(), String> {
     }
     let summary = stream.summary().clone();
     drop(stream);
+    threads.set(threads.get().max(thread_count()));
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
 
     if args.json {
-        println!("{}", json(&summary));
+        println!("{}", json(&summary, threads.get()));
         return Ok(());
     }
     print!("{}", report(&summary));
+    print!(
+        "{}",
+        resolution(threads.get(), (!args.system_dns).then(|| dns.stats()))
+    );
     if !quoted.is_empty() {
         println!("\nfirst errors:");
         for message in &quoted {
@@ -299,12 +339,13 @@ fn progress_bar(total: u64) -> Option<ProgressBar> {
 // ---------------------------------------------------------------------------------------------
 
 /// The stable `--json` object: counts, bytes, seconds and milliseconds, all plain numbers.
-fn json(s: &BatchSummary) -> String {
+fn json(s: &BatchSummary, threads: usize) -> String {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     format!(
         concat!(
             r#"{{"requests":{},"ok":{},"failed":{},"bytes":{},"elapsed_s":{:.6},"#,
-            r#""requests_per_s":{:.3},"latency_ms":{{"p50":{:.3},"p90":{:.3},"p99":{:.3},"max":{:.3}}}}}"#
+            r#""requests_per_s":{:.3},"latency_ms":{{"p50":{:.3},"p90":{:.3},"p99":{:.3},"max":{:.3}}},"#,
+            r#""threads":{}}}"#
         ),
         s.requests,
         s.ok,
@@ -316,7 +357,48 @@ fn json(s: &BatchSummary) -> String {
         ms(s.latency.quantile(0.90)),
         ms(s.latency.quantile(0.99)),
         ms(s.latency.max()),
+        threads,
     )
+}
+
+/// How many threads this process has now (0 where `/proc` is missing).
+fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task").map_or(0, |dir| dir.count())
+}
+
+/// The thread count, and the native resolver's counters if it looked anything up.
+fn resolution(threads: usize, dns: Option<DnsStats>) -> String {
+    let mut out = String::new();
+    let threads = match threads {
+        0 => "n/a (no /proc)".to_owned(),
+        n => format!("{n} (the most this process had during the batch)"),
+    };
+    let _ = writeln!(
+        out,
+        "
+  threads    {threads}"
+    );
+    let Some(d) = dns.filter(|d| d.lookups > 0) else {
+        return out;
+    };
+    let mean = match d.resolved {
+        0 => String::new(),
+        n => format!(", {} each on average", ms(d.resolve_time.div_f64(n as f64))),
+    };
+    let _ = writeln!(
+        out,
+        "  dns        {} lookups: {} local (IP literal, hosts file, localhost), {} from the cache, {} shared \
+         with a lookup in flight, {} asked the servers ({} failed{mean})",
+        d.lookups, d.local, d.cache_hits, d.coalesced, d.resolved, d.failed
+    );
+    let _ = writeln!(
+        out,
+        "             {} queries sent ({} over TCP), {} tries without a usable answer",
+        d.udp_queries + d.tcp_queries,
+        d.tcp_queries,
+        d.failed_tries
+    );
+    out
 }
 
 /// The human report: a table of counts, the latency percentiles and a small histogram.

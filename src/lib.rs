@@ -50,9 +50,14 @@
 //!   [`net::Read`], [`net::Write`], [`net::Accept`] and friends; with the `tls` feature (on by
 //!   default), `net::tls`: rustls (sans-IO) driven on the reactor, a hand-written handshake
 //!   future and `TlsStream`, for clients (`TlsConnector`) and servers (`TlsAcceptor`);
-//!   [`UdpSocket`] for datagrams (the coming DNS stub resolver).
-//! - `dns` (private, in progress): the sans-IO DNS pieces of the native resolver: messages
-//!   (`packet.rs`), `resolv.conf` with glibc's search order (`conf.rs`), `/etc/hosts`.
+//!   [`UdpSocket`] for datagrams (the DNS stub resolver's queries).
+//! - `dns` (private; [`NativeResolver`] re-exported): the client's default resolver, with no
+//!   helper thread. Sans-IO pieces with table and property tests: messages (`packet.rs`:
+//!   queries, defensive response parsing with bounded decompression, TCP framing),
+//!   `resolv.conf` and the environment with glibc's search order (`conf.rs`), `/etc/hosts`
+//!   (`hosts.rs`); and `resolver.rs`, async code over [`UdpSocket`] and [`TcpStream`]: A and
+//!   AAAA at once on one connected socket, retries across servers, TCP on truncation, a TTL
+//!   cache, and one query for concurrent lookups of a name.
 //! - `http` (private, re-exported flat): the client. Sans-IO pieces over byte slices, with
 //!   table tests: `encode.rs` (request head), `head.rs` (response head via httparse, and the
 //!   RFC 9112 §6.3 framing rules) and `body.rs` (Content-Length, chunked with trailers,
@@ -62,7 +67,8 @@
 //!   [`Phase`]-named deadlines; `connect` races several addresses (Happy Eyeballs).
 //!   `tls.rs` holds `Certificate` and the client's TLS settings. `client.rs` holds
 //!   [`Client`] and the request flow (redirects, the stale-connection retry), `pool.rs` the
-//!   keep-alive pool, `dns.rs` resolution, `proxy.rs` [`Proxy`] (routing, `NO_PROXY`,
+//!   keep-alive pool, `dns.rs` resolution (fixed mappings, then a [`Resolver`]: native by
+//!   default, `getaddrinfo` on a helper thread as an option), `proxy.rs` [`Proxy`] (routing, `NO_PROXY`,
 //!   `CONNECT` tunnels), `response.rs` [`Response`], `decode.rs` its content codings
 //!   (gzip and deflate with the default features `gzip` and `deflate`, br and zstd with the
 //!   features `brotli` and `zstd`), and `error.rs` the one
@@ -107,8 +113,8 @@
 
 pub mod batch;
 mod blocking;
-// The reactor-native resolver (issue 7): sans-IO pieces and `NativeResolver`. Some of the
-// sans-IO helpers are used only by tests and the fuzz targets.
+// The reactor-native resolver: sans-IO pieces and `NativeResolver`. Some of the sans-IO
+// helpers are used only by tests and the fuzz targets.
 #[allow(dead_code)]
 mod dns;
 mod executor;
@@ -125,12 +131,14 @@ pub mod server;
 pub mod task;
 pub mod timer;
 
-pub use crate::dns::resolver::{NativeResolver, MAX_DATAGRAMS as DNS_MAX_DATAGRAMS};
+pub use crate::dns::resolver::{DnsStats, NativeResolver, MAX_DATAGRAMS as DNS_MAX_DATAGRAMS};
 pub use crate::http::client::{
     Client, ClientBuilder, IntoUrl, Request, RequestBuilder, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_HEAD, DEFAULT_POOL_IDLE_TIMEOUT, DEFAULT_READ_TIMEOUT, DEFAULT_TIMEOUT,
 };
-pub use crate::http::dns::{Resolve, Resolving, SystemResolver, DNS_CACHE_ENTRIES, DNS_TTL};
+pub use crate::http::dns::{
+    Resolve, Resolver, Resolving, SystemResolver, DNS_CACHE_ENTRIES, DNS_TTL,
+};
 pub use crate::http::error::{CertReason, Error, Kind as ErrorKind, Limit, Phase};
 pub use crate::http::proxy::Proxy;
 pub use crate::http::redirect;

@@ -476,13 +476,14 @@ fn dns_failure_is_a_dns_error() {
 }
 
 /// Fixed mappings (curl's --resolve) send a named host to a loopback address, with the
-/// name in Host; `localhost` goes through the system resolver, which reads /etc/hosts.
+/// name in Host; `localhost` goes through the default (native) resolver, which reads
+/// /etc/hosts, and through `Resolver::system()`, getaddrinfo on a helper thread.
 #[test]
 fn fixed_mappings_and_localhost_resolve() {
     let rt = Runtime::new().unwrap();
     rt.block_on(async {
         let ok: &'static [u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-        let (addr, _) = serve(Script::answering(vec![ok, ok]));
+        let (addr, _) = serve(Script::answering(vec![ok, ok, ok]));
         let client = Client::builder()
             .resolve("volley.test", "127.0.0.1:1".parse().unwrap())
             .build();
@@ -492,6 +493,11 @@ fn fixed_mappings_and_localhost_resolve() {
         assert_eq!(resp.text().await.unwrap(), "ok");
         let url = format!("http://localhost:{}/", addr.port());
         let resp = Client::new().get(&url).send().await;
+        assert_eq!(resp.unwrap().text().await.unwrap(), "ok");
+        let system = Client::builder()
+            .dns_resolver(volley::Resolver::system())
+            .build();
+        let resp = system.get(&url).send().await;
         assert_eq!(resp.unwrap().text().await.unwrap(), "ok");
     });
 }

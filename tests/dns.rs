@@ -36,6 +36,12 @@ enum Mode {
     SpoofFirst,
     /// Answer from the zone, each query 200 ms after it came (one at a time).
     Slow,
+    /// First a reply with the right ID and question but another address, sent from another
+    /// port; then, 50 ms later, the right one from the server's port.
+    SpoofPort,
+    /// A reply with the right ID and question whose answer's owner name is a compression
+    /// pointer to itself.
+    CompressionLoop,
 }
 
 /// A record in the zone.
@@ -216,6 +222,20 @@ impl Responder {
                             let reply = zone.respond(query, true).unwrap();
                             udp.send_to(&reply, from).unwrap();
                         }
+                        Mode::SpoofPort => {
+                            let spoof = Zone::new(false, &[(&name, addr_rec("203.0.113.66"))]);
+                            let spoof6 = Zone::new(false, &[(&name, addr_rec("2001:db8::66"))]);
+                            let z = if qtype == A { spoof } else { spoof6 };
+                            let bad = z.respond(query, false).unwrap();
+                            let other = UdpSocket::bind("127.0.0.1:0").unwrap();
+                            other.send_to(&bad, from).unwrap();
+                            thread::sleep(Duration::from_millis(50));
+                            let reply = zone.respond(query, false).unwrap();
+                            udp.send_to(&reply, from).unwrap();
+                        }
+                        Mode::CompressionLoop => {
+                            udp.send_to(&looping_reply(query), from).unwrap();
+                        }
                         Mode::SpoofFirst => {
                             let spoof = Zone::new(false, &[(&name, addr_rec("203.0.113.66"))]);
                             let spoof6 = Zone::new(false, &[(&name, addr_rec("2001:db8::66"))]);
@@ -293,11 +313,29 @@ impl Drop for Responder {
     }
 }
 
+/// A reply to `query` (its ID and question) with one A record whose owner name is a
+/// pointer to itself: a decompression loop.
+fn looping_reply(query: &[u8]) -> Vec<u8> {
+    let (_, _, _, end) = parse_query(query).unwrap();
+    let mut reply = query[..end].to_vec();
+    reply[2] = 0x84; // QR, AA
+    reply[3] = 0x00;
+    reply[6..8].copy_from_slice(&1u16.to_be_bytes()); // ANCOUNT 1
+    reply[8..12].fill(0); // no authority, no additional (the query's OPT is dropped)
+    let at = reply.len() as u16;
+    reply.extend_from_slice(&(0xc000 | at).to_be_bytes());
+    reply.extend_from_slice(&[0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 99]);
+    reply
+}
+
 /// A UDP socket and a TCP listener on the same loopback port (a few tries: the port the
 /// kernel gives the UDP socket may be taken for TCP).
 fn bind_pair() -> (UdpSocket, TcpListener) {
     for _ in 0..50 {
         let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        // Room for a burst of queries (hundreds at once in the batch tests): with the default
+        // buffer the kernel drops some while the responder's one thread is answering.
+        let _ = socket2::SockRef::from(&udp).set_recv_buffer_size(4 << 20);
         if let Ok(tcp) = TcpListener::bind(udp.local_addr().unwrap()) {
             return (udp, tcp);
         }
@@ -690,4 +728,184 @@ fn batch_of_1000_urls_over_200_hosts_asks_each_name_once() {
     println!("1000 URLs, 200 hosts: {a} A and {aaaa} AAAA queries");
     assert_eq!((a, aaaa), (200, 200));
     assert_eq!(server.names().len(), 200);
+}
+
+/// A reply with the right ID and question from another port is dropped (the socket is
+/// connected to the server), and the server's own answer is used.
+#[test]
+fn spoofed_reply_from_another_port_ignored() {
+    let server = Responder::start(Mode::SpoofPort, zone(true));
+    let r = resolver(&[server.addr], "", "");
+    assert_eq!(
+        lookup(&r, "host.test").unwrap(),
+        ips(&["2001:db8::1", "192.0.2.1"])
+    );
+    assert_eq!(server.queries().len(), 2);
+    assert_eq!(r.stats().failed_tries, 0);
+}
+
+/// A server whose replies hold a compression loop is treated as silent: its try times out
+/// and the next server answers.
+#[test]
+fn compression_loop_ignored_then_next_server() {
+    let _dog = watchdog("compression_loop_ignored_then_next_server", 30);
+    let looping = Responder::start(Mode::CompressionLoop, zone(true));
+    let good = Responder::start(Mode::Answer, zone(true));
+    let r = resolver(&[looping.addr, good.addr], "", "");
+    let started = Instant::now();
+    assert_eq!(
+        lookup(&r, "host.test").unwrap(),
+        ips(&["2001:db8::1", "192.0.2.1"])
+    );
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(190), "{took:?}");
+    assert_eq!((looping.queries().len(), good.queries().len()), (2, 2));
+    let stats = r.stats();
+    assert_eq!((stats.failed_tries, stats.udp_queries), (1, 4), "{stats:?}");
+    // Alone, the looping server gives a timeout naming the name, never addresses.
+    let r = resolver(&[looping.addr], "", "");
+    let e = lookup(&r, "host.test").unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{e}");
+    assert!(e.to_string().contains("host.test"), "{e}");
+}
+
+/// An internationalised name goes out as the `url` crate's punycode (IDNA) form.
+#[test]
+fn internationalised_name_is_asked_in_punycode() {
+    let _dog = watchdog("internationalised_name_is_asked_in_punycode", 30);
+    let server = Responder::start(
+        Mode::Answer,
+        Zone::new(true, &[("xn--bcher-kva.test", addr_rec("127.0.0.1"))]),
+    );
+    let rt = Runtime::new().unwrap();
+    let status = block_on_bounded(&rt, 20, async {
+        let http = volley::server::Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let port = http.local_addr().port();
+        let client = Client::builder()
+            .dns_resolver(resolver(&[server.addr], "", ""))
+            .build();
+        let resp = client
+            .get(format!("http://B\u{fc}cher.test:{port}/get"))
+            .send()
+            .await
+            .unwrap();
+        resp.status()
+    });
+    assert_eq!(status, 200);
+    assert_eq!(server.names(), vec!["xn--bcher-kva.test"]);
+}
+
+/// The client's default resolver is the native one: `localhost` (in the hosts file, or by
+/// RFC 6761 when it is not) is answered without `getaddrinfo`, so no helper thread starts.
+#[test]
+fn default_client_resolves_without_helper_threads() {
+    let _dog = watchdog("default_client_resolves_without_helper_threads", 30);
+    let blocking = || {
+        thread_names()
+            .iter()
+            .filter(|n| n.starts_with("volley-blocking"))
+            .count()
+    };
+    let rt = Runtime::new().unwrap();
+    let status = block_on_bounded(&rt, 20, async {
+        let http = volley::server::Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let port = http.local_addr().port();
+        let client = Client::new();
+        let resp = client
+            .get(format!("http://localhost:{port}/get"))
+            .send()
+            .await
+            .unwrap();
+        resp.status()
+    });
+    assert_eq!(status, 200);
+    assert_eq!(blocking(), 0);
+}
+
+const THREADS_CHILD: &str = "VOLLEY_DNS_THREADS_CHILD";
+
+/// How many threads this process has.
+fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task").unwrap().count()
+}
+
+/// The "one thread" check: a child process (so that no other test's threads count)
+/// runs a batch of 1,000 URLs over 200 names, resolved by the native resolver against the
+/// parent's responder, and samples its thread count after every request. It may never grow
+/// past what it was before the batch (the test harness's own threads).
+#[test]
+fn large_batch_resolves_on_one_thread() {
+    if let Ok(dns) = std::env::var(THREADS_CHILD) {
+        return threads_child(dns.parse().unwrap());
+    }
+    let _dog = watchdog("large_batch_resolves_on_one_thread", 90);
+    let hosts: Vec<String> = (0..200).map(|i| format!("h{i}.test")).collect();
+    let records: Vec<(&str, Rec)> = hosts
+        .iter()
+        .map(|h| (h.as_str(), addr_rec("127.0.0.1")))
+        .collect();
+    let server = Responder::start(Mode::Answer, Zone::new(true, &records));
+    // The watchdog bounds the child too: `output()` waits for it.
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "large_batch_resolves_on_one_thread",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(THREADS_CHILD, server.addr.to_string())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "child failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("child: 1000 ok"), "{stdout}");
+    for line in stdout
+        .lines()
+        .filter_map(|l| l.find("child:").map(|at| &l[at..]))
+    {
+        println!("{line}");
+    }
+    assert_eq!((count(&server, A), count(&server, AAAA)), (200, 200));
+}
+
+fn threads_child(dns: SocketAddr) {
+    let before = thread_count();
+    let rt = Runtime::new().unwrap();
+    let most = std::rc::Rc::new(std::cell::Cell::new(0));
+    let seen = most.clone();
+    let resolver = resolver(&[dns], "", "").timeout(Duration::from_secs(2));
+    let stats = resolver.clone();
+    // No `block_on_bounded`: its watchdog is a thread. The parent bounds this process.
+    let report = rt.block_on(async move {
+        let http = volley::server::Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let port = http.local_addr().port();
+        let client = Client::builder().dns_resolver(resolver).build();
+        let urls: Vec<String> = (0..1000)
+            .map(|i| format!("http://h{}.test:{port}/get", i % 200))
+            .collect();
+        client
+            .fetch_all(urls)
+            .concurrency(100)
+            .on_progress(move |_| seen.set(seen.get().max(thread_count())))
+            .run()
+            .await
+    });
+    let stats = stats.stats();
+    println!(
+        "child: {} ok, threads {before} before, at most {} during the batch; {stats:?}",
+        report.summary.ok,
+        most.get()
+    );
+    assert_eq!(report.summary.ok, 1000);
+    assert_eq!(
+        most.get(),
+        before,
+        "threads before and at most during the batch"
+    );
+    assert_eq!((stats.resolved, stats.udp_queries), (200, 400));
+    assert_eq!(
+        stats.lookups,
+        stats.resolved + stats.cache_hits + stats.coalesced
+    );
 }

@@ -16,9 +16,13 @@
 //!   so that a server is always asked (glibc's `res_send` does that for the timeout).
 //!
 //! Defaults when absent: the name server `127.0.0.1:53`, ndots 1, timeout 5 s, 2 attempts.
-//! Not done here: the `LOCALDOMAIN` and `RES_OPTIONS` environment variables (the caller can
-//! pass the latter to [`ResolvConf::apply_options`]) and, without `domain` or `search`, the
-//! domain part of the host name as the search list.
+//!
+//! The environment ([`ResolvConf::apply_environment`], given the values so that it stays
+//! sans-IO): `LOCALDOMAIN` replaces the file's search list (glibc then ignores the file's
+//! `domain` and `search` lines; an empty value gives an empty list); `RES_OPTIONS` is read as
+//! one more `options` line, after the file's. When neither the file nor `LOCALDOMAIN` gave a
+//! search list, the domain part of the host name (what follows its first dot) is the search
+//! list, as glibc does.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV6};
 use std::time::Duration;
@@ -55,6 +59,8 @@ pub(crate) struct ResolvConf {
     pub(crate) rotate: bool,
     /// Send an EDNS0 OPT record.
     pub(crate) edns0: bool,
+    /// Whether a `domain` or `search` line set the search list (even to nothing).
+    pub(crate) search_set: bool,
 }
 
 impl Default for ResolvConf {
@@ -67,6 +73,7 @@ impl Default for ResolvConf {
             attempts: 2,
             rotate: false,
             edns0: false,
+            search_set: false,
         }
     }
 }
@@ -122,9 +129,11 @@ impl ResolvConf {
             } else if let Some(value) = keyword(line, "domain") {
                 if let Some(domain) = value.split_ascii_whitespace().next() {
                     conf.search = search_list([domain]);
+                    conf.search_set = true;
                 }
             } else if let Some(value) = keyword(line, "search") {
                 conf.search = search_list(value.split_ascii_whitespace());
+                conf.search_set = true;
             } else if let Some(value) = keyword(line, "options") {
                 conf.apply_options(value);
             }
@@ -133,6 +142,27 @@ impl ResolvConf {
             conf.nameservers = ResolvConf::default().nameservers;
         }
         conf
+    }
+
+    /// Applies the environment glibc reads (see the module docs): `LOCALDOMAIN`,
+    /// `RES_OPTIONS`, and the host name, which gives the search list when nothing else did.
+    pub(crate) fn apply_environment(
+        &mut self,
+        localdomain: Option<&str>,
+        res_options: Option<&str>,
+        hostname: Option<&str>,
+    ) {
+        if let Some(domains) = localdomain {
+            self.search = search_list(domains.split_ascii_whitespace());
+            self.search_set = true;
+        }
+        if let Some(options) = res_options {
+            self.apply_options(options);
+        }
+        if !self.search_set {
+            let domain = hostname.and_then(|h| h.split_once('.')).map(|(_, d)| d);
+            self.search = search_list(domain);
+        }
     }
 
     /// Applies an `options` value (also the format of `RES_OPTIONS`).
@@ -231,6 +261,7 @@ options edns0 ndots:2 trust-ad timeout:3 attempts:4 rotate
                 attempts: 4,
                 rotate: true,
                 edns0: true,
+                search_set: true,
             }
         );
     }
@@ -406,5 +437,52 @@ options edns0 ndots:2 trust-ad timeout:3 attempts:4 rotate
                 conf.ndots
             );
         }
+    }
+
+    #[test]
+    fn environment() {
+        let env = |file: &str, local: Option<&str>, opts: Option<&str>, host: Option<&str>| {
+            let mut conf = ResolvConf::parse(file);
+            conf.apply_environment(local, opts, host);
+            conf
+        };
+        // LOCALDOMAIN replaces the file's list; empty gives none, and no host-name domain.
+        let conf = env(
+            "search a.example\n",
+            Some("b.example c.example."),
+            None,
+            None,
+        );
+        assert_eq!(conf.search, ["b.example", "c.example"]);
+        let conf = env(
+            "search a.example\n",
+            Some(""),
+            None,
+            Some("box.corp.example"),
+        );
+        assert!(conf.search.is_empty());
+        // The host name's domain only when nothing set a list, even an empty one.
+        let conf = env(
+            "nameserver 10.0.0.1\n",
+            None,
+            None,
+            Some("box.corp.example"),
+        );
+        assert_eq!(conf.search, ["corp.example"]);
+        let conf = env("search .\n", None, None, Some("box.corp.example"));
+        assert!(conf.search.is_empty());
+        let conf = env("domain a.example\n", None, None, Some("box.corp.example"));
+        assert_eq!(conf.search, ["a.example"]);
+        for host in [None, Some("box"), Some("box."), Some("")] {
+            assert!(env("", None, None, host).search.is_empty(), "{host:?}");
+        }
+        // RES_OPTIONS after the file's options.
+        let conf = env(
+            "options ndots:3 attempts:4\n",
+            None,
+            Some("ndots:5 rotate"),
+            None,
+        );
+        assert_eq!((conf.ndots, conf.attempts, conf.rotate), (5, 4, true));
     }
 }

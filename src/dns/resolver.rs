@@ -3,7 +3,8 @@
 //! A lookup goes:
 //!
 //! 1. An IP literal is its own answer; a name in the hosts file gets the file's addresses,
-//!    without any query.
+//!    without any query; `localhost` and names under `.localhost` that the hosts file does
+//!    not list are `::1` and `127.0.0.1` (RFC 6761 §6.3), never asked of a server.
 //! 2. Otherwise, each name from the search list in glibc's order ([`candidates`]) is asked
 //!    for, until one has addresses. NXDOMAIN and NODATA move to the next candidate; when
 //!    every candidate fails that way, the lookup fails with [`io::ErrorKind::NotFound`] and
@@ -59,10 +60,12 @@
 //! (`Resolve::caches_answers`) and the client's fixed-time cache
 //! ([`DNS_TTL`](crate::DNS_TTL)) is skipped for it: an answer with TTL 1 is not kept for 30 s.
 //!
-//! # Not done yet
+//! # Counters
 //!
-//! No `LOCALDOMAIN`, and it is not the client's default resolver yet: `SystemResolver`
-//! stays the default.
+//! [`NativeResolver::stats`] counts lookups by how they were answered (locally, from the
+//! cache, by waiting for another lookup, or by asking), the queries sent over UDP and TCP,
+//! the tries that failed, and the time spent asking: enough to see what the cache and the
+//! coalescing saved.
 
 use std::cell::{Cell, RefCell};
 use std::collections::hash_map::RandomState;
@@ -114,25 +117,34 @@ const MAX_TAKEOVERS: usize = 16;
 /// A DNS stub resolver native to the reactor: UDP and TCP on the runtime's own loop, no
 /// helper thread.
 ///
-/// A lookup answers IP literals and names in the hosts file without a query. Otherwise it
-/// tries the names of the search list in glibc's order (`ndots`), each with an `A` and an
-/// `AAAA` query sent at once over one UDP socket connected to the server (a random source
-/// port from the kernel, random IDs from a keyed SipHash of a counter and the time; replies
-/// with another ID or question are ignored). It waits for both answers until the per-try
-/// timeout; one answer with addresses is enough when the other does not come by then.
-/// NXDOMAIN and NODATA move to the next name; a timeout, SERVFAIL or REFUSED to the next
-/// server, for `attempts` rounds; a truncated answer is asked again over TCP; a CNAME chain
-/// ending without addresses is followed with new queries (at most
-/// 8). Addresses come back IPv6 first. At most [`DNS_MAX_DATAGRAMS`](crate::DNS_MAX_DATAGRAMS)
-/// datagrams are read per try.
+/// It is the client's default resolver: a [`Client`](crate::Client) built without
+/// [`ClientBuilder::dns_resolver`](crate::ClientBuilder::dns_resolver) uses one made by
+/// [`from_system`](Self::from_system) at its first lookup ([`Resolver::native`](crate::Resolver::native)).
 ///
-/// Plug it into the client with
-/// [`ClientBuilder::dns_resolver`](crate::ClientBuilder::dns_resolver):
+/// A lookup answers IP literals, names in the hosts file and `localhost` without a query.
+/// Otherwise it tries the names of the search list in glibc's order (`ndots`), each with an
+/// `A` and an `AAAA` query sent at once over one UDP socket connected to the server (a random
+/// source port from the kernel, random IDs from a keyed SipHash of a counter and the time;
+/// replies from another address, or with another ID or question, are ignored). It waits for
+/// both answers until the per-try timeout; one answer with addresses is enough when the other
+/// does not come by then. NXDOMAIN and NODATA move to the next name; a timeout, SERVFAIL or
+/// REFUSED to the next server, for `attempts` rounds; a truncated answer is asked again over
+/// TCP; a CNAME chain ending without addresses is followed with new queries (at most 8).
+/// Addresses come back IPv6 first. At most
+/// [`DNS_MAX_DATAGRAMS`](crate::DNS_MAX_DATAGRAMS) datagrams are read per try.
+///
+/// Build one yourself to point it at other servers, or to read its [`stats`](Self::stats)
+/// (a clone shares them):
 ///
 /// ```no_run
-/// let client = volley::Client::builder()
-///     .dns_resolver(volley::NativeResolver::from_system())
-///     .build();
+/// use std::time::Duration;
+///
+/// let dns = volley::NativeResolver::from_system()
+///     .nameservers(["192.0.2.53:53".parse().unwrap()])
+///     .timeout(Duration::from_secs(1));
+/// let client = volley::Client::builder().dns_resolver(dns.clone()).build();
+/// // ... fetch ...
+/// println!("{:?}", dns.stats());
 /// # drop(client);
 /// ```
 ///
@@ -142,19 +154,54 @@ const MAX_TAKEOVERS: usize = 16;
 /// own fixed-time cache is skipped for this resolver
 /// ([`Resolve::caches_answers`](crate::Resolve::caches_answers)).
 ///
-/// It is meant to become the client's default resolver; until then the default stays
-/// [`SystemResolver`](crate::SystemResolver) (`getaddrinfo`).
+/// What it does not do: NSS modules (LDAP, mDNS's `.local`, `myhostname`, ...); use
+/// [`Resolver::system`](crate::Resolver::system) (`getaddrinfo` on a helper thread) where those are needed. Nor does
+/// it sort addresses by RFC 6724 beyond "IPv6 first": Happy Eyeballs in the client races
+/// the families instead.
 ///
 /// Like everything in volley it is single-threaded (neither `Send` nor `Sync`). Cloning is
-/// cheap and shares the configuration, the cache and the lookups in flight; the setters
-/// ([`nameservers`](Self::nameservers), [`timeout`](Self::timeout),
-/// [`attempts`](Self::attempts)) give the resolver they return a cache of its own.
+/// cheap and shares the configuration, the cache, the lookups in flight and the counters;
+/// the setters ([`nameservers`](Self::nameservers), [`timeout`](Self::timeout),
+/// [`attempts`](Self::attempts)) give the resolver they return a cache and counters of its
+/// own.
 #[derive(Clone)]
 pub struct NativeResolver {
     conf: Rc<ResolvConf>,
     hosts: Rc<Hosts>,
     ids: Rc<IdSource>,
     state: Rc<State>,
+}
+
+/// What a [`NativeResolver`] (with its clones) has done since it was made, or since a setter
+/// gave it a fresh cache: see [`NativeResolver::stats`].
+///
+/// Every lookup is counted once, in exactly one of `local`, `cache_hits`, `coalesced` and
+/// `resolved`, so they add up to `lookups` once no lookup is in flight. Queries are counted
+/// as sent: each try with a server sends one `A` and one `AAAA` query.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DnsStats {
+    /// Lookups asked for.
+    pub lookups: u64,
+    /// Answered without the network or the cache: IP literals, the hosts file, `localhost`.
+    pub local: u64,
+    /// Answered from the cache (negative answers included).
+    pub cache_hits: u64,
+    /// Answered by a lookup of the same name that was already asking (coalesced).
+    pub coalesced: u64,
+    /// Lookups that asked the name servers.
+    pub resolved: u64,
+    /// Of those, the ones that ended in an error (no such name included).
+    pub failed: u64,
+    /// Queries sent over UDP.
+    pub udp_queries: u64,
+    /// Queries asked again over TCP, after a truncated answer.
+    pub tcp_queries: u64,
+    /// Tries with a server that gave nothing usable (no answer in time, or an error code),
+    /// after which the next server or round was tried.
+    pub failed_tries: u64,
+    /// The time the `resolved` lookups spent asking, summed.
+    pub resolve_time: Duration,
 }
 
 /// What a finished lookup gave, shareable: the addresses, or the error's kind and message.
@@ -179,6 +226,15 @@ fn to_shared(result: &io::Result<Vec<IpAddr>>) -> Shared {
 struct State {
     cache: RefCell<Cache>,
     inflight: RefCell<HashMap<String, Rc<RefCell<Inflight>>>>,
+    stats: Cell<DnsStats>,
+}
+
+impl State {
+    fn count(&self, f: impl FnOnce(&mut DnsStats)) {
+        let mut stats = self.stats.get();
+        f(&mut stats);
+        self.stats.set(stats);
+    }
 }
 
 /// One lookup in flight, that others wait on.
@@ -317,15 +373,22 @@ impl fmt::Debug for NativeResolver {
 }
 
 impl NativeResolver {
-    /// Reads `/etc/resolv.conf` and `/etc/hosts` once, now, and applies the `RES_OPTIONS`
-    /// environment variable. A file that cannot be read counts as empty (for resolv.conf:
-    /// the name server `127.0.0.1:53`, as glibc does).
+    /// Reads `/etc/resolv.conf` and `/etc/hosts` once, now, and applies the environment as
+    /// glibc does: `LOCALDOMAIN` replaces the search list, `RES_OPTIONS` adds options, and
+    /// with no search list at all the domain of the host name is searched. A file that cannot
+    /// be read counts as empty (for resolv.conf: the name server `127.0.0.1:53`, as glibc
+    /// does).
     pub fn from_system() -> NativeResolver {
         let read = |path| std::fs::read_to_string(path).unwrap_or_default();
         let mut conf = ResolvConf::parse(&read("/etc/resolv.conf"));
-        if let Ok(options) = std::env::var("RES_OPTIONS") {
-            conf.apply_options(&options);
-        }
+        let env = |name| std::env::var(name).ok();
+        let uname = rustix::system::uname();
+        let hostname = uname.nodename().to_str().ok();
+        conf.apply_environment(
+            env("LOCALDOMAIN").as_deref(),
+            env("RES_OPTIONS").as_deref(),
+            hostname,
+        );
         NativeResolver::with_config(conf, Hosts::parse(&read("/etc/hosts")))
     }
 
@@ -386,26 +449,30 @@ impl NativeResolver {
         async move { this.lookup_owned(name).await }
     }
 
+    /// What the resolver and its clones have done so far: see [`DnsStats`].
+    pub fn stats(&self) -> DnsStats {
+        self.state.stats.get()
+    }
+
     async fn lookup_owned(self, name: String) -> io::Result<Vec<IpAddr>> {
-        let literal = name
-            .strip_prefix('[')
-            .and_then(|n| n.strip_suffix(']'))
-            .unwrap_or(&name);
-        if let Ok(ip) = literal.parse::<IpAddr>() {
-            return Ok(vec![ip]);
-        }
-        if let Some(addrs) = self.hosts.get(&name) {
-            return Ok(addrs.to_vec());
+        self.state.count(|s| s.lookups += 1);
+        if let Some(addrs) = self.local_answer(&name) {
+            self.state.count(|s| s.local += 1);
+            return Ok(addrs);
         }
         let key = name.to_ascii_lowercase();
         for _ in 0..MAX_TAKEOVERS {
             if let Some(hit) = self.state.cache.borrow().get(&key, Instant::now()) {
+                self.state.count(|s| s.cache_hits += 1);
                 return to_io(hit);
             }
             let slot = self.state.inflight.borrow().get(&key).cloned();
             match slot {
                 Some(slot) => match wait_for(slot).await {
-                    Some(result) => return to_io(result),
+                    Some(result) => {
+                        self.state.count(|s| s.coalesced += 1);
+                        return to_io(result);
+                    }
                     // The leader was cancelled: look again, and lead if nobody else does.
                     None => continue,
                 },
@@ -414,6 +481,21 @@ impl NativeResolver {
         }
         // Leaders cancelled over and over: ask on our own.
         self.resolve_name(&name).await.0
+    }
+
+    /// The answer for an IP literal, a name in the hosts file, or `localhost`.
+    fn local_answer(&self, name: &str) -> Option<Vec<IpAddr>> {
+        let literal = name
+            .strip_prefix('[')
+            .and_then(|n| n.strip_suffix(']'))
+            .unwrap_or(name);
+        if let Ok(ip) = literal.parse::<IpAddr>() {
+            return Some(vec![ip]);
+        }
+        if let Some(addrs) = self.hosts.get(name) {
+            return Some(addrs.to_vec());
+        }
+        is_localhost(name).then(|| vec![Ipv6Addr::LOCALHOST.into(), Ipv4Addr::LOCALHOST.into()])
     }
 
     /// Resolves `name` for every lookup of `key` waiting, and caches the result.
@@ -446,10 +528,18 @@ impl NativeResolver {
 
     /// Asks the servers for `name` (no cache): the result, and how long it may be cached.
     async fn resolve_name(&self, name: &str) -> (io::Result<Vec<IpAddr>>, Option<Duration>) {
-        match self.resolve_uncached(name).await {
+        let started = Instant::now();
+        let result = match self.resolve_uncached(name).await {
             Ok((addrs, ttl)) => (Ok(addrs), positive_lifetime(ttl)),
             Err((e, negative)) => (Err(e), negative.and_then(negative_lifetime)),
-        }
+        };
+        let failed = result.0.is_err();
+        self.state.count(|s| {
+            s.resolved += 1;
+            s.failed += u64::from(failed);
+            s.resolve_time += started.elapsed();
+        });
+        result
     }
 
     /// The addresses and their TTL, or the error and, for a negative answer, its negative TTL.
@@ -530,7 +620,11 @@ impl NativeResolver {
         for _ in 0..conf.attempts {
             for i in 0..servers {
                 let server = conf.nameservers[(first + i) % servers];
-                match self.ask(server, qname).await {
+                let result = self.ask(server, qname).await;
+                if !matches!(result, Ok(Try::Done(_))) {
+                    self.state.count(|s| s.failed_tries += 1);
+                }
+                match result {
                     Ok(Try::Done(outcome)) => return Ok(outcome),
                     Ok(Try::NoAnswer) => failures.push(format!("{server}: no answer")),
                     Ok(Try::Failed(why)) => {
@@ -566,9 +660,11 @@ impl NativeResolver {
             Query::encode(id_aaaa, qname, QType::Aaaa, edns).map_err(bad_name)?,
             Query::encode(id_a, qname, QType::A, edns).map_err(bad_name)?,
         ];
+        self.state.count(|s| s.udp_queries += queries.len() as u64);
         let mut got = udp_exchange(server, &queries, conf.timeout).await?;
         for (slot, query) in got.iter_mut().zip(&queries) {
             if matches!(slot, Some(Err(DnsError::Truncated))) {
+                self.state.count(|s| s.tcp_queries += 1);
                 let deadline = Instant::now() + conf.timeout;
                 *slot = match timeout_at(deadline, tcp_exchange(server, query)).await {
                     Ok(Ok(answer)) => Some(answer),
@@ -579,6 +675,15 @@ impl NativeResolver {
         }
         Ok(classify(got))
     }
+}
+
+/// `localhost` or a name under `.localhost`, any case, with or without the final dot.
+fn is_localhost(name: &str) -> bool {
+    let name = name.strip_suffix('.').unwrap_or(name).as_bytes();
+    let tail = b"localhost";
+    name.len() >= tail.len()
+        && name[name.len() - tail.len()..].eq_ignore_ascii_case(tail)
+        && (name.len() == tail.len() || name[name.len() - tail.len() - 1] == b'.')
 }
 
 /// What a candidate name gave, with the TTL (negative TTL for `NoData` and `NxDomain`).
@@ -819,6 +924,66 @@ mod tests {
         }
         // 1000 draws from 65536 values: a handful of collisions at most.
         assert!(seen.len() > 950, "{}", seen.len());
+    }
+
+    #[test]
+    fn cache_is_capped_expired_entries_first_then_the_oldest() {
+        let mut cache = Cache::default();
+        let t0 = Instant::now();
+        let value = || -> Shared { Ok(Rc::from([IpAddr::from([192, 0, 2, 1])])) };
+        let long = Duration::from_secs(3600);
+        // Full: entry i inserted at t0 + i ms; entry 7 expires early.
+        for i in 0..CACHE_ENTRIES {
+            let at = t0 + Duration::from_millis(i as u64);
+            let life = if i == 7 {
+                Duration::from_millis(1)
+            } else {
+                long
+            };
+            cache.insert(format!("n{i}.test"), value(), life, at);
+        }
+        assert_eq!(cache.entries.len(), CACHE_ENTRIES);
+        let later = t0 + Duration::from_secs(60);
+        // One more: the expired entry goes, nothing else.
+        cache.insert("new1.test".into(), value(), long, later);
+        assert_eq!(cache.entries.len(), CACHE_ENTRIES);
+        assert!(!cache.entries.contains_key("n7.test"));
+        assert!(cache.get("n0.test", later).is_some());
+        // Another: nothing expired, so the oldest (n0) goes.
+        cache.insert("new2.test".into(), value(), long, later);
+        assert_eq!(cache.entries.len(), CACHE_ENTRIES);
+        assert!(cache.get("n0.test", later).is_none());
+        assert!(cache.get("n1.test", later).is_some());
+        assert!(cache.get("new1.test", later).is_some() && cache.get("new2.test", later).is_some());
+        // Replacing a name already there evicts nothing.
+        cache.insert("n2.test".into(), value(), long, later);
+        assert_eq!(cache.entries.len(), CACHE_ENTRIES);
+        assert!(cache.get("n1.test", later).is_some());
+    }
+
+    #[test]
+    fn localhost_names() {
+        for name in ["localhost", "LocalHost.", "a.localhost", "x.y.LOCALHOST."] {
+            assert!(is_localhost(name), "{name}");
+        }
+        for name in [
+            "",
+            "localhos",
+            "notlocalhost",
+            "localhost.example",
+            "a-localhost",
+        ] {
+            assert!(!is_localhost(name), "{name}");
+        }
+        let resolver = NativeResolver::from_text("", "");
+        let want: Vec<IpAddr> = vec![Ipv6Addr::LOCALHOST.into(), Ipv4Addr::LOCALHOST.into()];
+        assert_eq!(resolver.local_answer("app.localhost"), Some(want));
+        // The hosts file wins.
+        let resolver = NativeResolver::from_text("", "127.0.0.1 localhost\n");
+        assert_eq!(
+            resolver.local_answer("localhost"),
+            Some(vec![Ipv4Addr::LOCALHOST.into()])
+        );
     }
 
     #[test]

@@ -22,7 +22,7 @@ use url::Url;
 use super::conn::start_tls;
 use super::conn::{connect, read_head, send_request, Conn, Deadlines, Sent};
 use super::decode::{self, Codings};
-use super::dns::{resolve, DnsCache, Resolve, Resolver};
+use super::dns::{resolve, DnsCache, Names, Resolve, Resolver};
 use super::encode::{basic_auth_from_url, encode_head};
 use super::error::{Error, Kind, Phase};
 use super::head::{framing, has_token};
@@ -63,7 +63,7 @@ pub(crate) struct Config {
     pub(crate) pool_max_idle_per_host: usize,
     /// Sent with every request unless the request sets the same header.
     pub(crate) default_headers: HeaderMap,
-    pub(crate) resolver: Rc<Resolver>,
+    pub(crate) resolver: Rc<Names>,
     /// Proxies, and the routing table made from them when the client is built.
     pub(crate) proxy: ProxyConfig,
     /// The content codings asked for with `Accept-Encoding` and decoded (none once built if
@@ -92,7 +92,7 @@ impl Default for Config {
             pool_idle_timeout: Some(DEFAULT_POOL_IDLE_TIMEOUT),
             pool_max_idle_per_host: usize::MAX,
             default_headers,
-            resolver: Rc::new(Resolver::default()),
+            resolver: Rc::new(Names::default()),
             proxy: ProxyConfig::default(),
             decoding: Codings::compiled(),
             #[cfg(feature = "tls")]
@@ -598,9 +598,12 @@ impl ClientBuilder {
         self
     }
 
-    /// Resolves names with `resolver` instead of the system's `getaddrinfo`.
+    /// Resolves names with `resolver` instead of the default, a
+    /// [`NativeResolver`](crate::NativeResolver) configured from the system's files
+    /// ([`Resolver::native`]). [`Resolver::system`] is `getaddrinfo` on a helper thread, for
+    /// set-ups that need NSS; any [`Resolve`] implementation works.
     pub fn dns_resolver(mut self, resolver: impl Resolve + 'static) -> Self {
-        Rc::make_mut(&mut self.config.resolver).resolver = Rc::new(resolver);
+        Rc::make_mut(&mut self.config.resolver).resolver = Resolver::custom(resolver);
         self
     }
 

@@ -1,13 +1,16 @@
 //! Name resolution for the client: IP literals directly, fixed mappings (like curl's
-//! `--resolve`), then a [`Resolve`] implementation, by default [`SystemResolver`]:
-//! `getaddrinfo` on a helper thread ([`spawn_blocking`](crate::spawn_blocking)).
+//! `--resolve`), then a [`Resolve`] implementation, by default the
+//! [`NativeResolver`](crate::NativeResolver) on the reactor ([`Resolver::native`]); the
+//! system's `getaddrinfo` on a helper thread ([`SystemResolver`], [`Resolver::system`]) is the
+//! option for set-ups that need NSS.
 //!
-//! Answers are cached for a short fixed time ([`DNS_TTL`]), since `getaddrinfo` does not
-//! report record TTLs, and the cache holds at most [`DNS_CACHE_ENTRIES`] names. A resolver
-//! that caches by TTL itself ([`Resolve::caches_answers`], like
-//! [`NativeResolver`](crate::NativeResolver)) bypasses this cache: it would otherwise keep
-//! short-lived answers for the full [`DNS_TTL`].
+//! For a resolver that does not cache by itself (`getaddrinfo`, or one of yours), answers
+//! are cached for a short fixed time ([`DNS_TTL`]), since `getaddrinfo` does not report
+//! record TTLs, and the cache holds at most [`DNS_CACHE_ENTRIES`] names. A resolver that
+//! caches by TTL itself ([`Resolve::caches_answers`], like the native one) bypasses this
+//! cache: it would otherwise keep short-lived answers for the full [`DNS_TTL`].
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
@@ -20,6 +23,7 @@ use std::time::{Duration, Instant};
 use url::{Host, Url};
 
 use super::error::{Error, Kind};
+use crate::NativeResolver;
 
 /// How long a resolved name is reused.
 pub const DNS_TTL: Duration = Duration::from_secs(30);
@@ -88,25 +92,103 @@ impl Resolve for SystemResolver {
     }
 }
 
-/// How the client resolves names: fixed mappings first, then the resolver.
+/// A resolver for [`ClientBuilder::dns_resolver`](crate::ClientBuilder::dns_resolver):
+/// the native one (the default), the system's, or one of your own, behind one type.
+///
+/// ```no_run
+/// use volley::{Client, Resolver};
+///
+/// // Hosts that only NSS knows (LDAP, mDNS's .local, ...): ask getaddrinfo.
+/// let client = Client::builder().dns_resolver(Resolver::system()).build();
+/// # drop(client);
+/// ```
 #[derive(Clone)]
-pub(crate) struct Resolver {
-    pub(crate) fixed: HashMap<String, Vec<SocketAddr>>,
-    pub(crate) resolver: Rc<dyn Resolve>,
+pub struct Resolver {
+    inner: Rc<dyn Resolve>,
+}
+
+impl Resolver {
+    /// The [`NativeResolver`] on the reactor, configured by [`NativeResolver::from_system`]
+    /// when it first looks up a name (so a client that only ever sees IP addresses reads no
+    /// file). The client's default.
+    pub fn native() -> Resolver {
+        Resolver::custom(LazyNative::default())
+    }
+
+    /// The system's resolver, `getaddrinfo`, on a helper thread: see [`SystemResolver`].
+    pub fn system() -> Resolver {
+        Resolver::custom(SystemResolver)
+    }
+
+    /// A resolver of your own.
+    pub fn custom(resolver: impl Resolve + 'static) -> Resolver {
+        Resolver {
+            inner: Rc::new(resolver),
+        }
+    }
 }
 
 impl Default for Resolver {
+    /// [`Resolver::native`].
     fn default() -> Resolver {
-        Resolver {
-            fixed: HashMap::new(),
-            resolver: Rc::new(SystemResolver),
-        }
+        Resolver::native()
     }
 }
 
 impl fmt::Debug for Resolver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Resolver")
+        f.debug_struct("Resolver").finish_non_exhaustive()
+    }
+}
+
+impl Resolve for Resolver {
+    fn resolve(&self, host: &str, port: u16) -> Resolving {
+        self.inner.resolve(host, port)
+    }
+
+    fn caches_answers(&self) -> bool {
+        self.inner.caches_answers()
+    }
+}
+
+impl From<NativeResolver> for Resolver {
+    fn from(resolver: NativeResolver) -> Resolver {
+        Resolver::custom(resolver)
+    }
+}
+
+impl From<SystemResolver> for Resolver {
+    fn from(resolver: SystemResolver) -> Resolver {
+        Resolver::custom(resolver)
+    }
+}
+
+/// A [`NativeResolver`] made from the system's configuration at its first lookup.
+#[derive(Default)]
+struct LazyNative(OnceCell<NativeResolver>);
+
+impl Resolve for LazyNative {
+    fn resolve(&self, host: &str, port: u16) -> Resolving {
+        self.0
+            .get_or_init(NativeResolver::from_system)
+            .resolve(host, port)
+    }
+
+    fn caches_answers(&self) -> bool {
+        true
+    }
+}
+
+/// How the client resolves names: fixed mappings first, then the resolver.
+#[derive(Clone, Default)]
+pub(crate) struct Names {
+    pub(crate) fixed: HashMap<String, Vec<SocketAddr>>,
+    pub(crate) resolver: Resolver,
+}
+
+impl fmt::Debug for Names {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Names")
             .field("fixed", &self.fixed)
             .finish_non_exhaustive()
     }
@@ -116,7 +198,7 @@ impl fmt::Debug for Resolver {
 /// asked (not for IP literals, fixed mappings or names in this cache; always for a resolver
 /// with its own cache, whose hits are quick).
 pub(crate) async fn resolve(
-    resolver: &Resolver,
+    resolver: &Names,
     cache: &std::cell::RefCell<DnsCache>,
     url: &Url,
 ) -> Result<(Rc<[SocketAddr]>, bool), Error> {
