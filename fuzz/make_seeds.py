@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora fuzz/seeds/{head,body}/ from the unit tests' cases.
+"""Writes the seed corpora fuzz/seeds/{head,body,dns}/ from the unit tests' cases.
 
 Input layout (see src/fuzzing.rs):
   head: flags (bits 0-2: head limit index, bit 3: EOF for the body), cut count (0-8),
@@ -7,6 +7,10 @@ Input layout (see src/fuzzing.rs):
   body: flags (bits 0-1: 0 chunked, 1 length, 2 until close, 3 empty; bit 2: EOF;
         bits 3-4: trailer limit index), for a length two LE bytes of it, cut count, cuts,
         then the stream.
+  dns:  flags (bits 0-1: the question: 0 the message's own, 1 its ID and name with the
+        type of bit 2, 2 its ID with a fixed name (bits 4-5) and the type of bit 2, 3 the
+        same with ID 0x1234; bit 2: AAAA), the length of a partial TCP frame, cut count,
+        cuts (into the TCP stream of two frames and the partial one), then the message.
 Each cut is taken modulo one more than the stream's length.
 """
 import hashlib
@@ -105,3 +109,88 @@ for i, (name, framing, length, eof, stream) in enumerate(BODIES):
     flags = framing | (4 if eof else 0) | ((i % 4) << 3)
     head = bytes([flags]) + (struct.pack("<H", length) if framing == 1 else b"")
     write("body", f"seed-{name}-split", head + cuts(points) + stream)
+
+
+# DNS responses (RFC 1035 §4.1). Names keep their case; b"\xc0\x0c" points at the question.
+def name(text):
+    labels = [l for l in text.rstrip(".").split(".") if l]
+    return b"".join(bytes([len(l)]) + l.encode() for l in labels) + b"\0"
+
+
+def ptr(offset):
+    return struct.pack(">H", 0xC000 | offset)
+
+
+def dns_header(flags, qd, an, ns, ar=0, ident=0x1234):
+    return struct.pack(">HHHHHH", ident, flags, qd, an, ns, ar)
+
+
+def rr(owner, rtype, ttl, rdata, cls=1):
+    return owner + struct.pack(">HHIH", rtype, cls, ttl, len(rdata)) + rdata
+
+
+A, CNAME, SOA, AAAA, OPT = 1, 5, 6, 28, 41
+NOERROR, TC, NXDOMAIN, SERVFAIL = 0x8180, 0x8380, 0x8183, 0x8182
+WWW = name("www.example.com")  # at 12; "example.com" at 16
+QA = WWW + struct.pack(">HH", A, 1)
+QAAAA = WWW + struct.pack(">HH", AAAA, 1)
+
+
+def soa(minimum):
+    # ns1.example.com and hostmaster.example.com, compressed to the question's suffix.
+    return b"\x03ns1" + ptr(16) + b"\x0ahostmaster" + ptr(16) + struct.pack(
+        ">IIIII", 2024010101, 7200, 3600, 1209600, minimum)
+
+
+def cname_chain():
+    # www.example.com -> cdn.example.net -> edge.example.net -> A, TTLs 300, 60, 120.
+    msg = dns_header(NOERROR, 1, 3, 0) + QA
+    msg += ptr(12) + struct.pack(">HHIH", CNAME, 1, 300, 17)
+    cdn = len(msg)
+    msg += name("cdn.example.net")
+    msg += ptr(cdn) + struct.pack(">HHIH", CNAME, 1, 60, 7)
+    edge = len(msg)
+    msg += b"\x04edge" + ptr(cdn + 4)
+    return msg + rr(ptr(edge), A, 120, bytes([198, 51, 100, 7]))
+
+
+def cname_loop():
+    # www.example.com -> a.example.com -> www.example.com
+    msg = dns_header(NOERROR, 1, 2, 0) + QA
+    msg += ptr(12) + struct.pack(">HHIH", CNAME, 1, 60, 4)
+    a = len(msg)
+    msg += b"\x01a" + ptr(16)
+    return msg + rr(ptr(a), CNAME, 60, ptr(12))
+
+
+DNS = [
+    ("a", dns_header(NOERROR, 1, 2, 0) + QA + rr(WWW, A, 300, bytes([192, 0, 2, 1]))
+     + rr(b"\x03WWW\x07Example\x03COM\x00", A, 60, bytes([192, 0, 2, 2]))),
+    ("aaaa", dns_header(NOERROR, 1, 1, 0) + QAAAA
+     + rr(ptr(12), AAAA, 3600, bytes.fromhex("20010db8000000000000000000000001"))),
+    ("a-edns", dns_header(NOERROR, 1, 1, 0, 1) + QA + rr(ptr(12), A, 60, bytes([192, 0, 2, 9]))
+     + b"\0" + struct.pack(">HHIH", OPT, 1232, 0, 0)),
+    ("cname-chain", cname_chain()),
+    ("cname-dangling", dns_header(NOERROR, 1, 1, 0) + QA
+     + rr(ptr(12), CNAME, 300, name("alias.example.org"))),
+    ("cname-loop", cname_loop()),
+    ("nxdomain-soa", dns_header(NXDOMAIN, 1, 0, 1) + QA + rr(ptr(16), SOA, 900, soa(300))),
+    ("nodata-soa", dns_header(NOERROR, 1, 0, 1) + QAAAA + rr(ptr(16), SOA, 900, soa(3600))),
+    ("tc", dns_header(TC, 1, 0, 0) + QA),
+    ("servfail-no-question", dns_header(SERVFAIL, 0, 0, 0)),
+]
+
+for label, msg in DNS:
+    write("dns", f"seed-{label}", bytes([0, 0]) + cuts([]) + msg)
+for label, msg in DNS[:4]:
+    # In pieces, with a partial third frame, and the type from the control byte.
+    stream = 2 * (len(msg) + 2)
+    points = [1, stream // 3, stream // 2 + 1, stream - 1]
+    aaaa = 4 if msg[29:31] == struct.pack(">H", AAAA) else 0
+    write("dns", f"seed-{label}-split", bytes([1 | aaaa, len(msg) // 2]) + cuts(points) + msg)
+# Checked against another name: a mismatch.
+write("dns", "seed-other-name", bytes([2 | 1 << 4, 0]) + cuts([]) + DNS[0][1])
+# Two queries framed for TCP: not a response, but a stream of two messages.
+query = dns_header(0x0100, 1, 0, 0) + QA
+write("dns", "seed-tcp-stream", bytes([0, 0]) + cuts([3])
+      + (struct.pack(">H", len(query)) + query) * 2)

@@ -3,6 +3,7 @@
 #
 #   fuzz/run.sh head 600              # the response head parser, 10 minutes
 #   fuzz/run.sh body 600 -max_len=8192  # the body decoder; extra args go to libFuzzer
+#   fuzz/run.sh dns 600               # the DNS response parser and TCP framing
 #
 # Installs cargo-fuzz if it is missing. Runs one fuzzing process (one core). New corpus
 # entries go to fuzz/corpus/<target>/ (not committed); the committed seeds in
@@ -15,11 +16,15 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 usage() {
-    echo "usage: fuzz/run.sh <head|body> [seconds, default 600] [libFuzzer args...]" >&2
+    echo "usage: fuzz/run.sh <head|body|dns> [seconds, default 600] [libFuzzer args...]" >&2
     exit 2
 }
 target=${1:-}
-[[ $target == head || $target == body ]] || usage
+case $target in
+head | body) dict=http.dict ;;
+dns) dict=dns.dict ;;
+*) usage ;;
+esac
 seconds=${2:-600}
 [[ $seconds =~ ^[0-9]+$ ]] || usage
 shift $(($# < 2 ? $# : 2))
@@ -46,6 +51,6 @@ fi
 # -print_final_stats: executions, exec/s and coverage at the end, for the record.
 exec cargo fuzz run "$target" "${corpora[@]}" -- \
     -max_total_time="$seconds" \
-    -dict="$PWD/http.dict" \
+    -dict="$PWD/$dict" \
     -print_final_stats=1 \
     "$@"

@@ -152,7 +152,7 @@ const MAX_TAKEOVERS: usize = 16;
 /// most 5 minutes), and concurrent lookups of one name share one set of queries: see "Cache
 /// and coalescing" in the docs of its source module (`src/dns/resolver.rs`). The client's
 /// own fixed-time cache is skipped for this resolver
-/// ([`Resolve::caches_answers`](crate::Resolve::caches_answers)).
+/// ([`Resolve::caches_answers`]).
 ///
 /// What it does not do: NSS modules (LDAP, mDNS's `.local`, `myhostname`, ...); use
 /// [`Resolver::system`](crate::Resolver::system) (`getaddrinfo` on a helper thread) where those are needed. Nor does

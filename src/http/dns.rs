@@ -1,6 +1,6 @@
 //! Name resolution for the client: IP literals directly, fixed mappings (like curl's
 //! `--resolve`), then a [`Resolve`] implementation, by default the
-//! [`NativeResolver`](crate::NativeResolver) on the reactor ([`Resolver::native`]); the
+//! [`NativeResolver`] on the reactor ([`Resolver::native`]); the
 //! system's `getaddrinfo` on a helper thread ([`SystemResolver`], [`Resolver::system`]) is the
 //! option for set-ups that need NSS.
 //!
