@@ -1,4 +1,5 @@
 //! cargo run --release --example crawl -- [-w WORKERS] [-p PAGES] [START_URL]
+//! cargo run --release --example crawl -- --hosts N [--dns-delay MS] [-w WORKERS] [-p PAGES]
 //!
 //! The seed's crawler (seeds/004): a queue of URLs, a few workers taking from it, links pulled
 //! out of each page, kept only if they stay on the start URL's host and were not seen before,
@@ -8,7 +9,10 @@
 //! cargo run --release --example crawl                       # the embedded server's /links/200/0
 //! cargo run --release --example crawl -- -p 50              # stop after 50 pages (CI)
 //! cargo run --release --example crawl -- -w 10 http://127.0.0.1:8080/links/100/0
+//! cargo run --release --example crawl -- --hosts 200        # 1,000 pages over 200 host names
+//! cargo run --release --example crawl -- --hosts 200 --dns-delay 20   # a distant resolver
 //! cargo test --example crawl                                # the link scanner's tests
+//! benches/dns_crawl.sh                                      # --hosts 200 at 0, 2 and 20 ms
 //! ```
 //!
 //! With no URL it starts the embedded httpbin-like server on a free loopback port and crawls
@@ -16,8 +20,33 @@
 //! the 199 others. The first page discovers the whole site; every later page finds only links
 //! already seen.
 //!
-//! - `-w N`: N workers (default 3, as in the seed's `gather(crawl(), crawl(), crawl())`).
-//! - `-p N`: visit at most N pages (default 200).
+//! - `-w N`: N workers (default 3, as in the seed's `gather(crawl(), crawl(), crawl())`; 50
+//!   with `--hosts`).
+//! - `-p N`: visit at most N pages (default 200; with `--hosts`, the whole site).
+//!
+//! In every mode the summary ends with the most threads the process had during the crawl
+//! (entries of `/proc/self/task`, sampled as each page completes; "n/a" without `/proc`): one
+//! means that nothing, name resolution included, left the event loop's thread.
+//!
+//! # Many hosts: `--hosts N`
+//!
+//! With `--hosts N` it starts the embedded DNS server (`volley::server::DnsServer`) next to the
+//! HTTP one, answering every name under `web.test` with 127.0.0.1, each answer
+//! `--dns-delay MS` milliseconds after its query (default 2, a resolver nearby; 20 plays one
+//! further away). It then crawls the HTTP server's `/web` site: N × 5 pages spread over the
+//! N host names `h0.web.test` to `h{N-1}.web.test` (page `j` lives on host `j % N`), each page
+//! with about 10 absolute links to pages of the site, mostly on other hosts. The crawl stays
+//! on the site (any host under `web.test`) rather than on one origin.
+//!
+//! The client resolves names with a `volley::NativeResolver` that asks only that server (a
+//! clone kept aside reads its `DnsStats`), wrapped in a `Resolve` that times every lookup the
+//! client asks for. The client asks for a name whenever it opens a connection; the resolver
+//! answers from its cache (by TTL), or joins a lookup of the same name already in flight
+//! (coalescing), or asks the server, an `A` and an `AAAA` query. After the crawl a DNS section
+//! reports the lookups and how they were answered, the queries sent (and those the server
+//! counted), the queries a resolver without cache or coalescing would have sent (two per
+//! lookup not answered locally) and so how many were saved, and the lookup latency the client
+//! saw: p50, p90, p99 and max over every lookup, and the mean of those that asked.
 //!
 //! # How it is built
 //!
@@ -44,71 +73,117 @@
 //! and the insides of `<script>` and `<style>` skipped; `javascript:`, `mailto:`, `tel:` and
 //! `data:` links dropped. A `<base href>` changes the base URL links resolve against.
 //! [`resolve_link`] then resolves each against the page's URL (`url::Url::join`), drops the
-//! fragment, and keeps it only if it is http(s) on the start URL's origin (scheme, host, port).
+//! fragment, and keeps it only if it is http(s) and in the crawl's [`Scope`]: on the start
+//! URL's origin (scheme, host, port), or with `--hosts` on any host under `web.test`.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::{HashSet, VecDeque};
+use std::fmt;
 use std::future::poll_fn;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use url::Url;
-use volley::{header, Client, Runtime};
+use volley::server::{DnsServer, Server};
+use volley::{header, Client, DnsStats, NativeResolver, Resolve, Resolving, Runtime};
 
-const USAGE: &str = "usage: crawl [-w WORKERS] [-p PAGES] [START_URL]";
+const USAGE: &str = "usage: crawl [-w WORKERS] [-p PAGES] [START_URL]\n       \
+                     crawl --hosts N [--dns-delay MS] [-w WORKERS] [-p PAGES]";
 
 const DEFAULT_WORKERS: usize = 3;
 const DEFAULT_PAGES: usize = 200;
 /// The embedded server's site: 200 pages that all link to one another.
 const DEFAULT_START: &str = "/links/200/0";
 
+/// `--hosts`: the domain of the site's host names, pages per host, and the defaults.
+const SITE_DOMAIN: &str = "web.test";
+const PAGES_PER_HOST: usize = 5;
+const SITE_WORKERS: usize = 50;
+const DEFAULT_DNS_DELAY_MS: u64 = 2;
+/// The most hosts `--hosts` takes (the server's `/web` takes up to a million).
+const MAX_HOSTS: usize = 100_000;
+
 /// The longest one page may take, and the largest page read.
 const PAGE_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_PAGE_BYTES: u64 = 8 << 20;
 
 /// The parsed command line.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 struct Args {
     workers: usize,
     pages: usize,
     start: Option<Url>,
+    /// `--hosts N`: crawl the embedded server's `/web` site over N host names.
+    hosts: Option<usize>,
+    /// `--dns-delay MS`: how long the embedded DNS server takes to answer.
+    dns_delay: Duration,
 }
 
 fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
-    let mut args = Args {
-        workers: DEFAULT_WORKERS,
-        pages: DEFAULT_PAGES,
-        start: None,
-    };
-    let positive = |name: &str, value: Option<String>| -> Result<usize, String> {
+    let mut workers = None;
+    let mut pages = None;
+    let mut start: Option<Url> = None;
+    let mut hosts = None;
+    let mut dns_delay = None;
+    let number = |name: &str, value: Option<String>, least: u64| -> Result<u64, String> {
         let value = value.ok_or_else(|| format!("{name} needs a value"))?;
         match value.parse() {
-            Ok(n) if n > 0 => Ok(n),
+            Ok(n) if n >= least => Ok(n),
+            _ if least == 0 => Err(format!("{name} wants a whole number, not {value:?}")),
             _ => Err(format!("{name} wants a positive integer, not {value:?}")),
         }
     };
+    let positive = |name: &str, value| number(name, value, 1).map(|n| n as usize);
     while let Some(arg) = argv.next() {
         match arg.as_str() {
-            "-w" | "--workers" => args.workers = positive("-w", argv.next())?,
-            "-p" | "--pages" => args.pages = positive("-p", argv.next())?,
+            "-w" | "--workers" => workers = Some(positive("-w", argv.next())?),
+            "-p" | "--pages" => pages = Some(positive("-p", argv.next())?),
+            "--hosts" => hosts = Some(positive("--hosts", argv.next())?),
+            "--dns-delay" => {
+                let ms = number("--dns-delay", argv.next(), 0)?;
+                dns_delay = Some(Duration::from_millis(ms));
+            }
             "-h" | "--help" => return Err(String::new()),
             flag if flag.starts_with('-') && flag.len() > 1 => {
                 return Err(format!("unknown option {flag}"))
             }
-            url if args.start.is_none() => {
+            url if start.is_none() => {
                 let url = Url::parse(url).map_err(|e| format!("not a URL: {url:?} ({e})"))?;
                 if url.scheme() != "http" {
                     return Err(format!("{url}: volley speaks plain http:// only"));
                 }
-                args.start = Some(url);
+                start = Some(url);
             }
             extra => return Err(format!("unexpected argument {extra:?}")),
         }
     }
-    Ok(args)
+    match (hosts, &start) {
+        (Some(_), Some(_)) => {
+            return Err("--hosts crawls the embedded site: give no START_URL".into())
+        }
+        (Some(n), None) if n > MAX_HOSTS => {
+            return Err(format!("--hosts takes at most {MAX_HOSTS}"))
+        }
+        (None, _) if dns_delay.is_some() => return Err("--dns-delay goes with --hosts".into()),
+        _ => {}
+    }
+    Ok(Args {
+        workers: workers.unwrap_or(match hosts {
+            Some(_) => SITE_WORKERS,
+            None => DEFAULT_WORKERS,
+        }),
+        pages: pages.unwrap_or(match hosts {
+            Some(n) => n * PAGES_PER_HOST,
+            None => DEFAULT_PAGES,
+        }),
+        start,
+        hosts,
+        dns_delay: dns_delay.unwrap_or(Duration::from_millis(DEFAULT_DNS_DELAY_MS)),
+    })
 }
 
 fn main() -> ExitCode {
@@ -143,6 +218,40 @@ fn main() -> ExitCode {
 // The crawl: a shared queue and N worker tasks
 // ---------------------------------------------------------------------------------------------
 
+/// Which links the crawl follows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Scope {
+    /// Links on the start URL's origin: scheme, host and port.
+    Origin(url::Origin),
+    /// http(s) links to any host under this domain (`--hosts`: `web.test`), any port.
+    Domain(String),
+}
+
+impl Scope {
+    fn contains(&self, url: &Url) -> bool {
+        match self {
+            Scope::Origin(origin) => url.origin() == *origin,
+            Scope::Domain(domain) => {
+                matches!(url.scheme(), "http" | "https")
+                    && url.host_str().is_some_and(|host| {
+                        host.len() > domain.len()
+                            && host.ends_with(domain.as_str())
+                            && host[..host.len() - domain.len()].ends_with('.')
+                    })
+            }
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scope::Origin(origin) => f.write_str(&origin.ascii_serialization()),
+            Scope::Domain(domain) => write!(f, "the hosts under {domain}"),
+        }
+    }
+}
+
 /// What the workers share.
 #[derive(Debug)]
 struct Crawl {
@@ -150,8 +259,8 @@ struct Crawl {
     queue: VecDeque<Url>,
     /// Every URL ever queued, so none is queued twice.
     seen: HashSet<Url>,
-    /// The origin links must stay on.
-    origin: url::Origin,
+    /// Where links must stay.
+    scope: Scope,
     /// Pages taken from the queue so far, and the most that may be.
     taken: usize,
     limit: usize,
@@ -165,6 +274,9 @@ struct Crawl {
     links_found: usize,
     off_site: usize,
     bytes: u64,
+    /// The most threads this process had, sampled as each page completes; `None` without
+    /// `/proc`.
+    max_threads: Option<usize>,
 }
 
 impl Crawl {
@@ -184,6 +296,18 @@ impl Crawl {
             waker.wake();
         }
     }
+
+    /// Notes how many threads the process has now.
+    fn sample_threads(&mut self) {
+        if let Some(now) = thread_count() {
+            self.max_threads = Some(self.max_threads.map_or(now, |max| max.max(now)));
+        }
+    }
+}
+
+/// The threads of this process now: the entries of `/proc/self/task`; `None` without `/proc`.
+fn thread_count() -> Option<usize> {
+    Some(std::fs::read_dir("/proc/self/task").ok()?.count())
 }
 
 /// The next URL for a worker to visit, or `None` when the crawl is over.
@@ -211,15 +335,17 @@ async fn next_url(crawl: &RefCell<Crawl>) -> Option<Url> {
 /// One worker: take a URL, fetch it, queue its new links, until the crawl is over.
 async fn worker(id: usize, client: Client, crawl: Rc<RefCell<Crawl>>) {
     while let Some(url) = next_url(&crawl).await {
-        let page = fetch_page(&client, &url).await;
+        let scope = crawl.borrow().scope.clone();
+        let page = fetch_page(&client, &url, &scope).await;
         let mut c = crawl.borrow_mut();
         c.busy -= 1;
+        c.sample_threads();
         match page {
             Ok(page) => {
                 c.visited += 1;
                 // A redirect's target is visited too: don't queue it again.
                 if let Some(to) = &page.redirected_to {
-                    if to.origin() == c.origin {
+                    if c.scope.contains(to) {
                         c.seen.insert(to.clone());
                     }
                 }
@@ -268,7 +394,7 @@ struct Page {
 }
 
 /// Fetches `url` and finds its links, if it is a successful HTML page on the site.
-async fn fetch_page(client: &Client, url: &Url) -> Result<Page, volley::Error> {
+async fn fetch_page(client: &Client, url: &Url, scope: &Scope) -> Result<Page, volley::Error> {
     let response = client.get(url).send().await?;
     let status = response.status();
     let final_url = response.url().clone();
@@ -286,52 +412,77 @@ async fn fetch_page(client: &Client, url: &Url) -> Result<Page, volley::Error> {
     };
     // Only the links of successful HTML pages that are still on the site count. Links are
     // ASCII in practice; any bytes of another charset become U+FFFD and do not get in the way.
-    if status.is_success() && is_html && final_url.origin() == url.origin() {
+    if status.is_success() && is_html && scope.contains(&final_url) {
         let html = String::from_utf8_lossy(&body);
         let scan = scan_links(&html);
         let base = scan
             .base
             .and_then(|base| final_url.join(&base).ok())
             .unwrap_or(final_url);
-        let origin = url.origin();
         page.links = scan
             .hrefs
             .iter()
-            .map(|href| resolve_link(&base, href, &origin))
+            .map(|href| resolve_link(&base, href, scope))
             .collect();
     }
     Ok(page)
 }
 
 async fn crawl(args: Args) -> Result<bool, String> {
+    let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
     // No URL: serve ourselves, on this same thread.
     let server = match &args.start {
         Some(_) => None,
-        None => {
-            let addr = "127.0.0.1:0".parse().expect("a valid address");
-            let server = volley::server::Server::bind(addr)
-                .map_err(|e| format!("cannot start the embedded server: {e}"))?;
-            Some(server)
-        }
+        None => Some(
+            Server::bind(loopback).map_err(|e| format!("cannot start the embedded server: {e}"))?,
+        ),
     };
-    let start = match (&args.start, &server) {
-        (Some(url), _) => url.clone(),
-        (None, Some(server)) => Url::parse(&server.url(DEFAULT_START)).expect("a valid URL"),
-        (None, None) => unreachable!("a server is started when no URL is given"),
+    // --hosts: a DNS server for the site's names too, and a resolver that asks only it.
+    let dns = match args.hosts {
+        Some(_) => Some(SiteDns::start(loopback, args.dns_delay)?),
+        None => None,
+    };
+    if args.hosts.is_some() {
+        // Hundreds of hosts mean hundreds of connections, and as many on the server's side.
+        let _ = volley::raise_fd_limit();
+    }
+    let start = match (&args.start, &server, args.hosts) {
+        (Some(url), _, _) => url.clone(),
+        (None, Some(server), Some(hosts)) => {
+            let port = server.local_addr().port();
+            let pages = hosts * PAGES_PER_HOST;
+            Url::parse(&format!(
+                "http://h0.{SITE_DOMAIN}:{port}/web/{hosts}/{pages}/0"
+            ))
+            .expect("a valid URL")
+        }
+        (None, Some(server), None) => Url::parse(&server.url(DEFAULT_START)).expect("a valid URL"),
+        (None, None, _) => unreachable!("a server is started when no URL is given"),
+    };
+    let scope = match args.hosts {
+        Some(_) => Scope::Domain(SITE_DOMAIN.to_owned()),
+        None => Scope::Origin(start.origin()),
     };
     let mut start_clean = start.clone();
     start_clean.set_fragment(None);
 
     println!(
-        "crawling {start_clean} with {} workers, at most {} pages, staying on {}\n",
-        args.workers,
-        args.pages,
-        start.origin().ascii_serialization()
+        "crawling {start_clean} with {} workers, at most {} pages, staying on {scope}",
+        args.workers, args.pages,
     );
+    if let Some(dns) = &dns {
+        println!(
+            "resolving with a NativeResolver that asks the embedded DNS server at {} \
+             (*.{SITE_DOMAIN} is 127.0.0.1, answered after {} ms)",
+            dns.server.local_addr(),
+            args.dns_delay.as_millis()
+        );
+    }
+    println!();
     let crawl = Rc::new(RefCell::new(Crawl {
         queue: VecDeque::new(),
         seen: HashSet::new(),
-        origin: start.origin(),
+        scope,
         taken: 0,
         limit: args.pages,
         busy: 0,
@@ -341,13 +492,18 @@ async fn crawl(args: Args) -> Result<bool, String> {
         links_found: 0,
         off_site: 0,
         bytes: 0,
+        max_threads: None,
     }));
     crawl.borrow_mut().offer(start_clean);
+    crawl.borrow_mut().sample_threads();
 
-    let client = Client::builder()
+    let mut client = Client::builder()
         .timeout(PAGE_TIMEOUT)
-        .max_body_size(MAX_PAGE_BYTES)
-        .build();
+        .max_body_size(MAX_PAGE_BYTES);
+    if let Some(dns) = &dns {
+        client = client.dns_resolver(dns.timed.clone());
+    }
+    let client = client.build();
     let started = Instant::now();
     // The seed's `asyncio.gather(crawl(), crawl(), crawl())`: spawn them all, then await them.
     let workers: Vec<_> = (1..=args.workers)
@@ -376,7 +532,7 @@ async fn crawl(args: Args) -> Result<bool, String> {
         "  links      {} found on the pages, {} distinct URLs on {}, {} leaving it",
         c.links_found,
         c.seen.len(),
-        c.origin.ascii_serialization(),
+        c.scope,
         c.off_site,
     );
     println!("  bytes      {}", c.bytes);
@@ -386,8 +542,139 @@ async fn crawl(args: Args) -> Result<bool, String> {
         (c.visited + c.errors) as f64 / elapsed.as_secs_f64().max(1e-6),
         args.workers
     );
+    match c.max_threads {
+        Some(n) => println!("  threads    at most {n} in this process during the crawl"),
+        None => println!("  threads    n/a (no /proc/self/task)"),
+    }
+    if let Some(dns) = &dns {
+        dns.report();
+    }
     // Nothing fetched at all is a failure; some pages failing is only reported.
     Ok(c.visited > 0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// --hosts: the embedded DNS server, a timed resolver, and the DNS report
+// ---------------------------------------------------------------------------------------------
+
+/// The DNS side of `--hosts`: the server, the resolver asking it, and the lookups' times.
+struct SiteDns {
+    server: DnsServer,
+    /// A clone of the resolver the client uses: same cache, same counters.
+    resolver: NativeResolver,
+    /// What the client is given.
+    timed: TimedResolver,
+}
+
+impl SiteDns {
+    fn start(addr: SocketAddr, delay: Duration) -> Result<SiteDns, String> {
+        let server = DnsServer::builder()
+            .wildcard(SITE_DOMAIN, IpAddr::V4(Ipv4Addr::LOCALHOST))
+            .delay(delay)
+            .bind(addr)
+            .map_err(|e| format!("cannot start the embedded DNS server: {e}"))?;
+        // No resolv.conf, no hosts file: only the embedded server is asked.
+        let resolver = NativeResolver::from_text("", "").nameservers([server.local_addr()]);
+        let timed = TimedResolver {
+            inner: resolver.clone(),
+            times: Rc::default(),
+        };
+        Ok(SiteDns {
+            server,
+            resolver,
+            timed,
+        })
+    }
+
+    /// Prints the DNS section of the summary.
+    fn report(&self) {
+        let stats: DnsStats = self.resolver.stats();
+        let server = self.server.stats();
+        let mut times = self.timed.times.borrow().clone();
+        times.sort_unstable();
+        let sent = stats.udp_queries + stats.tcp_queries;
+        // A resolver without cache or coalescing asks for A and AAAA on every lookup that
+        // is not an IP literal or a hosts-file name.
+        let naive = 2 * (stats.lookups - stats.local);
+        let saved = naive as i64 - sent as i64;
+        let share = match naive {
+            0 => 0.0,
+            n => 100.0 * saved as f64 / n as f64,
+        };
+        println!(
+            "\ndns (NativeResolver, with its cache and coalescing, asking the embedded DnsServer)"
+        );
+        println!(
+            "  lookups    {} by the client: {} local, {} cache hits, {} coalesced, {} resolved \
+             ({} failed)",
+            times.len(),
+            stats.local,
+            stats.cache_hits,
+            stats.coalesced,
+            stats.resolved,
+            stats.failed
+        );
+        println!(
+            "  queries    {sent} sent ({} UDP + {} TCP); the server counted {} ({} A, {} AAAA, \
+             {} over TCP)",
+            stats.udp_queries, stats.tcp_queries, server.queries, server.a, server.aaaa, server.tcp
+        );
+        println!(
+            "  saved      {saved} of {naive} ({share:.1}%): without cache and coalescing, 2 queries \
+             per lookup not answered locally"
+        );
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let asked = match stats.resolved {
+            0 => "none asked".to_owned(),
+            n => format!(
+                "mean of the {n} that asked {:.3} ms",
+                ms(stats.resolve_time / n as u32)
+            ),
+        };
+        match times.last() {
+            Some(&max) => println!(
+                "  latency    p50 {:.3} ms  p90 {:.3} ms  p99 {:.3} ms  max {:.3} ms; {asked}",
+                ms(percentile(&times, 0.50)),
+                ms(percentile(&times, 0.90)),
+                ms(percentile(&times, 0.99)),
+                ms(max),
+            ),
+            None => println!("  latency    no lookups"),
+        }
+    }
+}
+
+/// The nearest-rank `q` quantile of `sorted` (not empty).
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// A [`Resolve`] that times every lookup the client asks for, from the call to the answer,
+/// and hands it to the native resolver.
+#[derive(Clone)]
+struct TimedResolver {
+    inner: NativeResolver,
+    times: Rc<RefCell<Vec<Duration>>>,
+}
+
+impl Resolve for TimedResolver {
+    fn resolve(&self, host: &str, port: u16) -> Resolving {
+        let started = Instant::now();
+        let lookup = self.inner.resolve(host, port);
+        let times = self.times.clone();
+        Box::pin(async move {
+            let result = lookup.await;
+            times.borrow_mut().push(started.elapsed());
+            result
+        })
+    }
+
+    /// The native resolver caches by TTL: the client's own cache stays out of the way, so
+    /// every lookup it needs reaches us, and is timed.
+    fn caches_answers(&self) -> bool {
+        self.inner.caches_answers()
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -521,13 +808,13 @@ fn is_not_a_page(href: &str) -> bool {
         })
 }
 
-/// `href` resolved against `base`, without its fragment, if it is an http(s) URL on `origin`;
+/// `href` resolved against `base`, without its fragment, if it is an http(s) URL in `scope`;
 /// else `None`.
-fn resolve_link(base: &Url, href: &str, origin: &url::Origin) -> Option<Url> {
+fn resolve_link(base: &Url, href: &str, scope: &Scope) -> Option<Url> {
     let mut url = base.join(href).ok()?;
     url.set_fragment(None);
     let web = matches!(url.scheme(), "http" | "https");
-    (web && url.origin() == *origin).then_some(url)
+    (web && scope.contains(&url)).then_some(url)
 }
 
 /// Decodes HTML character references: `&amp;`, `&lt;`, `&gt;`, `&quot;`, `&apos;`, `&nbsp;`,
@@ -689,11 +976,66 @@ mod tests {
         assert_eq!(hrefs(html), ["/links/3/1", "/links/3/2"]);
     }
 
+    fn args(line: &str) -> Result<Args, String> {
+        parse_args(line.split_whitespace().map(str::to_owned))
+    }
+
+    /// Defaults: 3 workers and 200 pages on one origin; with `--hosts N`, 50 workers, the
+    /// whole site of N × 5 pages, and 2 ms per DNS answer. `-w` and `-p` win in both modes.
+    #[test]
+    fn workers_and_pages_defaults() {
+        let plain = args("").unwrap();
+        assert_eq!((plain.workers, plain.pages, plain.hosts), (3, 200, None));
+        let hosts = args("--hosts 200").unwrap();
+        assert_eq!(
+            (hosts.workers, hosts.pages, hosts.hosts),
+            (50, 1000, Some(200))
+        );
+        assert_eq!(hosts.dns_delay, Duration::from_millis(2));
+        let set = args("-p 7 --hosts 10 -w 4 --dns-delay 0").unwrap();
+        assert_eq!(
+            (set.workers, set.pages, set.dns_delay),
+            (4, 7, Duration::ZERO)
+        );
+        assert_eq!(args("-w 5 -p 9").unwrap().workers, 5);
+        for bad in [
+            "--hosts 3 http://127.0.0.1:1/",
+            "--dns-delay 5",
+            "--hosts 0",
+            "--hosts",
+            "--hosts 3 --dns-delay -1",
+            "-w 0",
+        ] {
+            assert!(args(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// `--hosts` stays on the hosts under the domain, any port, and nowhere else.
+    #[test]
+    fn domain_scope() {
+        let page = Url::parse("http://h0.web.test:8080/web/3/15/0").unwrap();
+        let scope = Scope::Domain("web.test".into());
+        let resolve = |href| resolve_link(&page, href, &scope).map(|u| u.to_string());
+        assert_eq!(
+            resolve("http://h2.web.test:8080/web/3/15/2#x").as_deref(),
+            Some("http://h2.web.test:8080/web/3/15/2")
+        );
+        assert_eq!(
+            resolve("/web/3/15/1").as_deref(),
+            Some("http://h0.web.test:8080/web/3/15/1")
+        );
+        assert!(resolve("http://a.b.web.test:9/").is_some());
+        assert_eq!(resolve("http://web.test:8080/"), None);
+        assert_eq!(resolve("http://evilweb.test:8080/"), None);
+        assert_eq!(resolve("http://h1.web.test.example:8080/"), None);
+        assert_eq!(resolve("ftp://h1.web.test/"), None);
+    }
+
     #[test]
     fn resolution_stays_on_the_origin_and_drops_fragments() {
         let page = Url::parse("http://127.0.0.1:8080/dir/page.html").unwrap();
-        let origin = page.origin();
-        let resolve = |href| resolve_link(&page, href, &origin).map(|u| u.to_string());
+        let scope = Scope::Origin(page.origin());
+        let resolve = |href| resolve_link(&page, href, &scope).map(|u| u.to_string());
         assert_eq!(
             resolve("other.html#part").as_deref(),
             Some("http://127.0.0.1:8080/dir/other.html")

@@ -563,6 +563,51 @@ fn documents() {
     assert_eq!(c.get("/delay/0.01", "").status, 200);
 }
 
+/// `/web/{hosts}/{pages}/{i}`: a page of absolute links to other pages of the site, each on
+/// host `h{j % hosts}.web.test` and the port of the `Host` header; bad sizes get 400, a page
+/// past the end 404.
+#[test]
+fn web_site_pages() {
+    let server = start();
+    let mut c = Client::connect(server.local_addr());
+    let r = c.get("/web/7/100/3", "Host: h3.web.test:8123\r\n");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    let html = r.text();
+    let links: Vec<&str> = html
+        .split("href='")
+        .skip(1)
+        .map(|rest| &rest[..rest.find('\'').unwrap()])
+        .collect();
+    assert_eq!(links.len(), 10, "{html}");
+    assert_eq!(
+        links[0], "http://h4.web.test:8123/web/7/100/4",
+        "the next page first"
+    );
+    for link in &links {
+        let j: u32 = link.rsplit('/').next().unwrap().parse().unwrap();
+        assert!(j < 100 && j != 3, "{link}");
+        assert_eq!(
+            *link,
+            format!("http://h{}.web.test:8123/web/7/100/{j}", j % 7)
+        );
+    }
+    assert_eq!(
+        c.get("/web/7/100/3", "Host: h3.web.test:8123\r\n").text(),
+        html,
+        "deterministic"
+    );
+    let r = c.get("/web/1/2/1", "Host: h0.web.test\r\n");
+    assert!(
+        r.text().contains("href='http://h0.web.test/web/1/2/0'"),
+        "no port in Host"
+    );
+    assert_eq!(c.get("/web/7/100/100", "").status, 404);
+    assert_eq!(c.get("/web/0/100/1", "").status, 400);
+    assert_eq!(c.get("/web/7/0/0", "").status, 400);
+    assert_eq!(c.get("/web/7/x/0", "").status, 400);
+}
+
 /// Oversized heads get 431 and oversized bodies 413, then the connection closes.
 #[test]
 fn limits() {

@@ -86,6 +86,11 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
         "an HTML page of n links to /links/{n}/{i} (n at most 200)",
     ),
     (
+        "/web/{hosts}/{pages}/{i}",
+        "page i of a site of pages pages spread over hosts host names h{k}.web.test: \
+         HTML with about 10 absolute links to other pages of the site",
+    ),
+    (
         "/response-headers?K=V",
         "sets the headers K: V, and echoes them as JSON",
     ),
@@ -257,6 +262,13 @@ const GET: &[&str] = &["GET", "HEAD"];
 
 /// The largest `/bytes` and `/range` body.
 const MAX_BYTES: u64 = 100 * 1024 * 1024;
+
+/// The most hosts, and pages, of a `/web` site.
+const MAX_WEB_HOSTS: u32 = 1_000_000;
+const MAX_WEB_PAGES: u32 = 100_000_000;
+
+/// How many links a `/web` page has, when the site has that many other pages.
+const WEB_LINKS: usize = 10;
 
 /// `/delay` waits at most this long, as httpbin does.
 const MAX_DELAY_SECS: f64 = 10.0;
@@ -532,6 +544,21 @@ fn route(req: &Request, segs: &[&str]) -> Result<Action, Response> {
         ["links", n, offset] => {
             allow(req, GET)?;
             Respond(links(number(n, "link count")?, number(offset, "offset")?))
+        }
+        ["web", hosts, pages, i] => {
+            allow(req, GET)?;
+            let hosts: u32 = number(hosts, "host count")?;
+            let pages: u32 = number(pages, "page count")?;
+            if !(1..=MAX_WEB_HOSTS).contains(&hosts) || !(1..=MAX_WEB_PAGES).contains(&pages) {
+                return Err(bad_request(
+                    "a /web site has 1 to 1000000 hosts and 1 to 100000000 pages",
+                ));
+            }
+            let i: u32 = number(i, "page number")?;
+            if i >= pages {
+                return Err(not_found());
+            }
+            Respond(web_page(req, hosts, pages, i))
         }
         ["response-headers"] => {
             allow(req, &["GET", "HEAD", "POST"])?;
@@ -895,6 +922,63 @@ fn links(n: u32, offset: u32) -> Response {
     }
     html.push_str("</body></html>");
     Response::html(200, &html)
+}
+
+/// Page `i` of the `/web` site of `pages` pages over `hosts` hosts: links to the pages of
+/// [`web_links`], each at `http://h{j % hosts}.web.test:{port}/web/{hosts}/{pages}/{j}`, the
+/// port taken from the request's `Host` header (none if it has none).
+fn web_page(req: &Request, hosts: u32, pages: u32, i: u32) -> Response {
+    let host = req.host();
+    let port = match host.rsplit_once(':') {
+        Some((_, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
+            format!(":{port}")
+        }
+        _ => String::new(),
+    };
+    let mut html = format!(
+        "<html><head><title>Page {i}</title></head><body>\
+         <p>Page {i} of {pages}, on h{}.web.test, one of {hosts} hosts.</p>\n",
+        i % hosts
+    );
+    for j in web_links(pages, i) {
+        let _ = writeln!(
+            html,
+            "<a href='http://h{}.web.test{port}/web/{hosts}/{pages}/{j}'>{j}</a>",
+            j % hosts
+        );
+    }
+    html.push_str("</body></html>");
+    Response::html(200, &html)
+}
+
+/// The pages that page `i` of a `/web` site of `pages` pages links to: `i + 1` first (so
+/// every page is reachable from page 0), then pages picked by a hash of `i` and a counter,
+/// without `i` itself or repeats, [`WEB_LINKS`] in all when the site is large enough (a
+/// small site may get fewer: the picks stop after 64 tries).
+fn web_links(pages: u32, i: u32) -> Vec<u32> {
+    let want = WEB_LINKS.min(pages as usize - 1);
+    let mut links = Vec::with_capacity(want);
+    if i + 1 < pages {
+        links.push(i + 1);
+    }
+    for k in 0..64u64 {
+        if links.len() >= want {
+            break;
+        }
+        let j = (mix64(u64::from(i) << 32 | k) % u64::from(pages)) as u32;
+        if j != i && !links.contains(&j) {
+            links.push(j);
+        }
+    }
+    links
+}
+
+/// SplitMix64's finalizer: a cheap, well-spread hash of a 64-bit number.
+fn mix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }
 
 /// `/response-headers`: the query pairs as headers, and as a JSON body that also shows
@@ -1263,3 +1347,42 @@ const XML_DOC: &str = r#"<?xml version='1.0' encoding='us-ascii'?>
     </slide>
 </slideshow>
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `/web` links: about 10 distinct pages other than the page itself, the next page
+    /// first, the same every time, and every page reachable from page 0.
+    #[test]
+    fn web_links_reach_the_whole_site() {
+        for pages in [1u32, 2, 3, 11, 1000] {
+            let mut reached = vec![false; pages as usize];
+            let mut queue = vec![0u32];
+            reached[0] = true;
+            while let Some(i) = queue.pop() {
+                let links = web_links(pages, i);
+                assert_eq!(links, web_links(pages, i), "deterministic");
+                assert!(!links.contains(&i));
+                let mut distinct = links.clone();
+                distinct.sort_unstable();
+                distinct.dedup();
+                assert_eq!(distinct.len(), links.len(), "no repeats");
+                if i + 1 < pages {
+                    assert_eq!(links[0], i + 1);
+                }
+                if pages > 11 {
+                    assert_eq!(links.len(), WEB_LINKS);
+                }
+                for j in links {
+                    assert!(j < pages);
+                    if !reached[j as usize] {
+                        reached[j as usize] = true;
+                        queue.push(j);
+                    }
+                }
+            }
+            assert!(reached.iter().all(|&r| r), "{pages} pages");
+        }
+    }
+}

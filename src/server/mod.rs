@@ -37,6 +37,12 @@
 //! tunnels, to loopback targets only, with optional Basic credentials and refusals, counted
 //! and logged), for testing proxy support.
 //!
+//! [`DnsServer`] is a separate small DNS server (UDP and TCP on one port, address records,
+//! exact names and wildcards, NXDOMAIN and NODATA with an SOA, an optional delay per answer
+//! and forced truncation, counted), for testing and benchmarking
+//! [`NativeResolver`](crate::NativeResolver) and the client on loopback with names of their
+//! own.
+//!
 //! # Behaviour
 //!
 //! - HTTP/1.1 keep-alive; `Connection: close` from the client is honoured; an HTTP/1.0 client
@@ -84,6 +90,7 @@
 //! | `/relative-redirect/{n}`, `/absolute-redirect/{n}` | chains of `n` 302s ending at `/get`, with relative or `http://host:port/...` locations |
 //! | `/redirect-to?url=U&status_code=C` | `C` (a 3xx, default 302) to `U` |
 //! | `/links/{n}/{offset}` | httpbin's page of `n` links `<a href='/links/{n}/{i}'>{i}</a>`; `/links/{n}` redirects to offset 0 |
+//! | `/web/{hosts}/{pages}/{i}` | page `i` (below `pages`) of a site of `pages` pages spread over `hosts` host names (each at most a million, pages a hundred million): HTML with about 10 links, deterministic (the next page `i+1`, then picks by a hash of `i`), as absolute URLs `http://h{j % hosts}.web.test:{port}/web/{hosts}/{pages}/{j}`, the port from the request's `Host` header. Every page is reachable from page 0. Serve `*.web.test` with a [`DnsServer`] wildcard to crawl it over many hosts |
 //! | `/response-headers?K=V...` | those headers, and a JSON body of them |
 //! | `/cookies`, `/cookies/set?K=V`, `/cookies/delete?K` | the `Cookie` header as JSON; set or expire cookies and redirect to `/cookies` |
 //! | `/basic-auth/{user}/{passwd}` | 200 `{"authenticated": true, "user": ...}` if `Authorization: Basic` matches, else 401 with `WWW-Authenticate`; `/hidden-basic-auth/...` gives 404 instead |
@@ -135,6 +142,7 @@ mod codec;
 ))]
 mod compress;
 mod conn;
+mod dns;
 mod endpoints;
 mod faults;
 mod json;
@@ -164,6 +172,7 @@ use crate::runtime::{context, Runtime};
 use crate::task::{spawn, JoinHandle};
 use crate::timer::sleep;
 
+pub use dns::{DnsBuilder, DnsServer, DnsServerStats};
 pub use endpoints::ENDPOINTS;
 pub use faults::GARBAGE;
 pub use proxy::{ProxyBuilder, ProxyRequest, ProxyServer, ProxyStats};
