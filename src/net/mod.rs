@@ -6,6 +6,7 @@
 //! `WouldBlock`, clear the readiness and wait for the reactor to report it again.
 
 mod io_source;
+mod stream_futures;
 mod tcp_listener;
 mod tcp_stream;
 #[cfg(feature = "tls")]

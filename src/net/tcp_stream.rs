@@ -59,26 +59,22 @@ impl TcpStream {
 
     /// Reads into `buf`. `Ok(0)` means the peer closed its side (or `buf` is empty).
     pub fn read<'a>(&'a mut self, buf: &'a mut [u8]) -> Read<'a> {
-        Read { stream: self, buf }
+        Read::new(self, buf)
     }
 
     /// Writes some prefix of `buf` and returns how much.
     pub fn write<'a>(&'a mut self, buf: &'a [u8]) -> Write<'a> {
-        Write { stream: self, buf }
+        Write::new(self, buf)
     }
 
     /// Writes all of `buf`, however many writes that takes.
     pub fn write_all<'a>(&'a mut self, buf: &'a [u8]) -> WriteAll<'a> {
-        WriteAll { stream: self, buf }
+        WriteAll::new(self, buf)
     }
 
     /// Reads until the peer closes, appending to `buf`. Returns the number of bytes read.
     pub fn read_to_end<'a>(&'a mut self, buf: &'a mut Vec<u8>) -> ReadToEnd<'a> {
-        ReadToEnd {
-            stream: self,
-            buf,
-            read: 0,
-        }
+        ReadToEnd::new(self, buf)
     }
 
     /// Poll-style read, for hand-written state machines.
@@ -233,105 +229,29 @@ impl Future for Connect {
     }
 }
 
-/// The future of [`TcpStream::read`]. One state: the buffer to fill.
-#[must_use = "futures do nothing unless polled"]
-#[derive(Debug)]
-pub struct Read<'a> {
-    stream: &'a mut TcpStream,
-    buf: &'a mut [u8],
-}
+/// The future of [`TcpStream::read`].
+pub type Read<'a> = super::stream_futures::Read<'a, TcpStream>;
 
-impl Future for Read<'_> {
-    type Output = io::Result<usize>;
+/// The future of [`TcpStream::write`].
+pub type Write<'a> = super::stream_futures::Write<'a, TcpStream>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        let this = &mut *self;
-        this.stream.poll_read(cx, this.buf)
+/// The future of [`TcpStream::write_all`].
+pub type WriteAll<'a> = super::stream_futures::WriteAll<'a, TcpStream>;
+
+/// The future of [`TcpStream::read_to_end`].
+pub type ReadToEnd<'a> = super::stream_futures::ReadToEnd<'a, TcpStream>;
+
+impl super::stream_futures::sealed::PollStream for TcpStream {
+    fn poll_read_bytes(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        self.poll_read(cx, buf)
     }
-}
 
-/// The future of [`TcpStream::write`]. One state: the bytes offered.
-#[must_use = "futures do nothing unless polled"]
-#[derive(Debug)]
-pub struct Write<'a> {
-    stream: &'a mut TcpStream,
-    buf: &'a [u8],
-}
-
-impl Future for Write<'_> {
-    type Output = io::Result<usize>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        let this = &mut *self;
-        this.stream.poll_write(cx, this.buf)
+    fn poll_write_bytes(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.poll_write(cx, buf)
     }
-}
 
-/// The future of [`TcpStream::write_all`]. One state: the bytes not yet written, shrinking
-/// with each partial write.
-#[must_use = "futures do nothing unless polled"]
-#[derive(Debug)]
-pub struct WriteAll<'a> {
-    stream: &'a mut TcpStream,
-    buf: &'a [u8],
-}
-
-impl Future for WriteAll<'_> {
-    type Output = io::Result<()>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = &mut *self;
-        while !this.buf.is_empty() {
-            let n = match this.stream.poll_write(cx, this.buf) {
-                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                Poll::Ready(Ok(n)) => n,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                // The reactor wakes us on WRITABLE for this token.
-                Poll::Pending => return Poll::Pending,
-            };
-            this.buf = &this.buf[n..];
-        }
-        Poll::Ready(Ok(()))
-    }
-}
-
-/// How much [`ReadToEnd`] offers the kernel per read at most, so a large spare capacity is
-/// not zeroed on every call.
-const READ_TO_END_CHUNK: usize = 64 * 1024;
-
-/// The future of [`TcpStream::read_to_end`]. One state: the vector being appended to and the
-/// count so far.
-#[must_use = "futures do nothing unless polled"]
-#[derive(Debug)]
-pub struct ReadToEnd<'a> {
-    stream: &'a mut TcpStream,
-    buf: &'a mut Vec<u8>,
-    read: usize,
-}
-
-impl Future for ReadToEnd<'_> {
-    type Output = io::Result<usize>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        let this = &mut *self;
-        loop {
-            let len = this.buf.len();
-            let spare = (this.buf.capacity() - len).clamp(4096, READ_TO_END_CHUNK);
-            this.buf.resize(len + spare, 0);
-            let polled = this.stream.poll_read(cx, &mut this.buf[len..]);
-            let n = match &polled {
-                Poll::Ready(Ok(n)) => *n,
-                _ => 0,
-            };
-            this.buf.truncate(len + n);
-            match polled {
-                Poll::Ready(Ok(0)) => return Poll::Ready(Ok(this.read)),
-                Poll::Ready(Ok(n)) => this.read += n,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                // The reactor wakes us on READABLE for this token.
-                Poll::Pending => return Poll::Pending,
-            }
-        }
+    fn poll_flush_bytes(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(())) // writes go straight to the socket; nothing is buffered
     }
 }
 

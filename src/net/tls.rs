@@ -646,18 +646,18 @@ impl TlsStream {
     /// Reads plaintext into `buf`. `Ok(0)` means the server sent `close_notify` (or `buf` is
     /// empty); a close without it is an [`io::ErrorKind::UnexpectedEof`] error.
     pub fn read<'a>(&'a mut self, buf: &'a mut [u8]) -> Read<'a> {
-        Read { stream: self, buf }
+        Read::new(self, buf)
     }
 
     /// Encrypts some prefix of `buf` and returns how much; see
     /// [`poll_write`](Self::poll_write).
     pub fn write<'a>(&'a mut self, buf: &'a [u8]) -> Write<'a> {
-        Write { stream: self, buf }
+        Write::new(self, buf)
     }
 
     /// Writes all of `buf` and flushes: when it resolves, every byte is on the wire.
     pub fn write_all<'a>(&'a mut self, buf: &'a [u8]) -> WriteAll<'a> {
-        WriteAll { stream: self, buf }
+        WriteAll::new(self, buf)
     }
 
     /// Sends every encrypted byte still buffered.
@@ -673,11 +673,7 @@ impl TlsStream {
     /// Reads until the server's `close_notify`, appending to `buf`. Returns the number of
     /// bytes read. A close without `close_notify` is an error, the bytes so far kept in `buf`.
     pub fn read_to_end<'a>(&'a mut self, buf: &'a mut Vec<u8>) -> ReadToEnd<'a> {
-        ReadToEnd {
-            stream: self,
-            buf,
-            read: 0,
-        }
+        ReadToEnd::new(self, buf)
     }
 
     /// Poll-style read, for hand-written state machines.
@@ -919,61 +915,29 @@ impl Future for Handshake {
     }
 }
 
-/// The future of [`TlsStream::read`]. One state: the buffer to fill.
-#[must_use = "futures do nothing unless polled"]
-#[derive(Debug)]
-pub struct Read<'a> {
-    stream: &'a mut TlsStream,
-    buf: &'a mut [u8],
-}
+/// The future of [`TlsStream::read`].
+pub type Read<'a> = super::stream_futures::Read<'a, TlsStream>;
 
-impl Future for Read<'_> {
-    type Output = io::Result<usize>;
+/// The future of [`TlsStream::write`].
+pub type Write<'a> = super::stream_futures::Write<'a, TlsStream>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        let this = &mut *self;
-        this.stream.poll_read(cx, this.buf)
+/// The future of [`TlsStream::write_all`]: when it resolves, every byte is on the wire.
+pub type WriteAll<'a> = super::stream_futures::WriteAll<'a, TlsStream>;
+
+/// The future of [`TlsStream::read_to_end`].
+pub type ReadToEnd<'a> = super::stream_futures::ReadToEnd<'a, TlsStream>;
+
+impl super::stream_futures::sealed::PollStream for TlsStream {
+    fn poll_read_bytes(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        self.poll_read(cx, buf)
     }
-}
 
-/// The future of [`TlsStream::write`]. One state: the bytes offered.
-#[must_use = "futures do nothing unless polled"]
-#[derive(Debug)]
-pub struct Write<'a> {
-    stream: &'a mut TlsStream,
-    buf: &'a [u8],
-}
-
-impl Future for Write<'_> {
-    type Output = io::Result<usize>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        let this = &mut *self;
-        this.stream.poll_write(cx, this.buf)
+    fn poll_write_bytes(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.poll_write(cx, buf)
     }
-}
 
-/// The future of [`TlsStream::write_all`]. One state: the bytes not yet encrypted, shrinking
-/// with each write; once empty, the flush.
-#[must_use = "futures do nothing unless polled"]
-#[derive(Debug)]
-pub struct WriteAll<'a> {
-    stream: &'a mut TlsStream,
-    buf: &'a [u8],
-}
-
-impl Future for WriteAll<'_> {
-    type Output = io::Result<()>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = &mut *self;
-        while !this.buf.is_empty() {
-            // Pending: the reactor wakes us on WRITABLE for this socket.
-            let n = ready!(this.stream.poll_write(cx, this.buf))?;
-            this.buf = &this.buf[n..];
-        }
-        // Pending: the reactor wakes us on WRITABLE for this socket.
-        this.stream.poll_flush(cx)
+    fn poll_flush_bytes(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_flush(cx)
     }
 }
 
@@ -1006,45 +970,6 @@ impl Future for Shutdown<'_> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         // Pending: the reactor wakes us on WRITABLE for this socket.
         self.stream.poll_shutdown(cx)
-    }
-}
-
-/// How much [`ReadToEnd`] offers rustls per read at most.
-const READ_TO_END_CHUNK: usize = 64 * 1024;
-
-/// The future of [`TlsStream::read_to_end`]. One state: the vector being appended to and
-/// the count so far.
-#[must_use = "futures do nothing unless polled"]
-#[derive(Debug)]
-pub struct ReadToEnd<'a> {
-    stream: &'a mut TlsStream,
-    buf: &'a mut Vec<u8>,
-    read: usize,
-}
-
-impl Future for ReadToEnd<'_> {
-    type Output = io::Result<usize>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        let this = &mut *self;
-        loop {
-            let len = this.buf.len();
-            let spare = (this.buf.capacity() - len).clamp(4096, READ_TO_END_CHUNK);
-            this.buf.resize(len + spare, 0);
-            let polled = this.stream.poll_read(cx, &mut this.buf[len..]);
-            let n = match &polled {
-                Poll::Ready(Ok(n)) => *n,
-                _ => 0,
-            };
-            this.buf.truncate(len + n);
-            match polled {
-                Poll::Ready(Ok(0)) => return Poll::Ready(Ok(this.read)),
-                Poll::Ready(Ok(n)) => this.read += n,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                // The reactor wakes us on READABLE for this socket.
-                Poll::Pending => return Poll::Pending,
-            }
-        }
     }
 }
 
