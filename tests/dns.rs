@@ -552,6 +552,30 @@ fn thread_names() -> Vec<String> {
         .collect()
 }
 
+/// How many `spawn_blocking` helper threads (named `volley-blocking`) this process has.
+fn blocking_threads() -> usize {
+    thread_names()
+        .iter()
+        .filter(|n| n.starts_with("volley-blocking"))
+        .count()
+}
+
+/// GETs `http://{host}:{port}/get` from an embedded server on 127.0.0.1 with `client`, on
+/// a runtime of its own: the status and the body.
+fn get_from_embedded_server(client: Client, host: &str) -> (u16, String) {
+    let rt = Runtime::new().unwrap();
+    block_on_bounded(&rt, 20, async {
+        let http = volley::server::Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let port = http.local_addr().port();
+        let resp = client
+            .get(format!("http://{host}:{port}/get"))
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    })
+}
+
 /// End to end: the client resolves `test.example` through the responder and fetches from
 /// the embedded server. No `spawn_blocking` helper may start: the blocking pool exposes no
 /// count, so the test looks for its threads (named `volley-blocking`) in `/proc/self/task`.
@@ -560,30 +584,14 @@ fn thread_names() -> Vec<String> {
 fn client_end_to_end_without_helper_threads() {
     let _dog = watchdog("client_end_to_end_without_helper_threads", 30);
     let server = Responder::start(Mode::Answer, zone(true));
-    let blocking = || {
-        thread_names()
-            .iter()
-            .filter(|n| n.starts_with("volley-blocking"))
-            .count()
-    };
-    assert_eq!(blocking(), 0);
-    let rt = Runtime::new().unwrap();
-    let body = block_on_bounded(&rt, 20, async {
-        let http = volley::server::Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let port = http.local_addr().port();
-        let client = Client::builder()
-            .dns_resolver(resolver(&[server.addr], "", ""))
-            .build();
-        let resp = client
-            .get(format!("http://test.example:{port}/get"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        resp.text().await.unwrap()
-    });
+    assert_eq!(blocking_threads(), 0);
+    let client = Client::builder()
+        .dns_resolver(resolver(&[server.addr], "", ""))
+        .build();
+    let (status, body) = get_from_embedded_server(client, "test.example");
+    assert_eq!(status, 200);
     assert!(body.contains("test.example"), "{body}");
-    assert_eq!(blocking(), 0);
+    assert_eq!(blocking_threads(), 0);
     assert_eq!(server.names(), vec!["test.example"]);
 }
 
@@ -777,20 +785,10 @@ fn internationalised_name_is_asked_in_punycode() {
         Mode::Answer,
         Zone::new(true, &[("xn--bcher-kva.test", addr_rec("127.0.0.1"))]),
     );
-    let rt = Runtime::new().unwrap();
-    let status = block_on_bounded(&rt, 20, async {
-        let http = volley::server::Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let port = http.local_addr().port();
-        let client = Client::builder()
-            .dns_resolver(resolver(&[server.addr], "", ""))
-            .build();
-        let resp = client
-            .get(format!("http://B\u{fc}cher.test:{port}/get"))
-            .send()
-            .await
-            .unwrap();
-        resp.status()
-    });
+    let client = Client::builder()
+        .dns_resolver(resolver(&[server.addr], "", ""))
+        .build();
+    let (status, _) = get_from_embedded_server(client, "B\u{fc}cher.test");
     assert_eq!(status, 200);
     assert_eq!(server.names(), vec!["xn--bcher-kva.test"]);
 }
@@ -800,26 +798,9 @@ fn internationalised_name_is_asked_in_punycode() {
 #[test]
 fn default_client_resolves_without_helper_threads() {
     let _dog = watchdog("default_client_resolves_without_helper_threads", 30);
-    let blocking = || {
-        thread_names()
-            .iter()
-            .filter(|n| n.starts_with("volley-blocking"))
-            .count()
-    };
-    let rt = Runtime::new().unwrap();
-    let status = block_on_bounded(&rt, 20, async {
-        let http = volley::server::Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let port = http.local_addr().port();
-        let client = Client::new();
-        let resp = client
-            .get(format!("http://localhost:{port}/get"))
-            .send()
-            .await
-            .unwrap();
-        resp.status()
-    });
+    let (status, _) = get_from_embedded_server(Client::new(), "localhost");
     assert_eq!(status, 200);
-    assert_eq!(blocking(), 0);
+    assert_eq!(blocking_threads(), 0);
 }
 
 const THREADS_CHILD: &str = "VOLLEY_DNS_THREADS_CHILD";
