@@ -60,6 +60,13 @@
 //! (`Resolve::caches_answers`) and the client's fixed-time cache
 //! ([`DNS_TTL`](crate::DNS_TTL)) is skipped for it: an answer with TTL 1 is not kept for 30 s.
 //!
+//! # Configuration changes
+//!
+//! A resolver made by [`NativeResolver::from_system`] looks, at most every 5 seconds and
+//! only when a lookup comes, whether `/etc/resolv.conf` or `/etc/hosts` changed (modification
+//! time and length), and re-reads the one that did, as glibc does since 2.26. Cached answers
+//! stay until their TTL. A setter fixes the configuration and ends the watching.
+//!
 //! # Counters
 //!
 //! [`NativeResolver::stats`] counts lookups by how they were answered (locally, from the
@@ -75,6 +82,7 @@ use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant, SystemTime};
@@ -168,8 +176,95 @@ const MAX_TAKEOVERS: usize = 16;
 pub struct NativeResolver {
     conf: Rc<ResolvConf>,
     hosts: Rc<Hosts>,
+    /// For a resolver made by `from_system` (and not changed by a setter since): the files
+    /// it watches, and their latest contents, shared by its clones.
+    files: Option<Rc<SystemFiles>>,
     ids: Rc<IdSource>,
     state: Rc<State>,
+}
+
+/// How often, at most, a resolver made by `from_system` looks whether `/etc/resolv.conf` or
+/// `/etc/hosts` changed (Go's resolver checks as often).
+const FILES_CHECK_EVERY: Duration = Duration::from_secs(5);
+
+/// The system's resolv.conf and hosts file, re-read when they change.
+struct SystemFiles {
+    resolv_conf: PathBuf,
+    hosts: PathBuf,
+    every: Duration,
+    latest: RefCell<Latest>,
+}
+
+/// What [`SystemFiles`] read last, and when it last looked.
+struct Latest {
+    checked: Instant,
+    stamps: [Option<Stamp>; 2],
+    conf: Rc<ResolvConf>,
+    hosts: Rc<Hosts>,
+}
+
+/// What tells a changed file: its modification time and length.
+type Stamp = (Option<SystemTime>, u64);
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok(), meta.len()))
+}
+
+impl SystemFiles {
+    fn new(resolv_conf: PathBuf, hosts: PathBuf, every: Duration) -> SystemFiles {
+        let stamps = [stamp(&resolv_conf), stamp(&hosts)];
+        let latest = Latest {
+            checked: Instant::now(),
+            stamps,
+            conf: Rc::new(read_resolv_conf(&resolv_conf)),
+            hosts: Rc::new(read_hosts(&hosts)),
+        };
+        SystemFiles {
+            resolv_conf,
+            hosts,
+            every,
+            latest: RefCell::new(latest),
+        }
+    }
+
+    /// The configuration to use now: re-read where a file changed, if the last look was
+    /// `every` ago or more.
+    fn current(&self) -> (Rc<ResolvConf>, Rc<Hosts>) {
+        let mut latest = self.latest.borrow_mut();
+        let now = Instant::now();
+        if now.duration_since(latest.checked) >= self.every {
+            latest.checked = now;
+            let stamps = [stamp(&self.resolv_conf), stamp(&self.hosts)];
+            if stamps[0] != latest.stamps[0] {
+                latest.conf = Rc::new(read_resolv_conf(&self.resolv_conf));
+            }
+            if stamps[1] != latest.stamps[1] {
+                latest.hosts = Rc::new(read_hosts(&self.hosts));
+            }
+            latest.stamps = stamps;
+        }
+        (latest.conf.clone(), latest.hosts.clone())
+    }
+}
+
+/// A resolv.conf file with the environment applied as glibc does (an unreadable file counts
+/// as empty).
+fn read_resolv_conf(path: &Path) -> ResolvConf {
+    let mut conf = ResolvConf::parse(&std::fs::read_to_string(path).unwrap_or_default());
+    let env = |name| std::env::var(name).ok();
+    let uname = rustix::system::uname();
+    let hostname = uname.nodename().to_str().ok();
+    conf.apply_environment(
+        env("LOCALDOMAIN").as_deref(),
+        env("RES_OPTIONS").as_deref(),
+        hostname,
+    );
+    conf
+}
+
+fn read_hosts(path: &Path) -> Hosts {
+    Hosts::parse(&std::fs::read_to_string(path).unwrap_or_default())
 }
 
 /// What a [`NativeResolver`] (with its clones) has done since it was made, or since a setter
@@ -378,18 +473,46 @@ impl NativeResolver {
     /// with no search list at all the domain of the host name is searched. A file that cannot
     /// be read counts as empty (for resolv.conf: the name server `127.0.0.1:53`, as glibc
     /// does).
+    ///
+    /// Like glibc since 2.26, it notices when the files change: at most every 5 seconds, a
+    /// lookup looks at their modification time and length, and re-reads a file that
+    /// changed (a long-running crawler follows a new network's name servers). A resolver
+    /// changed by a setter ([`nameservers`](Self::nameservers), [`timeout`](Self::timeout),
+    /// [`attempts`](Self::attempts)) keeps the configuration it had then and stops looking.
     pub fn from_system() -> NativeResolver {
-        let read = |path| std::fs::read_to_string(path).unwrap_or_default();
-        let mut conf = ResolvConf::parse(&read("/etc/resolv.conf"));
-        let env = |name| std::env::var(name).ok();
-        let uname = rustix::system::uname();
-        let hostname = uname.nodename().to_str().ok();
-        conf.apply_environment(
-            env("LOCALDOMAIN").as_deref(),
-            env("RES_OPTIONS").as_deref(),
-            hostname,
+        let files = SystemFiles::new(
+            "/etc/resolv.conf".into(),
+            "/etc/hosts".into(),
+            FILES_CHECK_EVERY,
         );
-        NativeResolver::with_config(conf, Hosts::parse(&read("/etc/hosts")))
+        NativeResolver::watching(files)
+    }
+
+    /// A resolver reading `files`, and re-reading them when they change.
+    fn watching(files: SystemFiles) -> NativeResolver {
+        let (conf, hosts) = files.current();
+        NativeResolver {
+            files: Some(Rc::new(files)),
+            ..NativeResolver::with_config(ResolvConf::default(), Hosts::default())
+        }
+        .with_snapshot(conf, hosts)
+    }
+
+    fn with_snapshot(mut self, conf: Rc<ResolvConf>, hosts: Rc<Hosts>) -> NativeResolver {
+        self.conf = conf;
+        self.hosts = hosts;
+        self
+    }
+
+    /// This resolver with the latest configuration of the files it watches, if any.
+    fn refreshed(self) -> NativeResolver {
+        match &self.files {
+            Some(files) => {
+                let (conf, hosts) = files.current();
+                self.with_snapshot(conf, hosts)
+            }
+            None => self,
+        }
     }
 
     /// A resolver configured from the text of a resolv.conf and of a hosts file, without
@@ -403,6 +526,7 @@ impl NativeResolver {
         NativeResolver {
             conf: Rc::new(conf),
             hosts: Rc::new(hosts),
+            files: None,
             ids: Rc::new(IdSource::new()),
             state: Rc::default(),
         }
@@ -415,6 +539,8 @@ impl NativeResolver {
             .into_iter()
             .take(super::conf::MAX_NAMESERVERS)
             .collect();
+        self = self.refreshed();
+        self.files = None;
         if !servers.is_empty() {
             Rc::make_mut(&mut self.conf).nameservers = servers;
         }
@@ -425,6 +551,8 @@ impl NativeResolver {
     /// Sets how long one try waits for a server's answer (resolv.conf's `timeout`, which
     /// only has whole seconds). Raised to at least 1 ms.
     pub fn timeout(mut self, timeout: Duration) -> Self {
+        self = self.refreshed();
+        self.files = None;
         Rc::make_mut(&mut self.conf).timeout = timeout.max(Duration::from_millis(1));
         self.state = Rc::default();
         self
@@ -433,6 +561,8 @@ impl NativeResolver {
     /// Sets how many rounds over the servers a query makes (resolv.conf's `attempts`),
     /// from 1 to 5.
     pub fn attempts(mut self, attempts: u8) -> Self {
+        self = self.refreshed();
+        self.files = None;
         Rc::make_mut(&mut self.conf).attempts = attempts.clamp(1, super::conf::MAX_ATTEMPTS);
         self.state = Rc::default();
         self
@@ -455,6 +585,11 @@ impl NativeResolver {
     }
 
     async fn lookup_owned(self, name: String) -> io::Result<Vec<IpAddr>> {
+        let this = self.refreshed();
+        this.lookup_now(name).await
+    }
+
+    async fn lookup_now(self, name: String) -> io::Result<Vec<IpAddr>> {
         self.state.count(|s| s.lookups += 1);
         if let Some(addrs) = self.local_answer(&name) {
             self.state.count(|s| s.local += 1);
@@ -959,6 +1094,44 @@ mod tests {
         cache.insert("n2.test".into(), value(), long, later);
         assert_eq!(cache.entries.len(), CACHE_ENTRIES);
         assert!(cache.get("n1.test", later).is_some());
+    }
+
+    #[test]
+    fn system_files_are_re_read_when_they_change() {
+        let dir = std::env::temp_dir().join(format!("volley-dns-files-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (conf_path, hosts_path) = (dir.join("resolv.conf"), dir.join("hosts"));
+        std::fs::write(&conf_path, "nameserver 192.0.2.1\n").unwrap();
+        std::fs::write(&hosts_path, "192.0.2.10 box.test\n").unwrap();
+        let server = |r: &NativeResolver| r.clone().refreshed().conf.nameservers[0];
+        let host = |r: &NativeResolver| r.clone().refreshed().local_answer("box.test");
+        let watching = |every| {
+            NativeResolver::watching(SystemFiles::new(
+                conf_path.clone(),
+                hosts_path.clone(),
+                every,
+            ))
+        };
+        let r = watching(Duration::ZERO);
+        let slow = watching(Duration::from_secs(3600));
+        assert_eq!(server(&r), "192.0.2.1:53".parse().unwrap());
+        // Another length, so the change shows even if the mtime's resolution hides it.
+        std::fs::write(&conf_path, "nameserver 198.51.100.1\nsearch x.test\n").unwrap();
+        std::fs::write(&hosts_path, "192.0.2.11 box.test other.test\n").unwrap();
+        assert_eq!(server(&r), "198.51.100.1:53".parse().unwrap());
+        assert_eq!(host(&r), Some(vec![IpAddr::from([192, 0, 2, 11])]));
+        // A clone sees the same; one that looks only hourly has not looked yet.
+        assert_eq!(server(&r.clone()), "198.51.100.1:53".parse().unwrap());
+        assert_eq!(server(&slow), "192.0.2.1:53".parse().unwrap());
+        // A setter keeps what the resolver has now and stops watching.
+        let fixed = r.clone().attempts(3);
+        std::fs::write(&conf_path, "nameserver 203.0.113.1\n").unwrap();
+        assert_eq!(server(&fixed), "198.51.100.1:53".parse().unwrap());
+        assert_eq!(server(&r), "203.0.113.1:53".parse().unwrap());
+        // A file that goes away counts as empty (the default server), as at start.
+        std::fs::remove_file(&conf_path).unwrap();
+        assert_eq!(server(&r), "127.0.0.1:53".parse().unwrap());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
