@@ -1,4 +1,4 @@
-//! cargo run --release --example fetch -- [-i] [-I] [-X METHOD] [-H 'Name: value']... [-d DATA] [-m SECS] [--max-redirects N] [--tls] URL
+//! cargo run --release --example fetch -- [-i] [-I] [-X METHOD] [-H 'Name: value']... [-d DATA] [-m SECS] [--max-redirects N] [--resolve HOST:PORT:ADDR]... [--system-dns] [--tls] URL
 //!
 //! A curl-like fetch of one URL, and a stable interface for scripts:
 //!
@@ -8,6 +8,10 @@
 //! - `-X` sets the method, `-H` adds a header, `-d` sends a body (and makes the method POST
 //!   unless `-X` says otherwise), `-m` sets the total timeout in seconds, `--max-redirects`
 //!   the redirect limit (default 10, as the library's);
+//! - `--resolve HOST:PORT:ADDR[,ADDR]...` sends requests for HOST to those addresses, as
+//!   curl's (IPv6 addresses in brackets); unlike curl's, the mapping holds for every port of
+//!   HOST, and PORT is only checked to be a number; `--system-dns` resolves with
+//!   `getaddrinfo` instead of volley's own resolver;
 //! - exit status 0 means a complete response, whatever its status; on any error it prints one
 //!   `error: ...` line to stderr and exits 1 (2 for bad arguments).
 //!
@@ -33,10 +37,14 @@ struct Args {
     max_redirects: Option<usize>,
     /// Serve the embedded server over HTTPS (no URL given).
     tls: bool,
+    /// Fixed addresses for host names (`--resolve`).
+    resolve: Vec<(String, std::net::SocketAddr)>,
+    /// Resolve with getaddrinfo (`--system-dns`).
+    system_dns: bool,
     url: Option<String>,
 }
 
-const USAGE: &str = "usage: fetch [-i] [-I] [-X METHOD] [-H 'Name: value']... [-d DATA] [-m SECS] [--max-redirects N] [--tls] URL";
+const USAGE: &str = "usage: fetch [-i] [-I] [-X METHOD] [-H 'Name: value']... [-d DATA] [-m SECS] [--max-redirects N] [--resolve HOST:PORT:ADDR]... [--system-dns] [--tls] URL";
 
 fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut args = Args::default();
@@ -70,6 +78,11 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
                         .map_err(|_| "--max-redirects takes a number".to_owned())?,
                 )
             }
+            "--resolve" => {
+                let spec = value("--resolve")?;
+                args.resolve.extend(parse_resolve(&spec)?);
+            }
+            "--system-dns" => args.system_dns = true,
             "--tls" if cfg!(feature = "tls") => args.tls = true,
             "-h" | "--help" => return Err(USAGE.to_owned()),
             flag if flag.starts_with('-') && flag.len() > 1 => {
@@ -80,6 +93,29 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
         }
     }
     Ok(args)
+}
+
+/// `HOST:PORT:ADDR[,ADDR]...`, as curl's `--resolve`: the host name and its addresses (with
+/// the port given, which the client replaces by each URL's).
+fn parse_resolve(spec: &str) -> Result<Vec<(String, std::net::SocketAddr)>, String> {
+    let bad = || format!("--resolve wants HOST:PORT:ADDR[,ADDR]..., not {spec:?}");
+    let (host, rest) = spec.split_once(':').ok_or_else(bad)?;
+    let (port, addrs) = rest.split_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    if host.is_empty() {
+        return Err(bad());
+    }
+    addrs
+        .split(',')
+        .map(|a| {
+            let ip = a
+                .strip_prefix('[')
+                .and_then(|a| a.strip_suffix(']'))
+                .unwrap_or(a);
+            let ip: std::net::IpAddr = ip.parse().map_err(|_| bad())?;
+            Ok((host.to_owned(), std::net::SocketAddr::new(ip, port)))
+        })
+        .collect()
 }
 
 fn main() -> ExitCode {
@@ -125,6 +161,12 @@ async fn fetch(args: Args) -> Result<(), String> {
     };
 
     let mut builder = trust_test_ca(Client::builder(), args.tls)?;
+    for (host, addr) in &args.resolve {
+        builder = builder.resolve(host, *addr);
+    }
+    if args.system_dns {
+        builder = builder.dns_resolver(volley::Resolver::system());
+    }
     if let Some(n) = args.max_redirects {
         builder = builder.redirect(redirect::Policy::limited(n));
     }
@@ -209,4 +251,36 @@ fn trust_test_ca(
     }
     let _ = tls;
     Ok(builder)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolve_specs() {
+        let addr = |s: &str| s.parse::<std::net::SocketAddr>().unwrap();
+        assert_eq!(
+            parse_resolve("example.com:443:127.0.0.1").unwrap(),
+            vec![("example.com".to_owned(), addr("127.0.0.1:443"))]
+        );
+        assert_eq!(
+            parse_resolve("h.test:80:[::1],192.0.2.1").unwrap(),
+            vec![
+                ("h.test".to_owned(), addr("[::1]:80")),
+                ("h.test".to_owned(), addr("192.0.2.1:80"))
+            ]
+        );
+        for bad in [
+            "",
+            "h",
+            "h:80",
+            ":80:127.0.0.1",
+            "h:x:127.0.0.1",
+            "h:80:nope",
+            "h:80:",
+        ] {
+            assert!(parse_resolve(bad).is_err(), "{bad:?}");
+        }
+    }
 }
