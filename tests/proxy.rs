@@ -840,3 +840,92 @@ fn silent_proxy_times_out_naming_the_proxy() {
         assert_eq!(origin.stats().requests, 0);
     });
 }
+
+/// A fake proxy: each connection's first head (anything up to a blank line) gets `reply`,
+/// then the connection is closed. An empty `reply` closes at once.
+fn scripted_proxy(reply: &'static [u8]) -> String {
+    let mut listener = TcpListener::bind(local()).unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let _task = volley::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let _conn = volley::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let _ = conn.write_all(reply).await;
+            });
+        }
+    });
+    url
+}
+
+/// Whatever goes wrong with a tunnel's `CONNECT` is a connect error naming the proxy (the
+/// request never reached the origin): a proxy that closes, one that answers garbage, and one
+/// that sends bytes past its 200 (which must not pass for the origin's response).
+#[test]
+fn failed_tunnels_are_connect_errors() {
+    let _dog = watchdog("failed_tunnels_are_connect_errors", 90);
+    with_server(|origin| async move {
+        let cases: [(&'static [u8], &str); 3] = [
+            (b"", "closed before any response byte"),
+            (b"NOPE\r\n\r\n", "the proxy's answer to CONNECT"),
+            (
+                b"HTTP/1.1 200 Connection established\r\n\r\n\
+                  HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nfake",
+                "the proxy sent 42 bytes after its answer to CONNECT",
+            ),
+        ];
+        for (reply, why) in cases {
+            let proxy_url = scripted_proxy(reply);
+            let client = Client::builder()
+                .proxy(Proxy::http(&proxy_url).unwrap())
+                .proxy_tunnel(true)
+                .build();
+            let e = client.get(origin.url("/get")).send().await.unwrap_err();
+            let chain = format!("{e}: {:?}", std::error::Error::source(&e));
+            assert_eq!(e.kind(), &ErrorKind::Connect, "{chain}");
+            assert!(e.is_connect(), "{chain}");
+            assert_eq!(e.phase(), Some(Phase::Connect), "{chain}");
+            assert_eq!(e.proxy(), Some(&*proxy_url), "{chain}");
+            assert!(chain.contains(why), "{chain}");
+            assert_eq!(client.idle_connections(), 0);
+        }
+        assert_eq!(origin.stats().requests, 0);
+    });
+}
+
+/// A tunnelled request's own `Proxy-Authorization` is for the proxy: it goes on the
+/// `CONNECT` (instead of the configured credentials) and not to the origin.
+#[test]
+fn tunnelled_request_proxy_authorization_goes_on_connect() {
+    let _dog = watchdog("tunnelled_request_proxy_authorization_goes_on_connect", 90);
+    with_server(|_origin| async move {
+        let recorder = Recorder::start();
+        let proxy = ProxyServer::bind(local()).unwrap();
+        let client = Client::builder()
+            .proxy(Proxy::http(&proxy.url()).unwrap().basic_auth("other", "x"))
+            .proxy_tunnel(true)
+            .build();
+        let resp = client
+            .get(recorder.url("/"))
+            .header("proxy-authorization", USER_PA_SS)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.text().await.unwrap(), "ok");
+        let log = proxy.log();
+        assert_eq!(log[0].method, "CONNECT");
+        assert_eq!(log[0].proxy_authorization.as_deref(), Some(USER_PA_SS));
+        let heads = recorder.heads();
+        assert!(
+            !has_header(&heads[0], "proxy-authorization"),
+            "{}",
+            heads[0]
+        );
+    });
+}

@@ -16,7 +16,8 @@
 //!   pooled per proxy and origin. A 407 is [`Kind::ProxyAuth`], another status
 //!   [`Kind::ProxyTunnel`].
 //!
-//! Errors of a proxied request name the proxy ([`Error::proxy`]), never its credentials.
+//! Errors of a proxied request up to its response head name the proxy ([`Error::proxy`]),
+//! never its credentials.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -70,10 +71,14 @@ use super::timings::Clock;
 /// - The proxy's credentials go to the proxy only: in `Proxy-Authorization` on requests to a
 ///   forward proxy and on `CONNECT`, never on a direct request or inside a tunnel (and the
 ///   proxy must not pass them on). A request's own `Proxy-Authorization` header replaces
-///   them on a request to a forward proxy; on a direct or tunnelled request it is sent as
+///   them: on a request to a forward proxy, and on the `CONNECT` of a tunnelled request,
+///   whose request to the origin then goes without it. On a direct request it is sent as
 ///   given, like any header the caller sets (and dropped on redirects to another origin, as
 ///   the redirect [`Policy`](crate::redirect::Policy) says).
-/// - Errors of a proxied request name the proxy ([`Error::proxy`]), never its credentials.
+/// - Errors of a proxied request up to its response head (connecting, the tunnel, sending,
+///   the head) name the proxy ([`Error::proxy`]), never its credentials. A failed tunnel is
+///   a connect error ([`Error::is_connect`]); bytes a proxy sends past its answer to
+///   `CONNECT` fail it too, rather than pass for the origin's response.
 ///
 /// Only `http://` proxies are supported: an `https://` proxy URL (TLS to the proxy), a SOCKS
 /// one, or any other scheme is an [`ErrorKind::InvalidProxy`](crate::ErrorKind::InvalidProxy)
@@ -237,9 +242,9 @@ impl ProxyTarget {
         }
         // `host:port` alone means an HTTP proxy, as in curl (the URL parser would take
         // `localhost:3128` as a scheme and a path).
-        let full: Cow<'_, str> = match text.contains("://") {
-            true => Cow::Borrowed(text),
-            false => Cow::Owned(format!("http://{text}")),
+        let full: Cow<'_, str> = match scheme_end(text) {
+            Some(_) => Cow::Borrowed(text),
+            None => Cow::Owned(format!("http://{text}")),
         };
         let url = Url::parse(&full).map_err(|e| format!("proxy url {shown:?}: {e}"))?;
         match url.scheme() {
@@ -300,10 +305,23 @@ fn fnv1a64(bytes: &[u8]) -> u64 {
     })
 }
 
+/// Where `text`'s `scheme://` prefix ends, if it starts with one (RFC 3986: a letter, then
+/// letters, digits, `+`, `-` or `.`). A `://` further on, in a query say, is not a scheme.
+fn scheme_end(text: &str) -> Option<usize> {
+    let at = text.find("://")?;
+    let scheme = &text.as_bytes()[..at];
+    let valid = scheme.first().is_some_and(u8::is_ascii_alphabetic)
+        && scheme
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+    valid.then_some(at + 3)
+}
+
 /// `text` with any userinfo replaced by `***`, for messages: everything between the scheme
-/// and the last `@`, since a password may hold a `/` that hides where the host starts.
+/// (if any) and the last `@`, since a password may hold a `/` that hides where the host
+/// starts.
 fn redact(text: &str) -> String {
-    let start = text.find("://").map_or(0, |i| i + 3);
+    let start = scheme_end(text).unwrap_or(0);
     match text[start..].rfind('@') {
         Some(at) => format!("{}***{}", &text[..start], &text[start + at..]),
         None => text.to_owned(),
@@ -635,22 +653,33 @@ impl<'a> Route<'a> {
 
     /// Adds the proxy's `Proxy-Authorization` to a request for a forward proxy, unless the
     /// request has its own. Nothing else gets the proxy's credentials: a tunnel's go in the
-    /// `CONNECT` only.
+    /// `CONNECT` only, and so does a tunnelled request's own `Proxy-Authorization`, which is
+    /// taken out of the request (it is meant for the proxy, not the origin).
     pub(crate) fn proxy_headers(&self, headers: &mut Cow<'_, HeaderMap>) {
-        if let Route::Forward(ProxyTarget {
-            auth: Some(auth), ..
-        }) = self
-        {
-            if !headers.contains_key(PROXY_AUTHORIZATION) {
+        match self {
+            Route::Forward(ProxyTarget {
+                auth: Some(auth), ..
+            }) if !headers.contains_key(PROXY_AUTHORIZATION) => {
                 headers.to_mut().insert(PROXY_AUTHORIZATION, auth.clone());
             }
+            Route::Tunnel(_) if headers.contains_key(PROXY_AUTHORIZATION) => {
+                headers.to_mut().remove(PROXY_AUTHORIZATION);
+            }
+            _ => {}
         }
     }
 }
 
 /// Opens a tunnel to `url`'s origin through `proxy` on `conn`: `CONNECT host:port`, then the
 /// proxy's answer. Runs under the connect timeout (and the total one). After `Ok`, `conn`
-/// carries bytes to and from the origin.
+/// carries bytes to and from the origin, and nothing from the proxy is left in its buffer.
+///
+/// `headers` are the request's: its `User-Agent` goes on the `CONNECT`, and so does its own
+/// `Proxy-Authorization` if it has one (else the proxy's configured credentials). Every
+/// failure is a connect-phase error (the request never reached the origin): a timeout in
+/// [`Phase::Connect`], a refusal [`Kind::ProxyAuth`] or [`Kind::ProxyTunnel`], anything
+/// else (the proxy closed, sent garbage, a head over the limit, or bytes past its answer)
+/// [`Kind::Connect`] with the cause as its source.
 pub(crate) async fn open_tunnel(
     conn: &mut Conn,
     proxy: &ProxyTarget,
@@ -667,9 +696,10 @@ pub(crate) async fn open_tunnel(
         head,
         "CONNECT {host}:{port} HTTP/1.1\r\nhost: {host}:{port}\r\n"
     );
+    let credentials = headers.get(PROXY_AUTHORIZATION).or(proxy.auth.as_ref());
     for (name, value) in [
         (USER_AGENT, headers.get(USER_AGENT)),
-        (PROXY_AUTHORIZATION, proxy.auth.as_ref()),
+        (PROXY_AUTHORIZATION, credentials),
     ] {
         if let Some(value) = value {
             head.extend_from_slice(name.as_str().as_bytes());
@@ -695,8 +725,17 @@ pub(crate) async fn open_tunnel(
             .await
             .map_err(|failure| failure.error)
     };
-    let answer = deadlines.run(Phase::Connect, url, handshake).await??;
+    let failed = |why: String| Error::new(Kind::Connect).with_url(url).with_source(why);
+    let answer = deadlines
+        .run(Phase::Connect, url, handshake)
+        .await?
+        .map_err(|e| failed(format!("the proxy's answer to CONNECT: {e}")))?;
     match answer.status.as_u16() {
+        // Anything past the answer came before the request was sent: not the origin's.
+        200..=299 if !conn.buf.is_empty() => Err(failed(format!(
+            "the proxy sent {} bytes after its answer to CONNECT",
+            conn.buf.filled().len()
+        ))),
         200..=299 => Ok(()),
         407 => Err(Error::new(Kind::ProxyAuth).with_url(url)),
         _ => Err(Error::new(Kind::ProxyTunnel(answer.status)).with_url(url)),
@@ -849,6 +888,16 @@ mod tests {
         assert_eq!(redact("http://u:p/w@h:1"), "http://***@h:1");
         assert_eq!(redact("u:p@h:1"), "***@h:1");
         assert_eq!(redact("http://h:1"), "http://h:1");
+        // A `://` past the start is no scheme: the userinfo before it is still hidden.
+        assert_eq!(
+            redact("user:secret@proxy.test:3128/?next=http://x"),
+            "***@proxy.test:3128/?next=http://x"
+        );
+        assert_eq!(scheme_end("http://h"), Some(7));
+        assert_eq!(scheme_end("svn+ssh://h"), Some(10));
+        for text in ["h:1", "u:p@h/?x=http://y", "://h", "1http://h", "a b://h"] {
+            assert_eq!(scheme_end(text), None, "{text}");
+        }
     }
 
     fn env(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
