@@ -99,16 +99,15 @@ impl TcpStream {
             .poll_io(cx, Direction::Write, |mut stream| stream.write(buf))
     }
 
-    /// Poll-style vectored write: several buffers in one `writev`, such as an HTTP head and a
-    /// small body.
+    /// Poll-style vectored write: several buffers in one `sendmsg`, such as an HTTP head and
+    /// a small body (TLS records go out this way too).
     pub fn poll_write_vectored(
         &mut self,
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.io.poll_io(cx, Direction::Write, |mut stream| {
-            stream.write_vectored(bufs)
-        })
+        self.io
+            .poll_io(cx, Direction::Write, |stream| send_vectored(stream, bufs))
     }
 
     /// Waits until the stream is readable, without reading. A following read may still find
@@ -227,6 +226,23 @@ impl Future for Connect {
             }
         }
     }
+}
+
+/// `sendmsg` with `MSG_NOSIGNAL`: a write to a connection the peer has reset fails with
+/// `EPIPE` instead of raising `SIGPIPE`, which kills a process that has not ignored it (a
+/// program embedding volley through FFI, or one that restored the default so that `| head`
+/// works). `write` (std's `send`) sets the flag itself; std's `writev` has none.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn send_vectored(stream: &mio::net::TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    let mut control = rustix::net::SendAncillaryBuffer::default();
+    rustix::net::sendmsg(stream, bufs, &mut control, rustix::net::SendFlags::NOSIGNAL)
+        .map_err(io::Error::from)
+}
+
+/// Elsewhere, std's `writev`.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn send_vectored(mut stream: &mio::net::TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    stream.write_vectored(bufs)
 }
 
 /// The future of [`TcpStream::read`].
