@@ -586,6 +586,8 @@ fn handshake_with_a_peer_that_is_not_tls() {
     for answer in [
         &b""[..],
         b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n",
+        // A well-formed record of the wrong type (application data) for a ServerHello.
+        b"\x17\x03\x03\x00\x05hello",
     ] {
         let listener = StdListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
@@ -645,6 +647,51 @@ fn waiting_read_does_not_spin() {
     assert!(
         polls <= 10,
         "the read was polled {polls} times while waiting"
+    );
+    join(server).unwrap();
+}
+
+/// A record that does not decrypt, arriving in the same segment as good data: the good data
+/// is read first, then the error, and the error again on every later read, at once (rustls
+/// must not be fed more ciphertext after an error, so waiting for more would hang).
+#[test]
+fn bad_record_after_data_gives_the_data_then_the_error_every_time() {
+    let (addr, server) = tls_server(server_config(&pki().good, &[]), |stream| {
+        stream.conn.writer().write_all(b"complete response")?;
+        let mut wire = Vec::new();
+        while stream.conn.wants_write() {
+            stream.conn.write_tls(&mut wire)?;
+        }
+        // An application-data record of 32 bytes that no key decrypts.
+        wire.extend_from_slice(&[0x17, 0x03, 0x03, 0x00, 0x20]);
+        wire.extend_from_slice(&[0xa5; 32]);
+        stream.sock.write_all(&wire)?;
+        // Keep the connection open past the client's checks: no EOF to end a wait.
+        thread::sleep(Duration::from_secs(2));
+        Ok(())
+    });
+    let rt = Runtime::new().unwrap();
+    let reads = block_on_bounded(&rt, 20, async {
+        let mut tls = connect(&connector(), addr, "localhost").await.unwrap();
+        let mut reads = Vec::new();
+        let mut buf = [0u8; 64];
+        for _ in 0..3 {
+            let read = volley::timeout(Duration::from_millis(500), tls.read(&mut buf)).await;
+            reads.push(match read {
+                Err(_) => "still pending after 500 ms".to_owned(),
+                Ok(Ok(n)) => format!("Ok({:?})", String::from_utf8_lossy(&buf[..n])),
+                Ok(Err(e)) => format!("Err({:?})", e.kind()),
+            });
+        }
+        reads
+    });
+    assert_eq!(
+        reads,
+        [
+            r#"Ok("complete response")"#,
+            "Err(InvalidData)",
+            "Err(InvalidData)"
+        ]
     );
     join(server).unwrap();
 }

@@ -477,6 +477,8 @@ impl TlsErrorKind {
             | E::UnsupportedNameType
             | E::InvalidCertRevocationList(_) => TlsErrorKind::InvalidCert,
             E::InvalidMessage(_)
+            | E::InappropriateMessage { .. }
+            | E::InappropriateHandshakeMessage { .. }
             | E::PeerIncompatible(_)
             | E::PeerMisbehaved(_)
             | E::AlertReceived(_)
@@ -571,6 +573,13 @@ pub struct TlsStream {
     /// A client session, or a server one (from [`TlsAcceptor::accept`]).
     tls: Connection,
     write_side: WriteSide,
+    /// The error rustls gave on the peer's records, if it did: once it has, the session is
+    /// over, and every read reports it again (after the plaintext decrypted before it),
+    /// without touching the socket.
+    failed: Option<rustls::Error>,
+    /// A socket error met after rustls had taken a write's bytes: that write said `Ok`, and
+    /// the next one reports it.
+    write_failed: Option<io::Error>,
 }
 
 /// How far [`TlsStream::poll_shutdown`] has got.
@@ -640,6 +649,8 @@ impl TlsStream {
             tcp,
             tls,
             write_side: WriteSide::Open,
+            failed: None,
+            write_failed: None,
         }
     }
 
@@ -691,6 +702,11 @@ impl TlsStream {
                 // `UnexpectedEof`: the TCP stream ended without `close_notify`.
                 Err(e) => return Poll::Ready(Err(e)),
             }
+            // The plaintext decrypted before a bad record is all there is: then its error,
+            // every time (rustls must not be given more ciphertext after one).
+            if let Some(err) = &self.failed {
+                return Poll::Ready(Err(tls_error(err.clone())));
+            }
             if self.tls.wants_write() {
                 // rustls queued a reply (a TLS 1.3 key update). Send what the socket takes;
                 // if it is full, the reactor wakes us on WRITABLE as well. An error here is
@@ -698,7 +714,12 @@ impl TlsStream {
                 let _ = self.poll_write_tls(cx);
             }
             // `Ok(0)` (EOF) loops back once: the reader then says `Ok(0)` or `UnexpectedEof`.
-            ready!(self.poll_read_tls(cx))?;
+            // A bad record loops back too, for the plaintext before it and then its error.
+            match ready!(self.poll_read_tls(cx)) {
+                Ok(_) => {}
+                Err(_) if self.failed.is_some() => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
         }
     }
 
@@ -811,6 +832,9 @@ impl TlsStream {
                 "write on a TLS stream after shutdown",
             )));
         }
+        if let Some(e) = self.write_failed.take() {
+            return Poll::Ready(Err(e));
+        }
         if empty {
             return Poll::Ready(Ok(0));
         }
@@ -818,6 +842,12 @@ impl TlsStream {
         for _ in 0..2 {
             let n = encrypt(&mut self.tls.writer())?;
             match self.poll_write_tls(cx) {
+                // Taken: the bytes are rustls's now, so say so (a caller that retried after
+                // an error would send them twice); the error is the next call's answer.
+                Poll::Ready(Err(e)) if n > 0 => {
+                    self.write_failed = Some(e);
+                    return Poll::Ready(Ok(n));
+                }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 _ if n > 0 => return Poll::Ready(Ok(n)),
                 // rustls's buffer is full and so is the socket: the reactor wakes us on
@@ -863,6 +893,7 @@ impl TlsStream {
             // rustls queued an alert saying why (bad_certificate...). Send it if the socket
             // takes it now; never wait for that.
             let _ = self.poll_write_tls(cx);
+            self.failed = Some(err.clone());
             return Poll::Ready(Err(tls_error(err)));
         }
         Poll::Ready(Ok(n))
