@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use volley::{Client, NativeResolver, Runtime};
 
-use util::{block_on_bounded, watchdog};
+use util::{block_on_bounded, block_on_watched, watchdog};
 
 const A: u16 = 1;
 const CNAME: u16 = 5;
@@ -889,4 +889,46 @@ fn threads_child(dns: SocketAddr) {
         stats.lookups,
         stats.resolved + stats.cache_hits + stats.coalesced
     );
+}
+
+/// Requests dropped while the native resolver waits on a silent server (the leader's UDP
+/// socket open and its per-try timer armed, a second request waiting on the same lookup)
+/// leave the runtime as it was: no task, no I/O source, no timer.
+#[test]
+fn dropped_lookups_leave_nothing_behind() {
+    let server = Responder::start(Mode::Silent, zone(true));
+    let rt = Runtime::new().unwrap();
+    let counts = |rt: &Runtime| {
+        let s = rt.stats();
+        (s.tasks, s.io_sources, s.timers)
+    };
+    block_on_watched(&rt, 30, async {
+        let dns = resolver(&[server.addr], "", "").timeout(Duration::from_secs(10));
+        let client = Client::builder().dns_resolver(dns.clone()).build();
+        let before = counts(&rt);
+        let requests: Vec<_> = (0..2)
+            .map(|_| {
+                let client = client.clone();
+                volley::spawn(async move { client.get("http://host.test:1/").send().await })
+            })
+            .collect();
+        // Until the queries have arrived: the lookup is waiting for its answers.
+        let started = Instant::now();
+        while server.queries().len() < 2 && started.elapsed() < Duration::from_secs(5) {
+            volley::sleep(Duration::from_millis(5)).await;
+        }
+        let during = counts(&rt);
+        assert_eq!(during.0, before.0 + 2, "{during:?}");
+        assert_eq!(during.1, before.1 + 1, "the UDP socket: {during:?}");
+        assert!(during.2 > before.2, "the per-try timer: {during:?}");
+        for request in &requests {
+            request.abort();
+        }
+        for request in requests {
+            assert!(request.await.unwrap_err().is_cancelled());
+        }
+        assert_eq!(counts(&rt), before);
+        let stats = dns.stats();
+        assert_eq!((stats.lookups, stats.resolved, stats.coalesced), (2, 0, 0));
+    });
 }

@@ -270,8 +270,9 @@ fn read_hosts(path: &Path) -> Hosts {
 /// What a [`NativeResolver`] (with its clones) has done since it was made, or since a setter
 /// gave it a fresh cache: see [`NativeResolver::stats`].
 ///
-/// Every lookup is counted once, in exactly one of `local`, `cache_hits`, `coalesced` and
-/// `resolved`, so they add up to `lookups` once no lookup is in flight. Queries are counted
+/// Every lookup that finishes is counted once, in exactly one of `local`, `cache_hits`,
+/// `coalesced` and `resolved`, so they add up to `lookups` once no lookup is in flight and
+/// none was dropped unfinished (a dropped one counts in `lookups` only). Queries are counted
 /// as sent: each try with a server sends one `A` and one `AAAA` query.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
