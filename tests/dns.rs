@@ -379,14 +379,22 @@ fn lookup(resolver: &NativeResolver, name: &str) -> std::io::Result<Vec<IpAddr>>
     block_on_bounded(&rt, 20, resolver.lookup(name))
 }
 
-#[test]
-fn a_and_aaaa_together_ipv6_first() {
-    let server = Responder::start(Mode::Answer, zone(true));
+/// A responder in `mode` over the usual zone, and a resolver asking it, which has just
+/// resolved `host.test` to both its addresses, IPv6 first.
+fn resolves_host_test(mode: Mode) -> (Responder, NativeResolver) {
+    let server = Responder::start(mode, zone(true));
     let r = resolver(&[server.addr], "", "");
     assert_eq!(
         lookup(&r, "host.test").unwrap(),
-        ips(&["2001:db8::1", "192.0.2.1"])
+        ips(&["2001:db8::1", "192.0.2.1"]),
+        "{mode:?}"
     );
+    (server, r)
+}
+
+#[test]
+fn a_and_aaaa_together_ipv6_first() {
+    let (server, r) = resolves_host_test(Mode::Answer);
     let mut types: Vec<u16> = server.queries().iter().map(|q| q.1).collect();
     types.sort();
     assert_eq!(types, vec![A, AAAA]);
@@ -476,12 +484,7 @@ fn all_silent_times_out_after_attempts() {
 
 #[test]
 fn truncated_answer_asked_again_over_tcp() {
-    let server = Responder::start(Mode::Truncate, zone(true));
-    let r = resolver(&[server.addr], "", "");
-    assert_eq!(
-        lookup(&r, "host.test").unwrap(),
-        ips(&["2001:db8::1", "192.0.2.1"])
-    );
+    let (server, _) = resolves_host_test(Mode::Truncate);
     let queries = server.queries();
     assert_eq!(queries.iter().filter(|q| q.2).count(), 2, "{queries:?}");
     assert_eq!(queries.iter().filter(|q| !q.2).count(), 2, "{queries:?}");
@@ -489,12 +492,7 @@ fn truncated_answer_asked_again_over_tcp() {
 
 #[test]
 fn spoofed_reply_with_wrong_id_ignored() {
-    let server = Responder::start(Mode::SpoofFirst, zone(true));
-    let r = resolver(&[server.addr], "", "");
-    assert_eq!(
-        lookup(&r, "host.test").unwrap(),
-        ips(&["2001:db8::1", "192.0.2.1"])
-    );
+    let (server, _) = resolves_host_test(Mode::SpoofFirst);
     assert_eq!(server.queries().len(), 2);
 }
 
@@ -749,12 +747,7 @@ fn batch_of_1000_urls_over_200_hosts_asks_each_name_once() {
 /// connected to the server), and the server's own answer is used.
 #[test]
 fn spoofed_reply_from_another_port_ignored() {
-    let server = Responder::start(Mode::SpoofPort, zone(true));
-    let r = resolver(&[server.addr], "", "");
-    assert_eq!(
-        lookup(&r, "host.test").unwrap(),
-        ips(&["2001:db8::1", "192.0.2.1"])
-    );
+    let (server, r) = resolves_host_test(Mode::SpoofPort);
     assert_eq!(server.queries().len(), 2);
     assert_eq!(r.stats().failed_tries, 0);
 }
