@@ -30,7 +30,7 @@
 //!
 //! # Many hosts: `--hosts N`
 //!
-//! With `--hosts N` it starts the embedded DNS server (`volley::server::DnsServer`) next to the
+//! With `--hosts N` it starts the embedded DNS server (`volley_testserver::DnsServer`) next to the
 //! HTTP one, answering every name under `web.test` with 127.0.0.1, each answer
 //! `--dns-delay MS` milliseconds after its query (default 2, a resolver nearby; 20 plays one
 //! further away). It then crawls the HTTP server's `/web` site: N × 5 pages spread over the
@@ -88,8 +88,8 @@ use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use url::Url;
-use volley::server::{DnsServer, Server};
 use volley::{header, Client, DnsStats, NativeResolver, Resolve, Resolving, Runtime};
+use volley_testserver::{DnsServer, Server};
 
 const USAGE: &str = "usage: crawl [-w WORKERS] [-p PAGES] [START_URL]\n       \
                      crawl --hosts N [--dns-delay MS] [-w WORKERS] [-p PAGES]";

@@ -16,7 +16,7 @@
 //!   `error: ...` line to stderr and exits 1 (2 for bad arguments).
 //!
 //! With no URL it starts the embedded httpbin-like server and fetches its `/get`; with `--tls`
-//! the server speaks HTTPS with the TEST-ONLY certificate of `volley::server::testcert`, whose
+//! the server speaks HTTPS with the TEST-ONLY certificate of `volley_testserver::testcert`, whose
 //! CA the client then trusts. `https://` URLs need no flag.
 
 use std::io::Write;
@@ -147,7 +147,7 @@ async fn fetch(args: Args) -> Result<(), String> {
     let server = match &args.url {
         Some(_) => None,
         None => Some(
-            volley::server::Server::bind_with(
+            volley_testserver::Server::bind_with(
                 "127.0.0.1:0".parse().unwrap(),
                 server_config(args.tls)?,
             )
@@ -225,11 +225,11 @@ async fn fetch(args: Args) -> Result<(), String> {
 }
 
 /// The embedded server's settings: HTTPS with the TEST-ONLY certificate if `tls`.
-fn server_config(tls: bool) -> Result<volley::server::ServerConfig, String> {
-    let config = volley::server::ServerConfig::default();
+fn server_config(tls: bool) -> Result<volley_testserver::ServerConfig, String> {
+    let config = volley_testserver::ServerConfig::default();
     #[cfg(feature = "tls")]
     if tls {
-        use volley::server::testcert;
+        use volley_testserver::testcert;
         return config
             .tls(testcert::CERT_PEM, testcert::KEY_PEM)
             .map_err(|e| format!("cannot load the test certificate: {e}"));
@@ -245,7 +245,7 @@ fn trust_test_ca(
 ) -> Result<volley::ClientBuilder, String> {
     #[cfg(feature = "tls")]
     if tls {
-        let ca = volley::Certificate::from_pem(volley::server::testcert::CA_PEM)
+        let ca = volley::Certificate::from_pem(volley_testserver::testcert::CA_PEM)
             .map_err(|e| e.to_string())?;
         return Ok(builder.add_root_certificate(ca));
     }

@@ -22,7 +22,7 @@
 //!   makes every URL distinct, as the seed's random suffixes did, so that no cache answers.
 //! - `-m SECS`: the longest one request may take, from sending it to the end of its body.
 //! - `--tls`: run the embedded server over HTTPS, with the TEST-ONLY certificate of
-//!   `volley::server::testcert` (for 127.0.0.1 and localhost), which the client trusts with
+//!   `volley_testserver::testcert` (for 127.0.0.1 and localhost), which the client trusts with
 //!   `add_root_certificate`. `https://` URLs need no flag: the client speaks both.
 //! - `--system-dns`: resolve names with `getaddrinfo` on helper threads
 //!   (`volley::Resolver::system()`) instead of the default, volley's own resolver on the
@@ -180,7 +180,7 @@ async fn fetch_many(mut args: Args) -> Result<(), String> {
     // one thread both sends the requests and answers them; its /delay is a timer, not a thread.
     let server = if args.urls.is_empty() {
         let addr = "127.0.0.1:0".parse().expect("a valid address");
-        let server = volley::server::Server::bind_with(addr, server_config(args.tls)?)
+        let server = volley_testserver::Server::bind_with(addr, server_config(args.tls)?)
             .map_err(|e| format!("cannot start the embedded server: {e}"))?;
         Some(server)
     } else {
@@ -563,11 +563,11 @@ fn tally<K: std::fmt::Display>(pairs: impl Iterator<Item = (K, u64)>) -> String 
 }
 
 /// The embedded server's settings: HTTPS with the TEST-ONLY certificate if `tls`.
-fn server_config(tls: bool) -> Result<volley::server::ServerConfig, String> {
-    let config = volley::server::ServerConfig::default();
+fn server_config(tls: bool) -> Result<volley_testserver::ServerConfig, String> {
+    let config = volley_testserver::ServerConfig::default();
     #[cfg(feature = "tls")]
     if tls {
-        use volley::server::testcert;
+        use volley_testserver::testcert;
         return config
             .tls(testcert::CERT_PEM, testcert::KEY_PEM)
             .map_err(|e| format!("cannot load the test certificate: {e}"));
@@ -583,7 +583,7 @@ fn trust_test_ca(
 ) -> Result<volley::ClientBuilder, String> {
     #[cfg(feature = "tls")]
     if tls {
-        let ca = volley::Certificate::from_pem(volley::server::testcert::CA_PEM)
+        let ca = volley::Certificate::from_pem(volley_testserver::testcert::CA_PEM)
             .map_err(|e| e.to_string())?;
         return Ok(builder.add_root_certificate(ca));
     }

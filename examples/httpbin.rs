@@ -25,8 +25,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use volley::server::{Server, ENDPOINTS};
 use volley::{Runtime, TcpStream};
+use volley_testserver::{Server, ENDPOINTS};
 
 const USAGE: &str = "usage: httpbin [--host ADDR] [--port PORT] [--self-test N]   \
                      (defaults 127.0.0.1 and 8080)";
@@ -179,7 +179,7 @@ fn self_test(clients: usize) -> ExitCode {
             ("/get", b"HTTP/1.1 200 OK\r\n"),
             ("/status/418", b"HTTP/1.1 418 "),
             ("/stream/3", b"HTTP/1.1 200 OK\r\n"),
-            ("/fault/garbage", volley::server::GARBAGE),
+            ("/fault/garbage", volley_testserver::GARBAGE),
         ];
         for (path, expected) in checks {
             let request =

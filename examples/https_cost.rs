@@ -1,7 +1,7 @@
 //! cargo run --release --example https_cost -- [--handshakes H] [-c C] [-n N] [--rounds R]
 //!
 //! What HTTPS costs on loopback, against the embedded server on a thread of its own (with the
-//! TEST-ONLY certificate of `volley::server::testcert`):
+//! TEST-ONLY certificate of `volley_testserver::testcert`):
 //!
 //! - handshakes: H sequential requests, each on a new connection (`pool_max_idle_per_host(0)`),
 //!   to `/status/200`; the median of `timings().tls` (the TLS handshake alone; TLS 1.3, ECDSA
@@ -14,8 +14,8 @@
 use std::rc::Rc;
 use std::time::Instant;
 
-use volley::server::{testcert, Server, ServerConfig};
 use volley::{Certificate, Client, Runtime};
+use volley_testserver::{testcert, Server, ServerConfig};
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();

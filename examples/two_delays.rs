@@ -99,7 +99,7 @@ async fn two_delays(args: Args) -> Result<bool, String> {
     let scale = if args.quick { 10.0 } else { 1.0 };
     let server = if args.urls.is_empty() {
         let addr = "127.0.0.1:0".parse().expect("a valid address");
-        let server = volley::server::Server::bind(addr)
+        let server = volley_testserver::Server::bind(addr)
             .map_err(|e| format!("cannot start the embedded server: {e}"))?;
         Some(server)
     } else {

@@ -9,7 +9,7 @@
 //! let rt = Runtime::new()?;
 //! rt.block_on(async {
 //!     // A local httpbin-like server, so the example needs no network.
-//!     let server = volley::server::Server::bind("127.0.0.1:0".parse().unwrap())?;
+//!     let server = volley_testserver::Server::bind("127.0.0.1:0".parse().unwrap())?;
 //!
 //!     let client = Client::new();
 //!     let resp = client.get(server.url("/get")).header("accept", "application/json").send().await?;
@@ -77,7 +77,7 @@
 //!   and a spawned future over 256 bytes gets a box of its own inside the task wrapper (a
 //!   batch request's task is about 1.9 KB).
 //! - `server` (feature `server`, on by default): an embedded httpbin-like HTTP/1.1 test server
-//!   with fault endpoints, `volley::server::Server`, for tests, examples and benchmarks.
+//!   with fault endpoints, `volley_testserver::Server`, for tests, examples and benchmarks.
 //!
 //! # The runtime on its own
 //!
@@ -126,8 +126,13 @@ mod http;
 pub mod net;
 mod reactor;
 pub mod runtime;
-#[cfg(feature = "server")]
-pub mod server;
+/// The runtime's probes (merged with the `rt` layer).
+pub mod rt {
+    /// Whether a volley runtime is running on this thread, inside `block_on`.
+    pub fn in_runtime() -> bool {
+        crate::runtime::context::current().is_some()
+    }
+}
 pub mod task;
 pub mod timer;
 

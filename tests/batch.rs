@@ -8,8 +8,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use util::with_server;
-use volley::server::Server;
 use volley::{Client, ErrorKind, Phase, Runtime};
+use volley_testserver::Server;
 
 /// Results come back in input order, each with its own response.
 #[test]
@@ -222,7 +222,7 @@ fn failures_do_not_affect_the_others() {
                     let fetched = r.outcome.as_ref().unwrap_or_else(|e| panic!("{i}: {e}"));
                     assert_eq!(
                         fetched.body[..],
-                        volley::server::seeded_bytes(i as u64, 1000)[..]
+                        volley_testserver::seeded_bytes(i as u64, 1000)[..]
                     );
                 }
             }

@@ -6,8 +6,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use rustix::process::{setrlimit, Resource, Rlimit};
-use volley::server::Server;
 use volley::{Client, Runtime};
+use volley_testserver::Server;
 
 const CHILD_ENV: &str = "VOLLEY_FDLIMIT_CHILD_URL";
 const REQUESTS: usize = 2000;

@@ -40,8 +40,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use util::{block_on_watched, local};
-use volley::server::{seeded_bytes, Server, ServerThread};
 use volley::{Client, Method, Resolve, Resolving, Runtime, TcpListener};
+use volley_testserver::{seeded_bytes, Server, ServerThread};
 
 /// One test at a time: they count the process's descriptors.
 static SERIAL: Mutex<()> = Mutex::new(());

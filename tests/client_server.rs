@@ -5,8 +5,8 @@
 mod util;
 
 use util::{text_of, with_server};
-use volley::server::seeded_bytes;
 use volley::{redirect, Client, ErrorKind};
+use volley_testserver::seeded_bytes;
 
 /// 1,000 concurrent GETs of `/delay/0.1` on one runtime all succeed, over a bounded number
 /// of connections that are then reused.

@@ -13,7 +13,7 @@
 //! `zstd -19 < lines.txt` (an 8 MiB window, no content size, a checksum), `zeros.br` and
 //! `zeros.zst` from 10 MiB of zeros (brotli quality 11; `zstd -3`, 80 RLE blocks), and
 //! `window16m.zst` from `zstd --long=24` on 1,000 bytes of the text (a 16 MiB window).
-#![cfg(all(feature = "server", feature = "gzip", feature = "deflate"))]
+#![cfg(all(feature = "gzip", feature = "deflate"))]
 
 mod util;
 
@@ -28,8 +28,8 @@ use std::time::{Duration, Instant};
 use flate2::Compression;
 use serde_json::Value;
 use util::{watchdog, with_server};
-use volley::server::{seeded_bytes, Server};
 use volley::{Client, ClientBuilder, Error, ErrorKind, Limit, Phase, Response};
+use volley_testserver::{seeded_bytes, Server};
 
 /// The most bytes one `chunk()` of a decoded body may hold.
 const MAX_CHUNK: usize = 64 * 1024;

@@ -570,7 +570,7 @@ fn blocking_threads() -> usize {
 fn get_from_embedded_server(client: Client, host: &str) -> (u16, String) {
     let rt = Runtime::new().unwrap();
     block_on_bounded(&rt, 20, async {
-        let http = volley::server::Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let http = volley_testserver::Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let port = http.local_addr().port();
         let resp = client
             .get(format!("http://{host}:{port}/get"))
@@ -716,7 +716,7 @@ fn batch_of_1000_urls_over_200_hosts_asks_each_name_once() {
     let server = Responder::start(Mode::Answer, Zone::new(true, &records));
     let rt = Runtime::new().unwrap();
     let report = block_on_bounded(&rt, 45, async {
-        let http = volley::server::Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let http = volley_testserver::Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let port = http.local_addr().port();
         let client = Client::builder()
             .dns_resolver(resolver(&[server.addr], "", "").timeout(Duration::from_secs(2)))
@@ -848,7 +848,7 @@ fn threads_child(dns: SocketAddr) {
     let stats = resolver.clone();
     // No `block_on_bounded`: its watchdog is a thread. The parent bounds this process.
     let report = rt.block_on(async move {
-        let http = volley::server::Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let http = volley_testserver::Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let port = http.local_addr().port();
         let client = Client::builder().dns_resolver(resolver).build();
         let urls: Vec<String> = (0..1000)

@@ -1,4 +1,4 @@
-//! `volley::server::DnsServer` on loopback, asked by `NativeResolver` (built with `from_text`
+//! `volley_testserver::DnsServer` on loopback, asked by `NativeResolver` (built with `from_text`
 //! and pointed at the server only) and by hand-made queries over volley's own UDP and TCP
 //! sockets. No test touches a real name server.
 
@@ -8,8 +8,8 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use volley::server::{DnsServer, DnsServerStats};
 use volley::{NativeResolver, Runtime, TcpStream, UdpSocket};
+use volley_testserver::{DnsServer, DnsServerStats};
 
 use util::{block_on_bounded, local};
 
@@ -31,7 +31,7 @@ fn resolver(server: &DnsServer) -> NativeResolver {
 }
 
 /// The server of most tests: two exact names and a wildcard.
-fn zone() -> volley::server::DnsBuilder {
+fn zone() -> volley_testserver::DnsBuilder {
     DnsServer::builder()
         .record("both.test", ip("192.0.2.1"))
         .record("both.test", ip("2001:db8::1"))

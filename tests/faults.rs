@@ -17,8 +17,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use util::{watchdog, with_server, Checksum};
-use volley::server::{seeded_bytes, Server};
 use volley::{redirect, Client, ClientBuilder, Error, ErrorKind, Limit, Phase};
+use volley_testserver::{seeded_bytes, Server};
 
 /// Held by every test of this file: timing cases run alone.
 static SERIAL: Mutex<()> = Mutex::new(());

@@ -16,8 +16,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use volley::net::tls::rustls;
-use volley::server::{ProxyServer, Server};
 use volley::{redirect, CertReason, Certificate, Client, ClientBuilder, ErrorKind, Phase, Runtime};
+use volley_testserver::{ProxyServer, Server};
 
 use pki::{pki, Leaf};
 use util::{local, watchdog, Checksum, Prng};
@@ -607,7 +607,7 @@ fn certificates_and_settings() {
 /// `close_notify`, and the reset fault still a reset.
 #[test]
 fn embedded_server_serves_https() {
-    use volley::server::{testcert, ServerConfig};
+    use volley_testserver::{testcert, ServerConfig};
     run("embedded_server_serves_https", async {
         let config = ServerConfig::default()
             .tls(testcert::CERT_PEM, testcert::KEY_PEM)
@@ -629,7 +629,7 @@ fn embedded_server_serves_https() {
             assert_eq!(response.timings().reused, i == 2, "{i}");
             let body = response.bytes().await.unwrap();
             assert!(
-                body == volley::server::seeded_bytes(5, 100_000),
+                body == volley_testserver::seeded_bytes(5, 100_000),
                 "{i}: body differs"
             );
         }

@@ -1,4 +1,4 @@
-//! Proxies, against the embedded forward proxy (`volley::server::ProxyServer`) and origins on
+//! Proxies, against the embedded forward proxy (`volley_testserver::ProxyServer`) and origins on
 //! loopback: absolute-form requests, `CONNECT` tunnels (through `proxy_tunnel(true)`, as TLS
 //! does not exist yet), credentials that reach the proxy and never an origin, the errors of a
 //! refused tunnel or proxy, and the environment variables, through an injected lookup (the
@@ -12,8 +12,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use util::{local, watchdog, with_server};
-use volley::server::{ProxyServer, Server};
 use volley::{Client, ClientBuilder, ErrorKind, Phase, Proxy, StatusCode, TcpListener};
+use volley_testserver::{ProxyServer, Server};
 
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use util::{local, watchdog, with_server};
-use volley::server::Server;
 use volley::{Client, ClientBuilder, Error, ErrorKind, Limit, Method, Phase, Runtime};
+use volley_testserver::Server;
 
 /// Held by every test of this file: memory is measured with no other test running.
 static SERIAL: Mutex<()> = Mutex::new(());

@@ -1,7 +1,6 @@
-//! The embedded httpbin-like server (`volley::server`), checked at the byte level with plain
+//! The embedded httpbin-like server (`volley_testserver`), checked at the byte level with plain
 //! `std::net::TcpStream` clients (read and write timeouts, so nothing hangs) and, for the
 //! concurrency and shutdown tests, with volley's own `TcpStream` on the server's runtime.
-#![cfg(feature = "server")]
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -10,8 +9,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use volley::server::{seeded_bytes, Server, ServerConfig, ServerThread, GARBAGE};
 use volley::Runtime;
+use volley_testserver::{seeded_bytes, Server, ServerConfig, ServerThread, GARBAGE};
 
 /// How long a test client waits for any one read or write.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);

@@ -32,8 +32,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use util::{local, open_fds, watchdog, Checksum};
-use volley::server::{seeded_bytes, Server};
 use volley::{Client, Error, ErrorKind, Fetched, Limit, Phase, Runtime};
+use volley_testserver::{seeded_bytes, Server};
 
 /// The request timeout of the stalling faults.
 const STALL_TIMEOUT: Duration = Duration::from_millis(200);

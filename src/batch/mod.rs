@@ -5,7 +5,7 @@
 //!
 //! let rt = Runtime::new()?;
 //! rt.block_on(async {
-//!     let server = volley::server::Server::bind("127.0.0.1:0".parse().unwrap())?;
+//!     let server = volley_testserver::Server::bind("127.0.0.1:0".parse().unwrap())?;
 //!     let urls: Vec<String> = (0..20).map(|i| server.url(&format!("/delay/0.05?i={i}"))).collect();
 //!
 //!     let report = Client::new()

@@ -245,12 +245,12 @@ pub fn raise_fd_limit(wanted: u64) {
 /// fails the test instead of stalling the suite.
 pub fn with_server<F, Fut>(f: F)
 where
-    F: FnOnce(volley::server::Server) -> Fut,
+    F: FnOnce(volley_testserver::Server) -> Fut,
     Fut: Future<Output = ()>,
 {
     let rt = Runtime::new().unwrap();
     rt.block_on(async {
-        let server = volley::server::Server::bind(local()).unwrap();
+        let server = volley_testserver::Server::bind(local()).unwrap();
         volley::timeout(Duration::from_secs(60), f(server))
             .await
             .expect("test timed out");

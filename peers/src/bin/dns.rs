@@ -154,7 +154,7 @@ fn serve_dns(argv: &[String]) -> Result<(), String> {
         .ok_or("--serve-dns needs a delay in ms")?;
     let rt = volley::Runtime::new().map_err(|e| e.to_string())?;
     rt.block_on(async move {
-        let server = volley::server::DnsServer::builder()
+        let server = volley_testserver::DnsServer::builder()
             .wildcard("web.test", [127, 0, 0, 1].into())
             .delay(Duration::from_millis(delay_ms))
             .bind(DNS_ADDR.parse().expect("an address"))

@@ -16,10 +16,10 @@ use url::{Host, Url};
 
 use super::codec::base64_decode;
 use super::request::{parse_head, BodyFraming, ChunkedDecoder, Request, MAX_HEADERS};
-use crate::net::{TcpListener, TcpStream};
-use crate::runtime::context;
-use crate::task::{spawn, JoinHandle};
-use crate::timer::timeout;
+use volley::net::{TcpListener, TcpStream};
+
+use volley::timeout;
+use volley::{spawn, JoinHandle};
 
 /// The longest request head accepted (431 beyond).
 const MAX_HEAD: usize = 64 * 1024;
@@ -91,9 +91,9 @@ impl ProxyBuilder {
     /// Binds `addr` (port 0 picks a free port) and starts accepting on the runtime running
     /// on this thread. Fails outside a runtime, or if the address cannot be bound.
     pub fn bind(self, addr: SocketAddr) -> io::Result<ProxyServer> {
-        if context::current().is_none() {
+        if !volley::rt::in_runtime() {
             return Err(io::Error::other(
-                "volley::server::ProxyServer::bind called outside a runtime: call it inside \
+                "volley_testserver::ProxyServer::bind called outside a runtime: call it inside \
                  Runtime::block_on",
             ));
         }
@@ -157,7 +157,7 @@ pub struct ProxyRequest {
 /// tunnel.
 ///
 /// ```
-/// use volley::server::{ProxyServer, Server};
+/// use volley_testserver::{ProxyServer, Server};
 /// use volley::{Client, Proxy, Runtime};
 ///
 /// let rt = Runtime::new()?;

@@ -10,7 +10,7 @@
 //! In-process, on the runtime running on this thread:
 //!
 //! ```
-//! use volley::server::Server;
+//! use volley_testserver::Server;
 //! use volley::{Runtime, TcpStream};
 //!
 //! let rt = Runtime::new()?;
@@ -40,7 +40,7 @@
 //! [`DnsServer`] is a separate small DNS server (UDP and TCP on one port, address records,
 //! exact names and wildcards, NXDOMAIN and NODATA with an SOA, an optional delay per answer
 //! and forced truncation, counted), for testing and benchmarking
-//! [`NativeResolver`](crate::NativeResolver) and the client on loopback with names of their
+//! [`NativeResolver`](volley::NativeResolver) and the client on loopback with names of their
 //! own.
 //!
 //! # Behaviour
@@ -143,6 +143,7 @@ mod codec;
 mod compress;
 mod conn;
 mod dns;
+mod dns_wire;
 mod endpoints;
 mod faults;
 mod json;
@@ -167,10 +168,10 @@ use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::net::{TcpListener, TcpStream};
-use crate::runtime::{context, Runtime};
-use crate::task::{spawn, JoinHandle};
-use crate::timer::sleep;
+use volley::net::{TcpListener, TcpStream};
+use volley::sleep;
+use volley::Runtime;
+use volley::{spawn, JoinHandle};
 
 pub use dns::{DnsBuilder, DnsServer, DnsServerStats};
 pub use endpoints::ENDPOINTS;
@@ -181,7 +182,7 @@ pub use random::seeded_bytes;
 /// Limits of a [`Server`]. Start from `ServerConfig::default()` and change fields.
 ///
 /// ```
-/// let mut config = volley::server::ServerConfig::default();
+/// let mut config = volley_testserver::ServerConfig::default();
 /// config.max_body_size = 1024;
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -199,7 +200,7 @@ pub struct ServerConfig {
     /// `https://`. Default `None`: plain HTTP. Set it with [`ServerConfig::tls`]. (Feature
     /// `tls`.)
     #[cfg(feature = "tls")]
-    pub tls: Option<crate::net::tls::TlsAcceptor>,
+    pub tls: Option<volley::net::tls::TlsAcceptor>,
 }
 
 #[cfg(feature = "tls")]
@@ -209,7 +210,7 @@ impl ServerConfig {
     /// 127.0.0.1, and the CA a client must trust for it.
     ///
     /// ```
-    /// use volley::server::{testcert, Server, ServerConfig};
+    /// use volley_testserver::{testcert, Server, ServerConfig};
     /// use volley::{Certificate, Client, Runtime};
     ///
     /// let rt = Runtime::new()?;
@@ -227,7 +228,7 @@ impl ServerConfig {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn tls(mut self, cert_chain_pem: &[u8], key_pem: &[u8]) -> io::Result<ServerConfig> {
-        self.tls = Some(crate::net::tls::TlsAcceptor::from_pem(
+        self.tls = Some(volley::net::tls::TlsAcceptor::from_pem(
             cert_chain_pem,
             key_pem,
         )?);
@@ -384,9 +385,9 @@ impl Server {
 
     /// Like [`bind`](Server::bind), with `config`.
     pub fn bind_with(addr: SocketAddr, config: ServerConfig) -> io::Result<Server> {
-        if context::current().is_none() {
+        if !volley::rt::in_runtime() {
             return Err(io::Error::other(
-                "volley::server::Server::bind called outside a runtime: call it inside \
+                "volley_testserver::Server::bind called outside a runtime: call it inside \
                  Runtime::block_on, or use Server::spawn_thread",
             ));
         }

@@ -5,7 +5,7 @@
 //! examples on loopback.
 //!
 //! ```
-//! use volley::server::{testcert, ServerConfig};
+//! use volley_testserver::{testcert, ServerConfig};
 //!
 //! let config = ServerConfig::default().tls(testcert::CERT_PEM, testcert::KEY_PEM)?;
 //! let ca = volley::Certificate::from_pem(testcert::CA_PEM)?; // for the client
@@ -13,7 +13,7 @@
 //! ```
 
 /// The TEST-ONLY CA certificate that issued [`CERT_PEM`]: what a client adds with
-/// [`ClientBuilder::add_root_certificate`](crate::ClientBuilder::add_root_certificate).
+/// [`ClientBuilder::add_root_certificate`](volley::ClientBuilder::add_root_certificate).
 pub const CA_PEM: &[u8] = include_bytes!("ca.pem");
 
 /// The TEST-ONLY server certificate, for `localhost`, `127.0.0.1` and `::1`, issued by

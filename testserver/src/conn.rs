@@ -19,8 +19,8 @@ use super::faults;
 use super::request::{parse_head, BodyError, BodyFraming, ChunkedDecoder, HeadError, Request};
 use super::response::{Persistence, Response};
 use super::Shared;
-use crate::net::TcpStream;
-use crate::timer::timeout;
+use volley::net::TcpStream;
+use volley::timeout;
 
 /// How long a TLS client has to complete its handshake.
 #[cfg(feature = "tls")]
@@ -31,7 +31,7 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) enum ServerStream {
     Tcp(TcpStream),
     #[cfg(feature = "tls")]
-    Tls(Box<crate::net::tls::TlsStream>),
+    Tls(Box<volley::net::tls::TlsStream>),
 }
 
 impl ServerStream {

@@ -1,5 +1,5 @@
 //! The `/fault/...` endpoints: responses that break HTTP or TCP in one deterministic way each,
-//! for testing a client's error handling. The module docs of [`crate::server`] list them.
+//! for testing a client's error handling. The crate docs list them.
 
 use std::io;
 use std::time::Duration;
@@ -9,8 +9,8 @@ use super::compress;
 use super::conn::{Conn, Next};
 use super::request::Request;
 use super::response::{Framing, Persistence, Response};
-use crate::net::TcpStream;
-use crate::timer::sleep;
+use volley::net::TcpStream;
+use volley::sleep;
 
 /// What `/fault/garbage` sends instead of a status line, before closing: bytes that no HTTP parser
 /// accepts (they start with a NUL).
@@ -307,7 +307,7 @@ mod tests {
 
     #[test]
     fn trailers_body_decodes() {
-        use crate::server::request::ChunkedDecoder;
+        use crate::request::ChunkedDecoder;
         let wire = chunked_trailers_body();
         let mut body = Vec::new();
         let (used, done) = ChunkedDecoder::new()

@@ -57,10 +57,10 @@ impl XorShift64Star {
 /// Each output is written as 8 little-endian bytes, and the last output is truncated to fit.
 ///
 /// ```
-/// let bytes = volley::server::seeded_bytes(42, 10);
+/// let bytes = volley_testserver::seeded_bytes(42, 10);
 /// assert_eq!(bytes.len(), 10);
-/// assert_eq!(bytes, volley::server::seeded_bytes(42, 10));
-/// assert_ne!(bytes, volley::server::seeded_bytes(43, 10));
+/// assert_eq!(bytes, volley_testserver::seeded_bytes(42, 10));
+/// assert_ne!(bytes, volley_testserver::seeded_bytes(43, 10));
 /// ```
 pub fn seeded_bytes(seed: u64, len: usize) -> Vec<u8> {
     let mut out = vec![0; len];

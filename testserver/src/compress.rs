@@ -5,7 +5,8 @@
 //!
 //! gzip and deflate use flate2's encoders. `/brotli` is framed by hand as a valid brotli stream
 //! of uncompressed meta-blocks (RFC 7932 §9.2), so the server needs no brotli encoder: any
-//! decoder reads it, though it is no smaller than the document. `/zstd` uses ruzstd's encoder.
+//! decoder reads it, though it is no smaller than the document. `/zstd` is framed by hand the same
+//! way, as a zstd frame of raw blocks (RFC 8878 §3.1.1.2), so the server needs no zstd encoder.
 
 #[cfg(any(feature = "gzip", feature = "deflate"))]
 use std::io;
@@ -70,9 +71,7 @@ impl Coding {
             #[cfg(feature = "brotli")]
             Coding::Brotli => brotli_stored(data),
             #[cfg(feature = "zstd")]
-            Coding::Zstd => {
-                ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest)
-            }
+            Coding::Zstd => zstd_raw(data),
             #[cfg(any(feature = "gzip", feature = "deflate"))]
             #[allow(unreachable_patterns)]
             flate => {
@@ -315,6 +314,30 @@ pub(crate) fn brotli_stored(data: &[u8]) -> Vec<u8> {
     bits.out
 }
 
+/// A zstd frame of `data` in raw (uncompressed) blocks (RFC 8878 §3.1.1): a single-segment
+/// frame with an 8-byte content size and no checksum, blocks of at most 128 KiB, the last one
+/// flagged (an empty `data` is one empty last block).
+#[cfg(feature = "zstd")]
+pub(crate) fn zstd_raw(data: &[u8]) -> Vec<u8> {
+    const BLOCK: usize = 128 * 1024;
+    let mut out = Vec::with_capacity(data.len() + data.len() / BLOCK * 3 + 20);
+    out.extend_from_slice(&0xFD2F_B528u32.to_le_bytes()); // magic number
+    out.push(0b1110_0000); // FCS_Field_Size 8 bytes, Single_Segment, no checksum, no dictionary
+    out.extend_from_slice(&(data.len() as u64).to_le_bytes()); // Frame_Content_Size
+    let mut blocks = data.chunks(BLOCK).peekable();
+    if blocks.peek().is_none() {
+        out.extend_from_slice(&[1, 0, 0]); // Last_Block, Raw_Block, Block_Size 0
+    }
+    while let Some(block) = blocks.next() {
+        let last = u32::from(blocks.peek().is_none());
+        // Last_Block (bit 0), Block_Type 0 = raw (bits 1-2), Block_Size (bits 3-23), LE.
+        let header = last | (block.len() as u32) << 3;
+        out.extend_from_slice(&header.to_le_bytes()[..3]);
+        out.extend_from_slice(block);
+    }
+    out
+}
+
 /// Sends `body` with `Content-Encoding: coding` as an ordinary response.
 #[cfg(any(feature = "gzip", feature = "deflate"))]
 pub(crate) async fn send_encoded(
@@ -332,6 +355,23 @@ pub(crate) async fn send_encoded(
 
 #[cfg(test)]
 mod tests {
+    /// The hand-framed zstd stream decodes, with ruzstd, to what went in.
+    #[cfg(feature = "zstd")]
+    #[test]
+    fn raw_zstd_decodes() {
+        use std::io::Read as _;
+        for len in [0, 1, 100, 128 * 1024, 128 * 1024 + 1, 300_000] {
+            let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let stream = super::zstd_raw(&data);
+            let mut back = Vec::new();
+            ruzstd::decoding::StreamingDecoder::new(&stream[..])
+                .unwrap()
+                .read_to_end(&mut back)
+                .unwrap();
+            assert!(back == data, "{len} bytes");
+        }
+    }
+
     #[cfg(feature = "brotli")]
     #[test]
     fn stored_brotli_decodes() {
