@@ -1,5 +1,5 @@
-//! HTTPS through the client, on loopback only: certificates from rcgen made at test time (a
-//! trusted CA, a good leaf for `localhost` and 127.0.0.1, an expired one, one for another
+//! HTTPS through the client, on loopback only: the committed test certificates of
+//! `tests/util/pki.rs` (a trusted CA, a good leaf for `localhost` and 127.0.0.1, an expired one, one for another
 //! name, one from an untrusted CA), served by a small blocking rustls HTTP server on plain
 //! threads (one per connection), whose faults are chosen per path.
 #![cfg(feature = "tls")]

@@ -1,5 +1,5 @@
 //! TLS on the reactor (`volley::net::tls`), against a tiny blocking rustls server on a plain
-//! thread, on loopback only. Certificates come from rcgen, made once per test binary: a CA,
+//! thread, on loopback only. Certificates are the committed ones of `tests/util/pki.rs`: a CA,
 //! a good leaf (`localhost` and IP 127.0.0.1), an expired leaf, a leaf for another name, and
 //! a leaf from a CA nobody trusts.
 #![cfg(feature = "tls")]

@@ -1,14 +1,15 @@
-//! Test certificates made with rcgen at test time, shared by `tests/tls.rs` and
-//! `tests/https.rs` (included with `#[path]`): a trusted CA, a good leaf for `localhost` and
-//! 127.0.0.1, an expired one, one for another name, and one from a CA nobody trusts.
+//! Test certificates, shared by `tests/tls.rs` and `tests/https.rs` (included with `#[path]`):
+//! a trusted CA, a good leaf for `localhost` and 127.0.0.1, an expired one, one for another
+//! name, and one from a CA nobody trusts. **TEST-ONLY**: their private keys are public.
+//!
+//! They live in `tests/data/pki/` (the CA as PEM, each leaf's certificate and PKCS#8 key as
+//! DER). They were made once with rcgen (ECDSA P-256; CAs with `keyCertSign`, leaves with
+//! `serverAuth`) and committed, so that the tests need no certificate generator: the good ones
+//! are valid from 1975 to 4096, the expired one only in 2020.
 #![allow(dead_code)]
 
 use std::sync::OnceLock;
 
-use rcgen::{
-    date_time_ymd, BasicConstraints, CertificateParams, CertifiedIssuer, DnType,
-    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
-};
 use volley::net::tls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 /// A certificate chain and its private key, for the server.
@@ -33,42 +34,30 @@ pub struct Pki {
 
 pub fn pki() -> &'static Pki {
     static PKI: OnceLock<Pki> = OnceLock::new();
-    PKI.get_or_init(|| {
-        let ca = make_ca("volley test CA");
-        let other_ca = make_ca("volley untrusted CA");
-        Pki {
-            ca_pem: ca.pem(),
-            good: make_leaf(&["localhost", "127.0.0.1"], &ca, false),
-            expired: make_leaf(&["localhost", "127.0.0.1"], &ca, true),
-            wrong_name: make_leaf(&["wrong.example"], &ca, false),
-            unknown_ca: make_leaf(&["localhost", "127.0.0.1"], &other_ca, false),
-        }
+    PKI.get_or_init(|| Pki {
+        ca_pem: include_str!("../data/pki/ca.pem").to_owned(),
+        good: leaf(
+            include_bytes!("../data/pki/good.crt.der"),
+            include_bytes!("../data/pki/good.key.der"),
+        ),
+        expired: leaf(
+            include_bytes!("../data/pki/expired.crt.der"),
+            include_bytes!("../data/pki/expired.key.der"),
+        ),
+        wrong_name: leaf(
+            include_bytes!("../data/pki/wrong_name.crt.der"),
+            include_bytes!("../data/pki/wrong_name.key.der"),
+        ),
+        unknown_ca: leaf(
+            include_bytes!("../data/pki/unknown_ca.crt.der"),
+            include_bytes!("../data/pki/unknown_ca.key.der"),
+        ),
     })
 }
 
-pub fn make_ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
-}
-
-pub fn make_leaf(names: &[&str], ca: &CertifiedIssuer<'static, KeyPair>, expired: bool) -> Leaf {
-    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-    let mut params = CertificateParams::new(names.clone()).unwrap();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, &names[0]);
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    if expired {
-        params.not_before = date_time_ymd(2020, 1, 1);
-        params.not_after = date_time_ymd(2021, 1, 1);
-    }
-    let key = KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, ca).unwrap();
+fn leaf(cert: &'static [u8], key: &'static [u8]) -> Leaf {
     Leaf {
-        chain: vec![cert.der().clone()],
-        key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        chain: vec![CertificateDer::from(cert)],
+        key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)),
     }
 }
