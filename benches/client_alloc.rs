@@ -1,8 +1,8 @@
 //! What one request costs the client in memory: the size of its futures, and the heap
 //! allocations it makes per request in steady state on a keep-alive connection.
 //!
-//! Run with `cargo bench --bench client_alloc` (a few seconds once built; pass `--quick` after
-//! `--` for fewer requests; `cargo test --benches` runs it quick and unoptimized, as a smoke
+//! Run with `cargo bench -p volley-benches --bench client_alloc` (a few seconds once built; pass `--quick` after
+//! `--` for fewer requests; `cargo test -p volley-benches --benches` runs it quick and unoptimized, as a smoke
 //! test). `-- --sites` (or `-- --sites-headers`) lists where the allocations come from.
 //!
 //! The numbers are counts, not times, so the machine's load does not change them; they can
@@ -234,7 +234,7 @@ fn size_of_future<F: Future>(future: &F) -> usize {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; without it we run as a test (`cargo test --benches`,
+    // `cargo bench` passes `--bench`; without it we run as a test (`cargo test -p volley-benches --benches`,
     // unoptimized), so only a quick smoke run. Anything else is ours.
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick") || !args.iter().any(|a| a == "--bench");

@@ -8,8 +8,8 @@
 //! `LocalSet` in between). Shared state between tasks is therefore `Send` (`Arc`, atomics), the
 //! same types on both sides.
 //!
-//! Run all of it with `cargo bench --bench runtime`, or one group with e.g.
-//! `cargo bench --bench runtime -- spawn_100k`.
+//! Run all of it with `cargo bench -p volley-benches --bench runtime`, or one group with e.g.
+//! `cargo bench -p volley-benches --bench runtime -- spawn_100k`.
 
 use std::future::{poll_fn, Future};
 use std::hint::black_box;

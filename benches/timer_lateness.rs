@@ -2,7 +2,7 @@
 //! each measuring `Instant::now() - deadline` when it wakes. A timer must never be early; the
 //! goal is "normally within 1 ms".
 //!
-//! cargo bench --bench timer_lateness
+//! cargo bench -p volley-benches --bench timer_lateness
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 fn main() {
     if std::env::args().any(|a| a == "--test" || a == "--list") {
-        return; // `cargo test --benches` only checks that this builds
+        return; // `cargo test -p volley-benches --benches` only checks that this builds
     }
     let rt = volley::Runtime::new().unwrap();
     let lateness = Rc::new(RefCell::new(Vec::new()));
