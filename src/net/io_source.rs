@@ -6,7 +6,7 @@ use std::task::{Context, Poll};
 
 use mio::event::Source;
 
-use crate::reactor::{Direction, Registration};
+use crate::rt::reactor::{Direction, Registration};
 
 /// A mio source registered with the reactor on first use. Dropping it closes the source (which
 /// removes it from epoll) and then frees its reactor slot: `io` is declared first, so it drops

@@ -20,7 +20,7 @@ use super::request::{parse_head, BodyError, BodyFraming, ChunkedDecoder, HeadErr
 use super::response::{Persistence, Response};
 use super::Shared;
 use crate::net::TcpStream;
-use crate::timer::timeout;
+use crate::rt::timeout;
 
 /// How long a TLS client has to complete its handshake.
 #[cfg(feature = "tls")]

@@ -17,9 +17,9 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::dns::packet::{encode_name, read_name, tcp_frame, TcpFrameReader, EDNS_UDP_PAYLOAD};
 use crate::net::{TcpListener, TcpStream, UdpSocket};
-use crate::runtime::context;
-use crate::task::{spawn, JoinHandle};
-use crate::timer::{sleep, Sleep};
+use crate::rt::runtime::context;
+use crate::rt::{sleep, Sleep};
+use crate::rt::{spawn, JoinHandle};
 
 /// The default TTL of answers, and the SOA's MINIMUM (the negative-caching TTL).
 const DEFAULT_TTL: u32 = 300;
@@ -728,7 +728,7 @@ impl<T> Delayed<T> {
         let ready = Instant::now() >= due || {
             let timer = self
                 .timer
-                .get_or_insert_with(|| crate::timer::sleep_until(due));
+                .get_or_insert_with(|| crate::rt::sleep_until(due));
             if timer.deadline() != due {
                 timer.reset(due);
             }

@@ -23,7 +23,7 @@ use super::json::{self, Json};
 use super::random::{clock_seed, XorShift64Star};
 use super::request::Request;
 use super::response::{http_date, Framing, Response};
-use crate::timer::sleep;
+use crate::rt::sleep;
 
 /// Every path the server answers, with what it does: the `/` page and the `httpbin` example
 /// print this list.

@@ -10,7 +10,7 @@ use super::conn::{Conn, Next};
 use super::request::Request;
 use super::response::{Framing, Persistence, Response};
 use crate::net::TcpStream;
-use crate::timer::sleep;
+use crate::rt::sleep;
 
 /// What `/fault/garbage` sends instead of a status line, before closing: bytes that no HTTP parser
 /// accepts (they start with a NUL).

@@ -168,9 +168,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::net::{TcpListener, TcpStream};
-use crate::runtime::{context, Runtime};
-use crate::task::{spawn, JoinHandle};
-use crate::timer::sleep;
+use crate::rt::runtime::context;
+use crate::rt::sleep;
+use crate::rt::Runtime;
+use crate::rt::{spawn, JoinHandle};
 
 pub use dns::{DnsBuilder, DnsServer, DnsServerStats};
 pub use endpoints::ENDPOINTS;

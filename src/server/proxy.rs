@@ -17,9 +17,9 @@ use url::{Host, Url};
 use super::codec::base64_decode;
 use super::request::{parse_head, BodyFraming, ChunkedDecoder, Request, MAX_HEADERS};
 use crate::net::{TcpListener, TcpStream};
-use crate::runtime::context;
-use crate::task::{spawn, JoinHandle};
-use crate::timer::timeout;
+use crate::rt::runtime::context;
+use crate::rt::timeout;
+use crate::rt::{spawn, JoinHandle};
 
 /// The longest request head accepted (431 beyond).
 const MAX_HEAD: usize = 64 * 1024;

@@ -19,7 +19,7 @@ use std::time::Duration;
 use mio::event::Source;
 use mio::{Events, Interest, Token};
 
-use crate::runtime::context;
+use super::runtime::context;
 
 /// The token of the `mio::Waker` that remote wakes ring.
 const WAKER_TOKEN: Token = Token(usize::MAX);

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Wake, Waker};
 
-use crate::runtime::context;
+use super::runtime::context;
 
 /// A task's identity: slot index in the low 32 bits, slot generation in the high 32 bits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

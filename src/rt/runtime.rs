@@ -27,10 +27,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use crate::executor::{Executor, Shared, TaskId};
-use crate::reactor::Reactor;
-use crate::task::{spawn_on, JoinHandle};
-use crate::timer::Timers;
+use super::executor::{Executor, Shared, TaskId};
+use super::reactor::Reactor;
+use super::task::{spawn_on, JoinHandle};
+use super::timer::Timers;
 
 /// How many tasks one loop turn polls before it looks at I/O and timers again.
 pub const MAX_POLLS_PER_TURN: usize = 256;

@@ -14,7 +14,7 @@ use std::pin::{pin, Pin};
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
-use crate::runtime::context;
+use super::runtime::context;
 
 /// Spawns a future onto the runtime running on this thread and returns a handle to its output.
 ///
@@ -46,7 +46,7 @@ where
 const INLINE_FUTURE_MAX: usize = 256;
 
 /// Wraps `future` and stores it in `executor`.
-pub(crate) fn spawn_on<F>(executor: &crate::executor::Executor, future: F) -> JoinHandle<F::Output>
+pub(crate) fn spawn_on<F>(executor: &super::executor::Executor, future: F) -> JoinHandle<F::Output>
 where
     F: Future + 'static,
     F::Output: 'static,
@@ -59,7 +59,7 @@ where
 }
 
 /// Wraps `future` in the task wrapper described in the module docs and stores it.
-fn wrap<F>(executor: &crate::executor::Executor, future: F) -> JoinHandle<F::Output>
+fn wrap<F>(executor: &super::executor::Executor, future: F) -> JoinHandle<F::Output>
 where
     F: Future + 'static,
     F::Output: 'static,

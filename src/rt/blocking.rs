@@ -15,7 +15,7 @@ use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::Duration;
 
-use crate::task::JoinError;
+use super::task::JoinError;
 
 /// The most helper threads the pool runs at once. Further jobs wait in its queue.
 pub const MAX_BLOCKING_THREADS: usize = 16;
