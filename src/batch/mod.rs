@@ -68,8 +68,7 @@ use crate::http::client::{Client, IntoUrl, Request};
 use crate::http::error::{Error, Kind, Phase};
 use crate::http::timings::{Clock, Timings};
 use crate::net::fdlimit;
-use crate::rt::JoinHandle;
-use crate::rt::{sleep_until, Sleep};
+use crate::rt::{sleep_until, JoinHandle, Sleep};
 
 /// Descriptors kept free for everything that is not a batch request.
 const FD_RESERVE: u64 = 64;

@@ -19,7 +19,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use super::runtime::context;
+use super::context;
 
 /// A timer's key: its deadline, then a sequence number to tell equal deadlines apart.
 type TimerKey = (Instant, u64);

@@ -17,9 +17,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::dns::packet::{encode_name, read_name, tcp_frame, TcpFrameReader, EDNS_UDP_PAYLOAD};
 use crate::net::{TcpListener, TcpStream, UdpSocket};
-use crate::rt::runtime::context;
-use crate::rt::{sleep, Sleep};
-use crate::rt::{spawn, JoinHandle};
+use crate::rt::{in_runtime, sleep, spawn, JoinHandle, Sleep};
 
 /// The default TTL of answers, and the SOA's MINIMUM (the negative-caching TTL).
 const DEFAULT_TTL: u32 = 300;
@@ -181,7 +179,7 @@ impl DnsBuilder {
     /// times. Only `addr`'s IP is ever bound. Fails outside a runtime, if the address cannot
     /// be bound, or if a record's name is not a valid DNS name (`InvalidInput`).
     pub fn bind(self, addr: SocketAddr) -> io::Result<DnsServer> {
-        if context::current().is_none() {
+        if !in_runtime() {
             return Err(io::Error::other(
                 "volley::server::DnsServer::bind called outside a runtime: call it inside \
                  Runtime::block_on",

@@ -168,10 +168,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::net::{TcpListener, TcpStream};
-use crate::rt::runtime::context;
-use crate::rt::sleep;
-use crate::rt::Runtime;
-use crate::rt::{spawn, JoinHandle};
+use crate::rt::{in_runtime, sleep, spawn, JoinHandle, Runtime};
 
 pub use dns::{DnsBuilder, DnsServer, DnsServerStats};
 pub use endpoints::ENDPOINTS;
@@ -385,7 +382,7 @@ impl Server {
 
     /// Like [`bind`](Server::bind), with `config`.
     pub fn bind_with(addr: SocketAddr, config: ServerConfig) -> io::Result<Server> {
-        if context::current().is_none() {
+        if !in_runtime() {
             return Err(io::Error::other(
                 "volley::server::Server::bind called outside a runtime: call it inside \
                  Runtime::block_on, or use Server::spawn_thread",

@@ -17,9 +17,7 @@ use url::{Host, Url};
 use super::codec::base64_decode;
 use super::request::{parse_head, BodyFraming, ChunkedDecoder, Request, MAX_HEADERS};
 use crate::net::{TcpListener, TcpStream};
-use crate::rt::runtime::context;
-use crate::rt::timeout;
-use crate::rt::{spawn, JoinHandle};
+use crate::rt::{in_runtime, spawn, timeout, JoinHandle};
 
 /// The longest request head accepted (431 beyond).
 const MAX_HEAD: usize = 64 * 1024;
@@ -91,7 +89,7 @@ impl ProxyBuilder {
     /// Binds `addr` (port 0 picks a free port) and starts accepting on the runtime running
     /// on this thread. Fails outside a runtime, or if the address cannot be bound.
     pub fn bind(self, addr: SocketAddr) -> io::Result<ProxyServer> {
-        if context::current().is_none() {
+        if !in_runtime() {
             return Err(io::Error::other(
                 "volley::server::ProxyServer::bind called outside a runtime: call it inside \
                  Runtime::block_on",
