@@ -45,7 +45,8 @@
 //! - `rt/task.rs`: [`spawn`], [`JoinHandle`], [`JoinError`]; `rt/blocking.rs`: [`spawn_blocking`].
 //! - `rt/reactor.rs`: `mio::Poll`, per-source edge-triggered readiness, generation-tagged
 //!   tokens.
-//! - `rt/timer.rs`: [`sleep`], [`timeout`], [`interval`], on an ordered map of deadlines.
+//! - `rt/timer.rs`, `rt/sleep.rs`: [`sleep`], [`timeout`], [`interval`], on an ordered map of
+//!   deadlines.
 //! - [`net`]: [`TcpStream`] and [`TcpListener`] with the futures [`net::Connect`],
 //!   [`net::Read`], [`net::Write`], [`net::Accept`] and friends; with the `tls` feature (on by
 //!   default), `net::tls`: rustls (sans-IO) driven on the reactor, a hand-written handshake

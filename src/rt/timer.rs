@@ -1,28 +1,23 @@
-//! Timers: [`sleep`], [`sleep_until`], [`timeout`], [`timeout_at`] and [`interval`].
+//! The timer driver: the pending deadlines of one runtime, and firing the ones that passed.
 //!
 //! Pending timers live in one ordered map keyed by `(deadline, id)`, the design of
 //! `async-io`. The first key gives the poll timeout; after each poll, the loop pops every key
-//! whose deadline has passed and wakes its task. A [`Sleep`] knows its own key, so dropping it
-//! removes exactly that entry in `O(log n)`, with no scan: this matters because most request
-//! timeouts are cancelled, never fired.
+//! whose deadline has passed and wakes its task. A timer handle (`sleep.rs`) knows its own key,
+//! so dropping it removes exactly that entry in `O(log n)`, with no scan: this matters because
+//! most request timeouts are cancelled, never fired.
 //!
-//! A timer never fires early: a [`Sleep`] is ready only when `Instant::now()` has reached its
-//! deadline, whatever woke it. It fires late by the poll's granularity (mio rounds the timeout
-//! up to the next millisecond) plus the time the loop spends on other tasks.
+//! Where it sits: at the bottom of `rt`, a driver beside the executor and the reactor. It
+//! imports no other runtime file. `context.rs` holds one [`Timers`] per runtime in `Core`,
+//! `runtime.rs` asks it for the poll timeout and fires it, and the handles in `sleep.rs` find
+//! it through the context and register with it.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
-use std::fmt;
-use std::future::{poll_fn, Future};
-use std::pin::{pin, Pin};
-use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
-
-use super::context;
+use std::task::Waker;
+use std::time::Instant;
 
 /// A timer's key: its deadline, then a sequence number to tell equal deadlines apart.
-type TimerKey = (Instant, u64);
+pub(crate) type TimerKey = (Instant, u64);
 
 /// The pending timers of one runtime.
 #[derive(Debug, Default)]
@@ -32,7 +27,7 @@ pub(crate) struct Timers {
 }
 
 impl Timers {
-    fn insert(&self, deadline: Instant, waker: Waker) -> TimerKey {
+    pub(crate) fn insert(&self, deadline: Instant, waker: Waker) -> TimerKey {
         let id = self.next_id.get();
         self.next_id.set(id + 1);
         self.pending.borrow_mut().insert((deadline, id), waker);
@@ -40,7 +35,7 @@ impl Timers {
     }
 
     /// Replaces the waker of a pending timer, unless it would wake the same task.
-    fn update(&self, key: TimerKey, waker: &Waker) {
+    pub(crate) fn update(&self, key: TimerKey, waker: &Waker) {
         if let Some(w) = self.pending.borrow_mut().get_mut(&key) {
             if !w.will_wake(waker) {
                 *w = waker.clone();
@@ -48,7 +43,7 @@ impl Timers {
         }
     }
 
-    fn remove(&self, key: TimerKey) {
+    pub(crate) fn remove(&self, key: TimerKey) {
         let removed = self.pending.borrow_mut().remove(&key);
         drop(removed); // outside the borrow
     }
@@ -80,207 +75,5 @@ impl Timers {
                 None => break,
             }
         }
-    }
-}
-
-/// A registered timer: which runtime holds it and under which key.
-#[derive(Debug)]
-struct Entry {
-    timers: Rc<Timers>,
-    key: TimerKey,
-}
-
-/// Waits until `duration` has passed.
-///
-/// The deadline is fixed when this is called, not when the future is first polled.
-pub fn sleep(duration: Duration) -> Sleep {
-    let now = Instant::now();
-    sleep_until(now.checked_add(duration).unwrap_or_else(far_future))
-}
-
-/// Waits until `deadline`.
-pub fn sleep_until(deadline: Instant) -> Sleep {
-    Sleep {
-        deadline,
-        entry: None,
-    }
-}
-
-/// About 30 years from now: the deadline of a sleep whose duration overflows `Instant`.
-fn far_future() -> Instant {
-    let now = Instant::now();
-    now.checked_add(Duration::from_secs(86400 * 365 * 30))
-        .unwrap_or(now)
-}
-
-/// A future that completes at a deadline. Made by [`sleep`] and [`sleep_until`].
-///
-/// It registers with the runtime's timers on its first poll and unregisters when it completes or
-/// is dropped, in `O(log n)`.
-#[must_use = "a Sleep does nothing unless awaited"]
-#[derive(Debug)]
-pub struct Sleep {
-    deadline: Instant,
-    /// `None` until first polled, and again after completing.
-    entry: Option<Entry>,
-}
-
-impl Sleep {
-    /// The instant this sleep completes at.
-    pub fn deadline(&self) -> Instant {
-        self.deadline
-    }
-
-    /// True once the deadline has passed.
-    pub fn is_elapsed(&self) -> bool {
-        Instant::now() >= self.deadline
-    }
-
-    /// Moves the deadline, as if the sleep had been made anew with `deadline`.
-    pub fn reset(&mut self, deadline: Instant) {
-        self.unregister();
-        self.deadline = deadline;
-    }
-
-    fn unregister(&mut self) {
-        if let Some(entry) = self.entry.take() {
-            entry.timers.remove(entry.key);
-        }
-    }
-}
-
-impl Future for Sleep {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if Instant::now() >= self.deadline {
-            self.unregister();
-            return Poll::Ready(());
-        }
-        match &self.entry {
-            Some(entry) => entry.timers.update(entry.key, cx.waker()),
-            None => {
-                let Some(timers) = context::with_current(|core| core.timers.clone()) else {
-                    panic!(
-                        "volley::sleep polled outside a runtime: await it inside Runtime::block_on"
-                    );
-                };
-                let key = timers.insert(self.deadline, cx.waker().clone());
-                self.entry = Some(Entry { timers, key });
-            }
-        }
-        // The loop wakes us once the deadline passes: it is the poll timeout or earlier.
-        Poll::Pending
-    }
-}
-
-impl Drop for Sleep {
-    fn drop(&mut self) {
-        self.unregister();
-    }
-}
-
-/// The error of [`timeout`]: the deadline passed before the future completed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Elapsed(());
-
-impl fmt::Display for Elapsed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("deadline has elapsed")
-    }
-}
-
-impl std::error::Error for Elapsed {}
-
-impl From<Elapsed> for std::io::Error {
-    fn from(_: Elapsed) -> std::io::Error {
-        std::io::ErrorKind::TimedOut.into()
-    }
-}
-
-/// Runs `future`, giving up with [`Elapsed`] if it has not completed within `duration`.
-///
-/// On timeout the inner future is dropped, which cancels whatever it was doing. The inner
-/// future is polled before the clock is checked, so one that is ready at the deadline wins.
-///
-/// This is an `async fn` rather than a named future: safe Rust cannot reach a pinned generic
-/// field without `unsafe` or a box, and `std::pin::pin!` inside an `async fn` needs neither.
-pub async fn timeout<F: Future>(duration: Duration, future: F) -> Result<F::Output, Elapsed> {
-    let now = Instant::now();
-    timeout_at(now.checked_add(duration).unwrap_or_else(far_future), future).await
-}
-
-/// Runs `future`, giving up with [`Elapsed`] if it has not completed by `deadline`.
-///
-/// Like [`timeout`], the timer is registered only if the future is pending on its first
-/// poll: an operation that completes at once costs no timer at all.
-pub async fn timeout_at<F: Future>(deadline: Instant, future: F) -> Result<F::Output, Elapsed> {
-    let mut future = pin!(future);
-    let mut deadline = sleep_until(deadline);
-    poll_fn(|cx| {
-        if let Poll::Ready(output) = future.as_mut().poll(cx) {
-            return Poll::Ready(Ok(output));
-        }
-        match Pin::new(&mut deadline).poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(Elapsed(()))),
-            Poll::Pending => Poll::Pending,
-        }
-    })
-    .await
-}
-
-/// A stream of evenly spaced instants. Made by [`interval`].
-///
-/// The first tick completes at once. If the task falls behind by more than a period, the missed
-/// ticks are skipped rather than fired in a burst, and the schedule keeps its original phase.
-#[derive(Debug)]
-pub struct Interval {
-    period: Duration,
-    sleep: Sleep,
-}
-
-/// Ticks every `period`, starting now.
-///
-/// # Panics
-///
-/// Panics if `period` is zero.
-pub fn interval(period: Duration) -> Interval {
-    assert!(period > Duration::ZERO, "interval period must be non-zero");
-    Interval {
-        period,
-        sleep: sleep_until(Instant::now()),
-    }
-}
-
-impl Interval {
-    /// Waits for the next tick and returns its scheduled instant.
-    pub async fn tick(&mut self) -> Instant {
-        poll_fn(|cx| self.poll_tick(cx)).await
-    }
-
-    /// Poll-style [`tick`](Self::tick), for hand-written futures.
-    pub fn poll_tick(&mut self, cx: &mut Context<'_>) -> Poll<Instant> {
-        if Pin::new(&mut self.sleep).poll(cx).is_pending() {
-            return Poll::Pending;
-        }
-        let tick = self.sleep.deadline();
-        let now = Instant::now();
-        let mut next = tick + self.period;
-        if next <= now {
-            // Behind schedule: skip to the first tick after now, keeping the phase.
-            let behind = now.duration_since(tick).as_nanos();
-            let periods = behind / self.period.as_nanos() + 1;
-            let skip = u32::try_from(periods).unwrap_or(u32::MAX);
-            next = tick
-                .checked_add(self.period.saturating_mul(skip))
-                .unwrap_or_else(far_future);
-        }
-        self.sleep.reset(next);
-        Poll::Ready(tick)
-    }
-
-    /// The time between ticks.
-    pub fn period(&self) -> Duration {
-        self.period
     }
 }
