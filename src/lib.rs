@@ -39,8 +39,9 @@
 //! http: Client → pool checkout or (resolve → connect) → write request → read head → body decoder
 //! ```
 //!
-//! - [`rt`], `runtime.rs`: [`Runtime`] and its loop (run ready tasks, compute the timeout, poll,
-//!   dispatch). One runtime per thread; nothing in it is `Send`, so the hot path takes no lock.
+//! - [`rt`] (`rt/runtime.rs`): [`Runtime`] and its loop (run ready tasks, compute the timeout,
+//!   poll, dispatch). One runtime per thread; nothing in it is `Send`, so the hot path takes no
+//!   lock.
 //! - `rt/executor.rs`: the task slab, the run queue and the deduplicating wakers.
 //! - `rt/task.rs`: [`spawn`], [`JoinHandle`], [`JoinError`]; `rt/blocking.rs`: [`spawn_blocking`].
 //! - `rt/reactor.rs`: `mio::Poll`, per-source edge-triggered readiness, generation-tagged
