@@ -12,7 +12,7 @@ use rustix::io::Errno;
 use socket2::{Domain, Socket, Type};
 
 use crate::net::io_source::IoSource;
-use crate::net::TcpStream;
+use crate::net::tcp_stream::TcpStream;
 use crate::rt::reactor::Direction;
 use crate::rt::{sleep, Sleep};
 
