@@ -39,13 +39,15 @@
 //! http: Client → pool checkout or (resolve → connect) → write request → read head → body decoder
 //! ```
 //!
-//! - [`runtime`]: [`Runtime`] and its loop (run ready tasks, compute the timeout, poll,
-//!   dispatch). One runtime per thread; nothing in it is `Send`, so the hot path takes no lock.
-//! - `executor` (private): the task slab, the run queue and the deduplicating wakers.
-//! - [`task`]: [`spawn`], [`JoinHandle`], [`JoinError`]; `blocking`: [`spawn_blocking`].
-//! - `reactor` (private): `mio::Poll`, per-source edge-triggered readiness, generation-tagged
+//! - [`rt`] (`rt/runtime.rs`): [`Runtime`] and its loop (run ready tasks, compute the timeout,
+//!   poll, dispatch). One runtime per thread; nothing in it is `Send`, so the hot path takes no
+//!   lock.
+//! - `rt/executor.rs`: the task slab, the run queue and the deduplicating wakers.
+//! - `rt/task.rs`: [`spawn`], [`JoinHandle`], [`JoinError`]; `rt/blocking.rs`: [`spawn_blocking`].
+//! - `rt/reactor.rs`: `mio::Poll`, per-source edge-triggered readiness, generation-tagged
 //!   tokens.
-//! - [`timer`]: [`sleep`], [`timeout`], [`interval`], on an ordered map of deadlines.
+//! - `rt/timer.rs`, `rt/sleep.rs`: [`sleep`], [`timeout`], [`interval`], on an ordered map of
+//!   deadlines.
 //! - [`net`]: [`TcpStream`] and [`TcpListener`] with the futures [`net::Connect`],
 //!   [`net::Read`], [`net::Write`], [`net::Accept`] and friends; with the `tls` feature (on by
 //!   default), `net::tls`: rustls (sans-IO) driven on the reactor, a hand-written handshake
@@ -112,29 +114,16 @@
 #![warn(missing_debug_implementations, rust_2018_idioms)]
 
 pub mod batch;
-mod blocking;
 // The reactor-native resolver: sans-IO pieces and `NativeResolver`. Some of the sans-IO
 // helpers are used only by tests and the fuzz targets.
 #[allow(dead_code)]
 mod dns;
-mod executor;
-mod fdlimit;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 mod http;
 pub mod net;
-mod reactor;
-pub mod runtime;
-/// The runtime's probes (merged with the `rt` layer).
-pub mod rt {
-    /// Whether a volley runtime is running on this thread, inside `block_on`.
-    pub fn in_runtime() -> bool {
-        crate::runtime::context::current().is_some()
-    }
-}
-pub mod task;
-pub mod timer;
+pub mod rt;
 
 pub use crate::dns::resolver::{DnsStats, NativeResolver, MAX_DATAGRAMS as DNS_MAX_DATAGRAMS};
 pub use crate::http::client::{
@@ -156,9 +145,9 @@ pub use batch::{
     Batch, BatchReport, BatchStream, BatchSummary, FetchResult, Fetched, IntoRequest,
     LatencyHistogram, Progress,
 };
-pub use blocking::{spawn_blocking, BlockingTask, BLOCKING_KEEP_ALIVE, MAX_BLOCKING_THREADS};
-pub use fdlimit::raise_fd_limit;
+pub use net::fdlimit::raise_fd_limit;
 pub use net::{TcpListener, TcpStream, UdpSocket};
-pub use runtime::{Runtime, RuntimeStats};
-pub use task::{spawn, JoinError, JoinHandle};
-pub use timer::{interval, sleep, sleep_until, timeout, timeout_at, Elapsed, Interval, Sleep};
+pub use rt::{
+    interval, sleep, sleep_until, spawn, spawn_blocking, timeout, timeout_at, BlockingTask,
+    Elapsed, Interval, JoinError, JoinHandle, Runtime, RuntimeStats, Sleep,
+};

@@ -596,7 +596,7 @@ fn spawn_blocking_returns_value() {
 #[test]
 fn spawn_blocking_many_jobs() {
     let rt = Runtime::new().unwrap();
-    let n = volley::MAX_BLOCKING_THREADS * 3;
+    let n = volley::rt::MAX_BLOCKING_THREADS * 3;
     let results = block_on_bounded(&rt, 30, async move {
         let jobs: Vec<_> = (0..n)
             .map(|i| {

@@ -64,12 +64,11 @@ use url::Url;
 
 pub use histogram::LatencyHistogram;
 
-use crate::fdlimit;
 use crate::http::client::{Client, IntoUrl, Request};
 use crate::http::error::{Error, Kind, Phase};
 use crate::http::timings::{Clock, Timings};
-use crate::task::JoinHandle;
-use crate::timer::{sleep_until, Sleep};
+use crate::net::fdlimit;
+use crate::rt::{sleep_until, JoinHandle, Sleep};
 
 /// Descriptors kept free for everything that is not a batch request.
 const FD_RESERVE: u64 = 64;

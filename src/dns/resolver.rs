@@ -95,7 +95,7 @@ use super::packet::{
 };
 use crate::http::dns::{Resolve, Resolving};
 use crate::net::{TcpStream, UdpSocket};
-use crate::timer::timeout_at;
+use crate::rt::timeout_at;
 
 /// The most datagrams read in one try before giving up on it, so a flood of junk cannot
 /// keep a lookup busy.

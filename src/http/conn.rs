@@ -284,7 +284,7 @@ impl Deadlines {
         let Some((after, end)) = self.earliest(phase, Instant::now()) else {
             return Ok(future.await);
         };
-        crate::timer::timeout_at(end, future)
+        crate::rt::timeout_at(end, future)
             .await
             .map_err(|_| Error::new(Kind::Timeout { phase, after }).with_url(url))
     }
@@ -408,7 +408,7 @@ struct Attempt {
     addr: SocketAddr,
     connect: crate::net::Connect,
     /// The connect timeout or the total one, whichever ends first, with its setting.
-    deadline: Option<(Duration, crate::timer::Sleep)>,
+    deadline: Option<(Duration, crate::rt::Sleep)>,
 }
 
 /// How an attempt ended, when it did not connect.
@@ -423,7 +423,7 @@ impl Attempt {
     fn start(addr: SocketAddr, deadlines: &Deadlines) -> Attempt {
         let deadline = deadlines
             .earliest(Phase::Connect, Instant::now())
-            .map(|(after, end)| (after, crate::timer::sleep_until(end)));
+            .map(|(after, end)| (after, crate::rt::sleep_until(end)));
         Attempt {
             addr,
             connect: TcpStream::connect(addr),
@@ -484,7 +484,7 @@ async fn happy_eyeballs(
     let mut pending = order.next();
     let mut attempts: Vec<Attempt> = Vec::new();
     let mut tried = 0;
-    let mut next_start = crate::timer::sleep_until(Instant::now());
+    let mut next_start = crate::rt::sleep_until(Instant::now());
     let mut last: Option<Error> = None;
     poll_fn(|cx| loop {
         // Start the next attempt if it is due: the first one, the delay passed, or nothing is

@@ -1,12 +1,17 @@
 //! [`IoSource`]: a mio source, its registration, and the one retry-until-`WouldBlock` loop
 //! that every socket operation goes through.
+//!
+//! It sits above the runtime's `context.rs`: on a socket's first use it looks up the current
+//! runtime's reactor there and registers with it, so that the reactor itself never needs to
+//! know which runtime is current.
 
 use std::io;
 use std::task::{Context, Poll};
 
 use mio::event::Source;
 
-use crate::reactor::{Direction, Registration};
+use crate::rt::context;
+use crate::rt::reactor::{Direction, Registration};
 
 /// A mio source registered with the reactor on first use. Dropping it closes the source (which
 /// removes it from epoll) and then frees its reactor slot: `io` is declared first, so it drops
@@ -37,7 +42,15 @@ impl<S: Source> IoSource<S> {
     fn registered(&mut self) -> io::Result<(&S, &Registration)> {
         let registration = match &mut self.registration {
             Some(registration) => registration,
-            slot @ None => slot.insert(Registration::new(&mut self.io, self.assume_ready)?),
+            slot @ None => {
+                let reactor =
+                    context::with_current(|core| core.reactor.clone()).ok_or_else(|| {
+                        io::Error::other(
+                            "volley I/O used outside a runtime: use it inside Runtime::block_on",
+                        )
+                    })?;
+                slot.insert(Registration::new(reactor, &mut self.io, self.assume_ready)?)
+            }
         };
         Ok((&self.io, registration))
     }

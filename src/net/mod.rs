@@ -4,7 +4,11 @@
 //!
 //! Every operation goes through one loop (in `io_source.rs`): try the syscall; on
 //! `WouldBlock`, clear the readiness and wait for the reactor to report it again.
+//!
+//! `fdlimit.rs` raises the descriptor limit ([`raise_fd_limit`](crate::raise_fd_limit)) and
+//! tells how many descriptors are left, for the batch layer's admission.
 
+pub(crate) mod fdlimit;
 mod io_source;
 mod stream_futures;
 mod tcp_listener;

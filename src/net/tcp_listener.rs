@@ -12,9 +12,9 @@ use rustix::io::Errno;
 use socket2::{Domain, Socket, Type};
 
 use crate::net::io_source::IoSource;
-use crate::net::TcpStream;
-use crate::reactor::Direction;
-use crate::timer::{sleep, Sleep};
+use crate::net::tcp_stream::TcpStream;
+use crate::rt::reactor::Direction;
+use crate::rt::{sleep, Sleep};
 
 /// The listen backlog [`TcpListener::bind`] asks for. The kernel caps it at
 /// `net.core.somaxconn` (4096 on current Linux). A burst of thousands of connects needs it:

@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use crate::net::io_source::IoSource;
-use crate::reactor::Direction;
+use crate::rt::reactor::Direction;
 
 /// A non-blocking TCP connection driven by the runtime's reactor.
 ///

@@ -48,7 +48,7 @@ use rustls::{
     RootCertStore, ServerConfig, ServerConnection, SignatureScheme,
 };
 
-use crate::net::TcpStream;
+use crate::net::tcp_stream::TcpStream;
 
 /// The rustls crate this module is built on, for [`TlsConnector::from_config`] and for the
 /// types [`TlsStream::connection`] and [`rustls_error`] hand out.

@@ -9,6 +9,11 @@
 //! that direction. Only an operation that returns `WouldBlock` *clears* the bit, so a task keeps
 //! reading or writing until the kernel says stop, as mio requires. Spurious events are harmless:
 //! the next operation simply returns `WouldBlock` again.
+//!
+//! Where it sits: at the bottom of `rt`, a driver beside the executor and the timer driver. It
+//! imports no other runtime file and never asks which runtime is current: [`Registration::new`]
+//! takes the reactor to register with, and `net/io_source.rs`, which sits above
+//! `context.rs`, looks up the current runtime's reactor on a socket's first use.
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -18,8 +23,6 @@ use std::time::Duration;
 
 use mio::event::Source;
 use mio::{Events, Interest, Token};
-
-use crate::runtime::context;
 
 /// The token of the `mio::Waker` that remote wakes ring.
 const WAKER_TOKEN: Token = Token(usize::MAX);
@@ -203,15 +206,16 @@ pub(crate) struct Registration {
 }
 
 impl Registration {
-    /// Registers `source` for reading and writing with the running runtime's reactor.
+    /// Registers `source` for reading and writing with `reactor`.
     ///
     /// `ready` says which directions to assume ready before the first event: an accepted or
     /// connected socket may already have data, and trying costs one syscall, while a socket
     /// still connecting must wait for its first event.
-    pub(crate) fn new(source: &mut impl Source, ready: &[Direction]) -> io::Result<Registration> {
-        let reactor = context::with_current(|core| core.reactor.clone()).ok_or_else(|| {
-            io::Error::other("volley I/O used outside a runtime: use it inside Runtime::block_on")
-        })?;
+    pub(crate) fn new(
+        reactor: Rc<Reactor>,
+        source: &mut impl Source,
+        ready: &[Direction],
+    ) -> io::Result<Registration> {
         let index = {
             let mut slab = reactor.slab.borrow_mut();
             let index = match slab.free.pop() {

@@ -1,87 +1,25 @@
-//! Timers: [`sleep`], [`sleep_until`], [`timeout`], [`timeout_at`] and [`interval`].
+//! Timer handles: [`sleep`], [`sleep_until`], [`timeout`], [`timeout_at`] and [`interval`],
+//! all on the hand-written [`Sleep`] future.
 //!
-//! Pending timers live in one ordered map keyed by `(deadline, id)`, the design of
-//! `async-io`. The first key gives the poll timeout; after each poll, the loop pops every key
-//! whose deadline has passed and wakes its task. A [`Sleep`] knows its own key, so dropping it
-//! removes exactly that entry in `O(log n)`, with no scan: this matters because most request
-//! timeouts are cancelled, never fired.
+//! A [`Sleep`] registers with the current runtime's timer driver (`timer.rs`) on its first
+//! poll, and keeps its key there, so dropping it removes exactly its entry in `O(log n)`.
 //!
 //! A timer never fires early: a [`Sleep`] is ready only when `Instant::now()` has reached its
 //! deadline, whatever woke it. It fires late by the poll's granularity (mio rounds the timeout
 //! up to the next millisecond) plus the time the loop spends on other tasks.
+//!
+//! Where it sits: above `context.rs`, which a [`Sleep`]'s first poll asks for the current
+//! runtime's timers, and above the timer driver it registers with; neither imports it back.
 
-use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use crate::runtime::context;
-
-/// A timer's key: its deadline, then a sequence number to tell equal deadlines apart.
-type TimerKey = (Instant, u64);
-
-/// The pending timers of one runtime.
-#[derive(Debug, Default)]
-pub(crate) struct Timers {
-    pending: RefCell<BTreeMap<TimerKey, Waker>>,
-    next_id: Cell<u64>,
-}
-
-impl Timers {
-    fn insert(&self, deadline: Instant, waker: Waker) -> TimerKey {
-        let id = self.next_id.get();
-        self.next_id.set(id + 1);
-        self.pending.borrow_mut().insert((deadline, id), waker);
-        (deadline, id)
-    }
-
-    /// Replaces the waker of a pending timer, unless it would wake the same task.
-    fn update(&self, key: TimerKey, waker: &Waker) {
-        if let Some(w) = self.pending.borrow_mut().get_mut(&key) {
-            if !w.will_wake(waker) {
-                *w = waker.clone();
-            }
-        }
-    }
-
-    fn remove(&self, key: TimerKey) {
-        let removed = self.pending.borrow_mut().remove(&key);
-        drop(removed); // outside the borrow
-    }
-
-    pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.pending.borrow().first_key_value().map(|(k, _)| k.0)
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.pending.borrow().len()
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.pending.borrow().is_empty()
-    }
-
-    /// Wakes and removes every timer whose deadline is at or before `now`.
-    pub(crate) fn fire(&self, now: Instant) {
-        loop {
-            let due = {
-                let mut pending = self.pending.borrow_mut();
-                match pending.first_key_value() {
-                    Some((key, _)) if key.0 <= now => pending.pop_first(),
-                    _ => None,
-                }
-            };
-            match due {
-                Some((_, waker)) => waker.wake(),
-                None => break,
-            }
-        }
-    }
-}
+use super::context;
+use super::timer::{TimerKey, Timers};
 
 /// A registered timer: which runtime holds it and under which key.
 #[derive(Debug)]

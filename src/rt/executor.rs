@@ -10,21 +10,54 @@
 //! once. The executor clears the flag just before it polls, so a wake during the poll queues the
 //! task again.
 //!
-//! A wake on the runtime's own thread pushes the id onto the local run queue through the
-//! thread-local context, with no lock. A wake from any other thread pushes onto
-//! [`Shared::remote`], a mutex-guarded list, and interrupts a sleeping `mio::Poll` through the
-//! `mio::Waker`.
+//! A wake on the runtime's own thread pushes the id onto the local run queue, with no lock:
+//! it finds the queue through [`RUNNING`], this file's thread-local pointer to the executor that
+//! `block_on` is running on this thread (one thread-local access per wake). A wake from any
+//! other thread, or for another runtime's task, pushes onto [`Shared::remote`], a mutex-guarded
+//! list, and interrupts a sleeping `mio::Poll` through the `mio::Waker`.
+//!
+//! Where it sits: at the bottom of `rt`, a driver beside the reactor and the timer driver. It
+//! imports no other runtime file. `context.rs` holds it in `Core` and calls [`enter`] when it
+//! enters, so that [`RUNNING`] is set and restored by the same guard as the current runtime.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::mem;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Wake, Waker};
 
-use crate::runtime::context;
+thread_local! {
+    /// The executor `block_on` is running on this thread, if any: where a wake on this thread
+    /// queues its task. Set and restored by [`enter`].
+    static RUNNING: RefCell<Option<Rc<Executor>>> = const { RefCell::new(None) };
+}
+
+/// Restores the previous [`RUNNING`] executor when dropped, also during a panic.
+#[derive(Debug)]
+pub(crate) struct Entered {
+    previous: Option<Rc<Executor>>,
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        let _ = RUNNING.try_with(|r| *r.borrow_mut() = previous);
+    }
+}
+
+/// Makes `executor` the one that wakes on this thread queue onto, until the guard drops.
+/// Called by `context::enter` and `context::enter_for_drop`, with the runtime's own executor.
+pub(crate) fn enter(executor: &Rc<Executor>) -> Entered {
+    let previous = RUNNING
+        .try_with(|r| r.borrow_mut().replace(executor.clone()))
+        .ok()
+        .flatten();
+    Entered { previous }
+}
 
 /// A task's identity: slot index in the low 32 bits, slot generation in the high 32 bits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,15 +133,20 @@ impl Wake for TaskWaker {
         if self.scheduled.swap(true, Ordering::AcqRel) {
             return; // already queued; it will be polled once
         }
-        let queued_locally = context::with_current(|core| {
-            if Arc::ptr_eq(&core.executor.shared, &self.shared) {
-                core.executor.run_queue.borrow_mut().push_back(self.id);
-                true
-            } else {
-                false
+        let queued_locally = RUNNING.try_with(|running| {
+            let Ok(running) = running.try_borrow() else {
+                return false;
+            };
+            match running.as_deref() {
+                Some(executor) if Arc::ptr_eq(&executor.shared, &self.shared) => {
+                    executor.run_queue.borrow_mut().push_back(self.id);
+                    true
+                }
+                _ => false,
             }
         });
-        if queued_locally != Some(true) {
+        // `Err`: the thread-local is gone (this thread is exiting); queue remotely.
+        if !queued_locally.unwrap_or(false) {
             self.shared.push_remote(self.id);
         }
     }
@@ -147,7 +185,7 @@ struct TaskSlab {
 
 /// The executor of one runtime.
 pub(crate) struct Executor {
-    pub(crate) shared: Arc<Shared>,
+    shared: Arc<Shared>,
     /// Woken task ids in wake order. Only the runtime's thread touches it.
     pub(crate) run_queue: RefCell<VecDeque<TaskId>>,
     tasks: RefCell<TaskSlab>,

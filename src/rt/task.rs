@@ -4,6 +4,10 @@
 //! drops it under `catch_unwind` too, checks the abort flag before each poll, and writes the outcome into a `JoinState` shared
 //! with the [`JoinHandle`]. The wrapper is what the executor stores; the handle only reads the
 //! shared state. Dropping the handle detaches the task; it keeps running.
+//!
+//! Where it sits: above `context.rs`, which [`spawn`] asks for the current runtime, and above
+//! the executor, which stores the wrapper. `runtime.rs` (for `Runtime::spawn`) and
+//! `blocking.rs` (for [`JoinError`]) import it; it imports neither back.
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -14,7 +18,8 @@ use std::pin::{pin, Pin};
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
-use crate::runtime::context;
+use super::context;
+use super::executor::Executor;
 
 /// Spawns a future onto the runtime running on this thread and returns a handle to its output.
 ///
@@ -46,7 +51,7 @@ where
 const INLINE_FUTURE_MAX: usize = 256;
 
 /// Wraps `future` and stores it in `executor`.
-pub(crate) fn spawn_on<F>(executor: &crate::executor::Executor, future: F) -> JoinHandle<F::Output>
+pub(crate) fn spawn_on<F>(executor: &Executor, future: F) -> JoinHandle<F::Output>
 where
     F: Future + 'static,
     F::Output: 'static,
@@ -59,7 +64,7 @@ where
 }
 
 /// Wraps `future` in the task wrapper described in the module docs and stores it.
-fn wrap<F>(executor: &crate::executor::Executor, future: F) -> JoinHandle<F::Output>
+fn wrap<F>(executor: &Executor, future: F) -> JoinHandle<F::Output>
 where
     F: Future + 'static,
     F::Output: 'static,

@@ -2,9 +2,9 @@
 //!
 //! # The loop
 //!
-//! `block_on` enters the runtime (sets the thread-local context that [`spawn`](crate::spawn),
-//! the I/O types and the timers find it through) and turns this loop until its own future
-//! completes:
+//! `block_on` enters the runtime (sets the thread-local context, `context.rs`, that
+//! [`spawn`](crate::spawn), the I/O types and the timers find it through) and turns this loop
+//! until its own future completes:
 //!
 //! 1. **Run ready tasks.** Pop woken task ids and poll each task once, the `block_on` future
 //!    included, up to [`MAX_POLLS_PER_TURN`] so that I/O is never starved by tasks that keep
@@ -17,8 +17,11 @@
 //!
 //! A runtime belongs to the thread that created it: nothing in it is `Send`, and no lock is
 //! taken on the hot path. Only wakers cross threads. Run one runtime per core for more.
+//!
+//! Where it sits: at the top of `rt`. It builds the three drivers (`executor.rs`, `reactor.rs`,
+//! `timer.rs`), holds them in a `context::Core`, enters the context, and spawns through
+//! `task.rs`. No other file imports it; the public items are re-exported by `rt/mod.rs`.
 
-use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::pin::pin;
@@ -27,21 +30,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use crate::executor::{Executor, Shared, TaskId};
-use crate::reactor::Reactor;
-use crate::task::{spawn_on, JoinHandle};
-use crate::timer::Timers;
+use super::context::{self, Core};
+use super::executor::{Executor, Shared, TaskId};
+use super::reactor::Reactor;
+use super::task::{spawn_on, JoinHandle};
+use super::timer::Timers;
 
 /// How many tasks one loop turn polls before it looks at I/O and timers again.
 pub const MAX_POLLS_PER_TURN: usize = 256;
-
-/// Everything one runtime owns. Shared through `Rc` by the runtime and its thread-local context.
-#[derive(Debug)]
-pub(crate) struct Core {
-    pub(crate) executor: Executor,
-    pub(crate) reactor: Rc<Reactor>,
-    pub(crate) timers: Rc<Timers>,
-}
 
 /// A single-threaded async runtime: a task executor, a `mio` reactor and timers.
 ///
@@ -83,7 +79,7 @@ impl Runtime {
         let shared = Arc::new(Shared::new(reactor.poll_waker()?));
         Ok(Runtime {
             core: Rc::new(Core {
-                executor: Executor::new(shared),
+                executor: Rc::new(Executor::new(shared)),
                 reactor: Rc::new(reactor),
                 timers: Rc::new(Timers::default()),
             }),
@@ -171,64 +167,5 @@ impl Drop for Runtime {
         // Destructors of tasks may spawn, sleep or touch I/O: let them find this runtime.
         let _entered = context::enter_for_drop(&self.core);
         self.core.executor.shutdown();
-    }
-}
-
-/// The thread-local pointer to the running runtime.
-pub(crate) mod context {
-    use super::*;
-
-    thread_local! {
-        static CURRENT: RefCell<Option<Rc<Core>>> = const { RefCell::new(None) };
-    }
-
-    /// Restores the previous context when dropped, also during a panic.
-    pub(crate) struct Entered {
-        previous: Option<Rc<Core>>,
-    }
-
-    impl Drop for Entered {
-        fn drop(&mut self) {
-            let previous = self.previous.take();
-            let _ = CURRENT.try_with(|c| *c.borrow_mut() = previous);
-        }
-    }
-
-    /// Makes `core` the current runtime for `block_on`.
-    pub(crate) fn enter(core: &Rc<Core>) -> Entered {
-        CURRENT.with(|c| {
-            let mut c = c.borrow_mut();
-            assert!(
-                c.is_none(),
-                "Runtime::block_on called inside a running runtime; spawn the future instead"
-            );
-            *c = Some(core.clone());
-        });
-        Entered { previous: None }
-    }
-
-    /// Makes `core` current while the runtime drops its tasks, whatever was current before.
-    pub(crate) fn enter_for_drop(core: &Rc<Core>) -> Entered {
-        let previous = CURRENT
-            .try_with(|c| c.borrow_mut().replace(core.clone()))
-            .ok()
-            .flatten();
-        Entered { previous }
-    }
-
-    /// The running runtime, if any.
-    pub(crate) fn current() -> Option<Rc<Core>> {
-        CURRENT
-            .try_with(|c| c.try_borrow().ok().and_then(|c| c.clone()))
-            .ok()
-            .flatten()
-    }
-
-    /// Calls `f` with the running runtime, without touching its refcount.
-    pub(crate) fn with_current<R>(f: impl FnOnce(&Core) -> R) -> Option<R> {
-        CURRENT
-            .try_with(|c| c.try_borrow().ok().and_then(|c| c.as_deref().map(f)))
-            .ok()
-            .flatten()
     }
 }

@@ -4,6 +4,10 @@
 //! [`MAX_BLOCKING_THREADS`], and exit after [`BLOCKING_KEEP_ALIVE`] without work, so an idle
 //! program has no helper threads at all. The result travels back through a mutex-guarded slot,
 //! and the helper wakes the waiting task through its waker, which interrupts the loop's poll.
+//!
+//! Where it sits: beside the other handles, above `task.rs`, whose [`JoinError`] reports a
+//! panicking job. It needs no runtime: the pool is process-wide and the waker finds the task's
+//! executor on its own, so it imports neither `context.rs` nor a driver.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -15,7 +19,7 @@ use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::Duration;
 
-use crate::task::JoinError;
+use super::task::JoinError;
 
 /// The most helper threads the pool runs at once. Further jobs wait in its queue.
 pub const MAX_BLOCKING_THREADS: usize = 16;
