@@ -118,12 +118,12 @@ pub mod batch;
 // helpers are used only by tests and the fuzz targets.
 #[allow(dead_code)]
 mod dns;
-#[cfg(any(test, feature = "fuzzing"))]
-#[doc(hidden)]
-pub mod fuzzing;
 mod http;
 pub mod net;
 pub mod rt;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod testing;
 
 pub use crate::dns::resolver::{DnsStats, NativeResolver, MAX_DATAGRAMS as DNS_MAX_DATAGRAMS};
 pub use crate::http::client::{

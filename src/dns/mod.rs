@@ -3,7 +3,6 @@
 //! - `packet`: build queries and parse responses (RFC 1035, RFC 3596), DNS-over-TCP framing.
 //! - `conf`: `/etc/resolv.conf` and the search-list order of glibc.
 //! - `hosts`: `/etc/hosts`.
-//! - `testing` (tests only): the responder side, to build responses.
 //! - `resolver`: [`NativeResolver`](crate::NativeResolver), the stub resolver that sends
 //!   those queries over UDP and TCP on the reactor (the only part doing I/O).
 
@@ -13,5 +12,3 @@ pub(crate) mod packet;
 #[cfg(test)]
 mod props;
 pub(crate) mod resolver;
-#[cfg(test)]
-pub(crate) mod testing;

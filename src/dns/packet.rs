@@ -779,7 +779,7 @@ impl TcpFrameReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dns::testing::{RData, Response};
+    use crate::testing::dns_responder::{RData, Response};
 
     const ID: u16 = 0x1234;
 

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 
 use super::packet::{encode_name, parse_response, DnsError, QType, Query, Question};
-use super::testing::{parse_query, RData, Response};
+use crate::testing::dns_responder::{parse_query, RData, Response};
 
 /// Cases per property. The module runs in about a second in a debug build.
 const CASES: u32 = 512;

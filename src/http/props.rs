@@ -3,7 +3,7 @@
 //! to what was encoded.
 //!
 //! The drivers that feed them the way the client does, and compare a stream read whole with
-//! the same stream read in pieces, live in [`crate::fuzzing`], shared with the fuzz targets
+//! the same stream read in pieces, live in [`crate::testing::fuzz`], shared with the fuzz targets
 //! in `fuzz/`. The fuzzers' seed corpora and any regressions they found are replayed here
 //! too.
 
@@ -12,7 +12,7 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 
 use super::body::Framing;
-use crate::fuzzing::{check_body, check_head, read_body, BodyEnd, BodyOutcome, HeadOutcome};
+use crate::testing::fuzz::{check_body, check_head, read_body, BodyEnd, BodyOutcome, HeadOutcome};
 
 /// Cases per property. The whole module runs in a few seconds in a debug build.
 const CASES: u32 = 256;
@@ -637,8 +637,8 @@ proptest! {
     /// The fuzz entry points themselves never panic on arbitrary input.
     #[test]
     fn fuzz_entry_points_hold(data in vec(any::<u8>(), 0..400)) {
-        crate::fuzzing::head(&data);
-        crate::fuzzing::body(&data);
+        crate::testing::fuzz::head(&data);
+        crate::testing::fuzz::body(&data);
     }
 }
 
@@ -663,8 +663,8 @@ fn fuzz_corpora_replay() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
     let mut replayed = 0;
     for (target, run) in [
-        ("head", crate::fuzzing::head as fn(&[u8])),
-        ("body", crate::fuzzing::body),
+        ("head", crate::testing::fuzz::head as fn(&[u8])),
+        ("body", crate::testing::fuzz::body),
     ] {
         for dir in ["seeds", "regressions"] {
             let Ok(entries) = std::fs::read_dir(root.join(dir).join(target)) else {
@@ -687,7 +687,7 @@ fn fuzz_corpora_replay() {
 /// (found by comparing split and whole streams; it used to depend on how bytes arrived).
 #[test]
 fn a_late_parse_error_is_malformed_not_a_close() {
-    use crate::fuzzing::{pieces, read_head, Feed};
+    use crate::testing::fuzz::{pieces, read_head, Feed};
     let stream = b"HTTX";
     let whole = read_head(&[stream], 1024, Feed::Client);
     assert!(

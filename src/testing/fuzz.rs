@@ -1060,7 +1060,7 @@ mod tests {
     /// 0x1235 (found by the fuzzer in the harness itself; the parser was right).
     #[test]
     fn dns_another_id_is_the_messages_plus_one() {
-        use crate::dns::testing::{RData, Response};
+        use crate::testing::dns_responder::{RData, Response};
         let msg = Response::to(0x1235, "www.example.com", 1)
             .answer(
                 "www.example.com",
@@ -1084,7 +1084,7 @@ mod tests {
     /// `MAX_CNAME_HOPS` is followed, one more is refused.
     #[test]
     fn dns_model_on_long_chains() {
-        use crate::dns::testing::{RData, Response};
+        use crate::testing::dns_responder::{RData, Response};
         for hops in [MAX_CNAME_HOPS, MAX_CNAME_HOPS + 1] {
             let mut response = Response::to(7, "h0.example", 1);
             for i in 0..hops {
