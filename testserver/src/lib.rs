@@ -1,4 +1,7 @@
-//! An embedded httpbin-like HTTP/1.1 test server, with fault endpoints, on volley's own runtime.
+//! volley's test server: an httpbin-like HTTP/1.1 server with fault endpoints, a forward
+//! proxy and a DNS server, on volley's own runtime. Not published: volley's tests, examples
+//! and benchmarks use it as a dev-dependency (as tokio's tests use `tokio-test`), and it uses
+//! only volley's public API.
 //!
 //! It answers the common [httpbin](https://httpbin.org) endpoints with httpbin's JSON shapes,
 //! the seed's tornado endpoint `/add`, and a set of `/fault/...` endpoints that each break the
@@ -132,6 +135,10 @@
 //! | `/fault/bad-gzip?flaw=header` | a gzip body of `this gzip body is broken on purpose\n` with one flaw: `header` (a wrong magic byte), `crc` (the trailer's CRC-32), `size` (the trailer's length) or `data` (the deflate data replaced by `0xff` bytes); keep-alive as usual |
 //! | `/fault/gzip-truncated?cut=4` | that gzip body without its last `cut` bytes, with a `Content-Length` of what is sent: complete for HTTP, cut short for gzip |
 //! | `/fault/bad-deflate` | `Content-Encoding: deflate` on bytes that are not deflate data |
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![warn(missing_debug_implementations, rust_2018_idioms)]
 
 mod codec;
 #[cfg(any(
