@@ -21,12 +21,12 @@ use url::Url;
 #[cfg(feature = "tls")]
 use super::conn::start_tls;
 use super::conn::{connect, read_head, send_request, Conn, Deadlines, Sent};
-use super::decode::{self, Codings};
 use super::dns::{resolve, DnsCache, Names, Resolve, Resolver};
-use super::encode::{basic_auth_from_url, encode_head};
 use super::error::{Error, Kind, Phase};
-use super::head::{framing, has_token};
 use super::pool::{checkout, IdlePool, PoolKey};
+use super::proto::decode::{self, Codings};
+use super::proto::encode::{basic_auth_from_url, encode_head};
+use super::proto::head::{framing, has_token};
 use super::proxy::{open_tunnel, ProxyConfig};
 use super::redirect::{self, Policy};
 use super::response::{BodySource, Response};

@@ -1,17 +1,12 @@
 //! The HTTP/1.1 client: sans-IO request encoder, head parser and body decoder, plus the
 //! driver that moves bytes between them and a [`TcpStream`](crate::TcpStream).
 
-pub(crate) mod body;
 pub(crate) mod client;
 pub(crate) mod conn;
-pub(crate) mod decode;
 pub(crate) mod dns;
-pub(crate) mod encode;
 pub(crate) mod error;
-pub(crate) mod head;
 pub(crate) mod pool;
-#[cfg(test)]
-mod props;
+pub(crate) mod proto;
 pub(crate) mod proxy;
 pub mod redirect;
 pub(crate) mod response;

@@ -31,9 +31,9 @@ use url::{Host, Url};
 
 use super::client::ClientBuilder;
 use super::conn::{read_head, send_request, Conn, Deadlines};
-use super::encode::{basic_auth_from_url, basic_auth_value, Target};
 use super::error::{Error, Kind, Phase};
 use super::pool::PoolKey;
+use super::proto::encode::{basic_auth_from_url, basic_auth_value, Target};
 use super::timings::Clock;
 
 /// A proxy to send requests through: an HTTP proxy for `http://` URLs, `https://` URLs, or

@@ -7,13 +7,13 @@ use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, StatusCode, Version};
 use url::Url;
 
-use super::body::{BodyDecoder, BodyError, Framing};
 use super::client::Client;
 use super::conn::{body_buffer_limit, Conn, Deadlines};
-use super::decode::{response_coding, Codings, DecodeError, Decoder};
 use super::error::{Error, Kind, Limit, Phase};
-use super::head::{BodyPlan, ResponseHead};
 use super::pool::PoolKey;
+use super::proto::body::{BodyDecoder, BodyError, Framing};
+use super::proto::decode::{response_coding, Codings, DecodeError, Decoder};
+use super::proto::head::{BodyPlan, ResponseHead};
 use super::timings::{Clock, Timings};
 
 /// A response whose head has arrived. The body is read on demand with [`chunk`](Self::chunk),

@@ -20,7 +20,7 @@ use std::fmt;
 use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, RANGE};
 use http::{HeaderMap, HeaderValue};
 
-use super::client::ClientBuilder;
+use crate::http::client::ClientBuilder;
 
 /// A content coding this crate knows by name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1137,7 +1137,7 @@ mod tests {
     #[cfg(feature = "brotli")]
     #[test]
     fn brotli_decodes_across_any_split() {
-        let stream = include_bytes!("../../tests/data/lines.br");
+        let stream = include_bytes!("../../../tests/data/lines.br");
         for (piece, max) in [(1, 1), (5, 77), (4096, 65_536)] {
             let out = decode_in_pieces(Coding::Brotli, stream, piece, max).unwrap();
             assert!(out == lines(), "piece {piece}, max {max}");
@@ -1157,7 +1157,7 @@ mod tests {
     #[cfg(feature = "zstd")]
     #[test]
     fn zstd_decodes_across_any_split() {
-        let stream = include_bytes!("../../tests/data/lines.zst");
+        let stream = include_bytes!("../../../tests/data/lines.zst");
         for (piece, max) in [(1, 1), (3, 1000), (4096, 65_536)] {
             let out = decode_in_pieces(Coding::Zstd, stream, piece, max).unwrap();
             assert!(out == lines(), "piece {piece}, max {max}");
