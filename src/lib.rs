@@ -55,7 +55,7 @@
 //!   helper thread. Sans-IO pieces with table and property tests: messages (`packet.rs`:
 //!   queries, defensive response parsing with bounded decompression, TCP framing),
 //!   `resolv.conf` and the environment with glibc's search order (`conf.rs`), `/etc/hosts`
-//!   (`hosts.rs`); and `resolver.rs`, async code over [`UdpSocket`] and [`TcpStream`]: A and
+//!   (`hosts.rs`); and `native.rs`, async code over [`UdpSocket`] and [`TcpStream`]: A and
 //!   AAAA at once on one connected socket, retries across servers, TCP on truncation, a TTL
 //!   cache, and one query for concurrent lookups of a name.
 //! - `http` (private, re-exported flat): the client. Sans-IO pieces over byte slices, with
@@ -131,7 +131,7 @@ pub mod server;
 pub mod task;
 pub mod timer;
 
-pub use crate::dns::resolver::{DnsStats, NativeResolver, MAX_DATAGRAMS as DNS_MAX_DATAGRAMS};
+pub use crate::dns::native::{DnsStats, NativeResolver, MAX_DATAGRAMS as DNS_MAX_DATAGRAMS};
 pub use crate::http::client::{
     Client, ClientBuilder, IntoUrl, Request, RequestBuilder, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_HEAD, DEFAULT_POOL_IDLE_TIMEOUT, DEFAULT_READ_TIMEOUT, DEFAULT_TIMEOUT,

@@ -4,7 +4,7 @@
 //! - `conf`: `/etc/resolv.conf` and the search-list order of glibc.
 //! - `hosts`: `/etc/hosts`.
 //! - `testing` (tests only): the responder side, to build responses.
-//! - `resolver`: [`NativeResolver`](crate::NativeResolver), the stub resolver that sends
+//! - `native`: [`NativeResolver`](crate::NativeResolver), the stub resolver that sends
 //!   those queries over UDP and TCP on the reactor (the only part doing I/O).
 
 pub(crate) mod conf;
@@ -12,6 +12,6 @@ pub(crate) mod hosts;
 pub(crate) mod packet;
 #[cfg(test)]
 mod props;
-pub(crate) mod resolver;
+pub(crate) mod native;
 #[cfg(test)]
 pub(crate) mod testing;

@@ -158,7 +158,7 @@ const MAX_TAKEOVERS: usize = 16;
 ///
 /// Answers are cached for their records' TTL (negative ones for the SOA's negative TTL, at
 /// most 5 minutes), and concurrent lookups of one name share one set of queries: see "Cache
-/// and coalescing" in the docs of its source module (`src/dns/resolver.rs`). The client's
+/// and coalescing" in the docs of its source module (`src/dns/native.rs`). The client's
 /// own fixed-time cache is skipped for this resolver
 /// ([`Resolve::caches_answers`]).
 ///
