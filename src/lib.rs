@@ -136,10 +136,10 @@ pub use crate::http::client::{
     Client, ClientBuilder, IntoUrl, Request, RequestBuilder, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_HEAD, DEFAULT_POOL_IDLE_TIMEOUT, DEFAULT_READ_TIMEOUT, DEFAULT_TIMEOUT,
 };
-pub use crate::http::dns::{
+pub use crate::http::error::{CertReason, Error, Kind as ErrorKind, Limit, Phase};
+pub use crate::http::names::{
     Resolve, Resolver, Resolving, SystemResolver, DNS_CACHE_ENTRIES, DNS_TTL,
 };
-pub use crate::http::error::{CertReason, Error, Kind as ErrorKind, Limit, Phase};
 pub use crate::http::proxy::Proxy;
 pub use crate::http::redirect;
 pub use crate::http::response::Response;

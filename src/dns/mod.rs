@@ -9,9 +9,9 @@
 
 pub(crate) mod conf;
 pub(crate) mod hosts;
+pub(crate) mod native;
 pub(crate) mod packet;
 #[cfg(test)]
 mod props;
-pub(crate) mod native;
 #[cfg(test)]
 pub(crate) mod testing;

@@ -93,7 +93,7 @@ use super::packet::{
     parse_response, tcp_frame, Answer, DnsError, QType, Query, TcpFrameReader, EDNS_UDP_PAYLOAD,
     MAX_CNAME_HOPS,
 };
-use crate::http::dns::{Resolve, Resolving};
+use crate::http::names::{Resolve, Resolving};
 use crate::net::{TcpStream, UdpSocket};
 use crate::timer::timeout_at;
 

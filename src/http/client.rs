@@ -21,8 +21,8 @@ use url::Url;
 #[cfg(feature = "tls")]
 use super::conn::start_tls;
 use super::conn::{connect, read_head, send_request, Conn, Deadlines, Sent};
-use super::dns::{resolve, DnsCache, Names, Resolve, Resolver};
 use super::error::{Error, Kind, Phase};
+use super::names::{resolve, DnsCache, Names, Resolve, Resolver};
 use super::pool::{checkout, IdlePool, PoolKey};
 use super::proto::decode::{self, Codings};
 use super::proto::encode::{basic_auth_from_url, encode_head};

@@ -3,8 +3,8 @@
 
 pub(crate) mod client;
 pub(crate) mod conn;
-pub(crate) mod dns;
 pub(crate) mod error;
+pub(crate) mod names;
 pub(crate) mod pool;
 pub(crate) mod proto;
 pub(crate) mod proxy;
