@@ -14,7 +14,7 @@
 //!    address; the `A` and the `AAAA` query leave on it at once, each with its own random ID.
 //!    A datagram counts only when [`parse_response`] accepts it for one of the two questions
 //!    (ID, QR, opcode, echoed question): anything else (a late reply, a spoofed ID, a
-//!    malformed message) is dropped and the wait goes on, for at most [`MAX_DATAGRAMS`]
+//!    malformed message) is dropped and the wait goes on, for at most [`NativeResolver::MAX_DATAGRAMS`]
 //!    datagrams per try.
 //! 4. The try waits for both answers until the per-try deadline (`timeout` in the conf). If
 //!    only one has come by then and it has addresses, those are used and the missing family
@@ -93,13 +93,9 @@ use super::packet::{
     parse_response, tcp_frame, Answer, DnsError, QType, Query, TcpFrameReader, EDNS_UDP_PAYLOAD,
     MAX_CNAME_HOPS,
 };
-use crate::http::names::{Resolve, Resolving};
+use super::resolve::{Resolve, Resolving};
 use crate::net::{TcpStream, UdpSocket};
 use crate::timer::timeout_at;
-
-/// The most datagrams read in one try before giving up on it, so a flood of junk cannot
-/// keep a lookup busy.
-pub const MAX_DATAGRAMS: usize = 64;
 
 /// The receive buffer: a little more than our EDNS0 payload, for servers that send more.
 const RECV_BUF: usize = 2048;
@@ -139,7 +135,7 @@ const MAX_TAKEOVERS: usize = 16;
 /// REFUSED to the next server, for `attempts` rounds; a truncated answer is asked again over
 /// TCP; a CNAME chain ending without addresses is followed with new queries (at most 8).
 /// Addresses come back IPv6 first. At most
-/// [`DNS_MAX_DATAGRAMS`](crate::DNS_MAX_DATAGRAMS) datagrams are read per try.
+/// [`MAX_DATAGRAMS`](Self::MAX_DATAGRAMS) datagrams are read per try.
 ///
 /// Build one yourself to point it at other servers, or to read its [`stats`](Self::stats)
 /// (a clone shares them):
@@ -469,6 +465,10 @@ impl fmt::Debug for NativeResolver {
 }
 
 impl NativeResolver {
+    /// The most datagrams read in one try before giving up on it, so a flood of junk cannot
+    /// keep a lookup busy.
+    pub const MAX_DATAGRAMS: usize = 64;
+
     /// Reads `/etc/resolv.conf` and `/etc/hosts` once, now, and applies the environment as
     /// glibc does: `LOCALDOMAIN` replaces the search list, `RES_OPTIONS` adds options, and
     /// with no search list at all the domain of the host name is searched. A file that cannot
@@ -921,7 +921,7 @@ async fn udp_exchange(
     let deadline = Instant::now() + timeout;
     let mut got: [Option<Result<Answer, DnsError>>; 2] = [None, None];
     let mut buf = vec![0u8; RECV_BUF];
-    for _ in 0..MAX_DATAGRAMS {
+    for _ in 0..NativeResolver::MAX_DATAGRAMS {
         if got.iter().all(Option::is_some) {
             break;
         }

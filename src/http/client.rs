@@ -22,7 +22,7 @@ use url::Url;
 use super::conn::start_tls;
 use super::conn::{connect, read_head, send_request, Conn, Deadlines, Sent};
 use super::error::{Error, Kind, Phase};
-use super::names::{resolve, DnsCache, Names, Resolve, Resolver};
+use super::names::{resolve, DnsCache, Names};
 use super::pool::{checkout, IdlePool, PoolKey};
 use super::proto::decode::{self, Codings};
 use super::proto::encode::{basic_auth_from_url, encode_head};
@@ -31,6 +31,8 @@ use super::proxy::{open_tunnel, ProxyConfig};
 use super::redirect::{self, Policy};
 use super::response::{BodySource, Response};
 use super::timings::Clock;
+use crate::dns::resolve::Resolve;
+use crate::dns::resolver::Resolver;
 
 /// The default `connect_timeout`: per address tried.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -1,8 +1,6 @@
-//! Name resolution for the client: IP literals directly, fixed mappings (like curl's
-//! `--resolve`), then a [`Resolve`] implementation, by default the
-//! [`NativeResolver`] on the reactor ([`Resolver::native`]); the
-//! system's `getaddrinfo` on a helper thread ([`SystemResolver`], [`Resolver::system`]) is the
-//! option for set-ups that need NSS.
+//! The client's name layer: IP literals directly, fixed mappings (like curl's `--resolve`),
+//! then the client's [`Resolver`] (by default the [`NativeResolver`](crate::NativeResolver)
+//! on the reactor; see `dns/`), and a small cache in front of resolvers that do not cache.
 //!
 //! For a resolver that does not cache by itself (`getaddrinfo`, or one of yours), answers
 //! are cached for a short fixed time ([`DNS_TTL`]), since `getaddrinfo` does not report
@@ -10,20 +8,18 @@
 //! caches by TTL itself ([`Resolve::caches_answers`], like the native one) bypasses this
 //! cache: it would otherwise keep short-lived answers for the full [`DNS_TTL`].
 
-use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
-use std::pin::Pin;
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use url::{Host, Url};
 
 use super::error::{Error, Kind};
-use crate::NativeResolver;
+use crate::dns::resolve::Resolve;
+use crate::dns::resolver::Resolver;
 
 /// How long a resolved name is reused.
 pub const DNS_TTL: Duration = Duration::from_secs(30);
@@ -55,127 +51,6 @@ impl DnsCache {
             }
         }
         self.entries.insert((host, port), (addrs, now + DNS_TTL));
-    }
-}
-
-/// The future a [`Resolve`] returns.
-pub type Resolving = Pin<Box<dyn Future<Output = io::Result<Vec<SocketAddr>>>>>;
-
-/// Turns a host name into addresses. Implement it to plug in a resolver of your own.
-///
-/// The client asks only on a cache miss, and only for names: IP literals and fixed mappings
-/// never reach it. An empty list counts as "not found".
-pub trait Resolve {
-    /// Resolves `host`; `port` goes into the returned addresses.
-    fn resolve(&self, host: &str, port: u16) -> Resolving;
-
-    /// Whether this resolver caches answers itself, honouring the records' TTLs. When it
-    /// does, the client skips its own fixed-time cache ([`DNS_TTL`]) for it, so an answer is
-    /// not kept longer than its TTL. Default: `false`.
-    fn caches_answers(&self) -> bool {
-        false
-    }
-}
-
-/// The system's resolver: `getaddrinfo` on a helper thread, so the loop never blocks. It
-/// honours `/etc/hosts`, NSS modules and the system's resolver configuration.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemResolver;
-
-impl Resolve for SystemResolver {
-    fn resolve(&self, host: &str, port: u16) -> Resolving {
-        let name = host.to_owned();
-        let lookup = crate::spawn_blocking(move || {
-            (name.as_str(), port).to_socket_addrs().map(Vec::from_iter)
-        });
-        Box::pin(async move { lookup.await? })
-    }
-}
-
-/// A resolver for [`ClientBuilder::dns_resolver`](crate::ClientBuilder::dns_resolver):
-/// the native one (the default), the system's, or one of your own, behind one type.
-///
-/// ```no_run
-/// use volley::{Client, Resolver};
-///
-/// // Hosts that only NSS knows (LDAP, mDNS's .local, ...): ask getaddrinfo.
-/// let client = Client::builder().dns_resolver(Resolver::system()).build();
-/// # drop(client);
-/// ```
-#[derive(Clone)]
-pub struct Resolver {
-    inner: Rc<dyn Resolve>,
-}
-
-impl Resolver {
-    /// The [`NativeResolver`] on the reactor, configured by [`NativeResolver::from_system`]
-    /// when it first looks up a name (so a client that only ever sees IP addresses reads no
-    /// file). The client's default.
-    pub fn native() -> Resolver {
-        Resolver::custom(LazyNative::default())
-    }
-
-    /// The system's resolver, `getaddrinfo`, on a helper thread: see [`SystemResolver`].
-    pub fn system() -> Resolver {
-        Resolver::custom(SystemResolver)
-    }
-
-    /// A resolver of your own.
-    pub fn custom(resolver: impl Resolve + 'static) -> Resolver {
-        Resolver {
-            inner: Rc::new(resolver),
-        }
-    }
-}
-
-impl Default for Resolver {
-    /// [`Resolver::native`].
-    fn default() -> Resolver {
-        Resolver::native()
-    }
-}
-
-impl fmt::Debug for Resolver {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Resolver").finish_non_exhaustive()
-    }
-}
-
-impl Resolve for Resolver {
-    fn resolve(&self, host: &str, port: u16) -> Resolving {
-        self.inner.resolve(host, port)
-    }
-
-    fn caches_answers(&self) -> bool {
-        self.inner.caches_answers()
-    }
-}
-
-impl From<NativeResolver> for Resolver {
-    fn from(resolver: NativeResolver) -> Resolver {
-        Resolver::custom(resolver)
-    }
-}
-
-impl From<SystemResolver> for Resolver {
-    fn from(resolver: SystemResolver) -> Resolver {
-        Resolver::custom(resolver)
-    }
-}
-
-/// A [`NativeResolver`] made from the system's configuration at its first lookup.
-#[derive(Default)]
-struct LazyNative(OnceCell<NativeResolver>);
-
-impl Resolve for LazyNative {
-    fn resolve(&self, host: &str, port: u16) -> Resolving {
-        self.0
-            .get_or_init(NativeResolver::from_system)
-            .resolve(host, port)
-    }
-
-    fn caches_answers(&self) -> bool {
-        true
     }
 }
 
