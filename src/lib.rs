@@ -135,12 +135,9 @@ pub use crate::dns::native::{DnsStats, NativeResolver};
 pub use crate::dns::resolve::{Resolve, Resolving};
 pub use crate::dns::resolver::Resolver;
 pub use crate::dns::system::SystemResolver;
-pub use crate::http::client::{
-    Client, ClientBuilder, IntoUrl, Request, RequestBuilder, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_MAX_HEAD, DEFAULT_POOL_IDLE_TIMEOUT, DEFAULT_READ_TIMEOUT, DEFAULT_TIMEOUT,
-};
+pub use crate::http::client::{Client, IntoUrl, Request, RequestBuilder};
+pub use crate::http::config::{ClientBuilder, Config};
 pub use crate::http::error::{CertReason, Error, Kind as ErrorKind, Limit, Phase};
-pub use crate::http::names::{DNS_CACHE_ENTRIES, DNS_TTL};
 pub use crate::http::proxy::Proxy;
 pub use crate::http::redirect;
 pub use crate::http::response::Response;

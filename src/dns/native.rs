@@ -58,7 +58,8 @@
 //!
 //! Because the resolver honours TTLs itself, it tells the client so
 //! (`Resolve::caches_answers`) and the client's fixed-time cache
-//! ([`DNS_TTL`](crate::DNS_TTL)) is skipped for it: an answer with TTL 1 is not kept for 30 s.
+//! ([`Config::DNS_TTL`](crate::Config::DNS_TTL)) is skipped for it: an answer with TTL 1 is
+//! not kept for 30 s.
 //!
 //! # Configuration changes
 //!

@@ -19,8 +19,9 @@ pub trait Resolve {
     fn resolve(&self, host: &str, port: u16) -> Resolving;
 
     /// Whether this resolver caches answers itself, honouring the records' TTLs. When it
-    /// does, the client skips its own fixed-time cache ([`DNS_TTL`](crate::DNS_TTL)) for it, so an answer is
-    /// not kept longer than its TTL. Default: `false`.
+    /// does, the client skips its own fixed-time cache
+    /// ([`Config::DNS_TTL`](crate::Config::DNS_TTL)) for it, so an answer is not kept longer
+    /// than its TTL. Default: `false`.
     fn caches_answers(&self) -> bool {
         false
     }

@@ -9,41 +9,28 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONNECTION, LOCATION, USER_AGENT};
+use http::header::{ACCEPT_ENCODING, AUTHORIZATION, CONNECTION, LOCATION};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use url::Url;
 
+use super::config::{ClientBuilder, Config};
 #[cfg(feature = "tls")]
 use super::conn::start_tls;
 use super::conn::{connect, read_head, send_request, Conn, Deadlines, Sent};
 use super::error::{Error, Kind, Phase};
-use super::names::{resolve, DnsCache, Names};
+use super::names::{resolve, DnsCache};
 use super::pool::{checkout, IdlePool, PoolKey};
-use super::proto::decode::{self, Codings};
+use super::proto::decode;
 use super::proto::encode::{basic_auth_from_url, encode_head};
 use super::proto::head::{framing, has_token};
-use super::proxy::{open_tunnel, ProxyConfig};
-use super::redirect::{self, Policy};
+use super::proxy::{open_tunnel, ProxyRoutes};
+use super::redirect;
 use super::response::{BodySource, Response};
 use super::timings::Clock;
-use crate::dns::resolve::Resolve;
-use crate::dns::resolver::Resolver;
-
-/// The default `connect_timeout`: per address tried.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// The default `read_timeout`: the longest wait for any one read or write.
-pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// The default total `timeout`, from sending the request to the end of its body.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
-/// The default `max_response_header_size`.
-pub const DEFAULT_MAX_HEAD: usize = 64 * 1024;
-/// The default `pool_idle_timeout`.
-pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Bodies up to this size are sent in the same write as the head.
 const JOIN_BODY_LIMIT: usize = 16 * 1024;
@@ -51,57 +38,6 @@ const JOIN_BODY_LIMIT: usize = 16 * 1024;
 /// A body this small is read to the end when a redirect is followed, so its connection can be
 /// reused; a larger one closes its connection.
 const DRAIN_LIMIT: u64 = 64 * 1024;
-
-/// The settings of a [`Client`].
-#[derive(Debug, Clone)]
-pub(crate) struct Config {
-    pub(crate) connect_timeout: Option<Duration>,
-    pub(crate) timeout: Option<Duration>,
-    pub(crate) read_timeout: Option<Duration>,
-    pub(crate) redirect: Policy,
-    pub(crate) max_response_header_size: usize,
-    pub(crate) max_body_size: Option<u64>,
-    pub(crate) pool_idle_timeout: Option<Duration>,
-    pub(crate) pool_max_idle_per_host: usize,
-    /// Sent with every request unless the request sets the same header.
-    pub(crate) default_headers: HeaderMap,
-    pub(crate) resolver: Rc<Names>,
-    /// Proxies, and the routing table made from them when the client is built.
-    pub(crate) proxy: ProxyConfig,
-    /// The content codings asked for with `Accept-Encoding` and decoded (none once built if
-    /// the default headers have the user's own `Accept-Encoding`); see `decode.rs`.
-    pub(crate) decoding: Codings,
-    /// The TLS settings, made into the client's one connector when it is built.
-    #[cfg(feature = "tls")]
-    pub(crate) tls: crate::net::tls::TlsConfig,
-}
-
-impl Default for Config {
-    fn default() -> Config {
-        let mut default_headers = HeaderMap::new();
-        default_headers.insert(
-            USER_AGENT,
-            HeaderValue::from_static(concat!("volley/", env!("CARGO_PKG_VERSION"))),
-        );
-        default_headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
-        Config {
-            connect_timeout: Some(DEFAULT_CONNECT_TIMEOUT),
-            timeout: Some(DEFAULT_TIMEOUT),
-            read_timeout: Some(DEFAULT_READ_TIMEOUT),
-            redirect: Policy::default(),
-            max_response_header_size: DEFAULT_MAX_HEAD,
-            max_body_size: None,
-            pool_idle_timeout: Some(DEFAULT_POOL_IDLE_TIMEOUT),
-            pool_max_idle_per_host: usize::MAX,
-            default_headers,
-            resolver: Rc::new(Names::default()),
-            proxy: ProxyConfig::default(),
-            decoding: Codings::compiled(),
-            #[cfg(feature = "tls")]
-            tls: crate::net::tls::TlsConfig::new(),
-        }
-    }
-}
 
 /// An HTTP/1.1 client: settings, a keep-alive pool and a DNS cache.
 ///
@@ -119,6 +55,8 @@ struct ClientInner {
     config: Config,
     pool: RefCell<IdlePool>,
     dns: RefCell<DnsCache>,
+    /// The routing table made from the proxy settings (and the environment).
+    proxies: ProxyRoutes,
     /// Made once from the settings and shared by every connection, so sessions resume.
     #[cfg(feature = "tls")]
     tls: crate::net::tls::TlsConnector,
@@ -147,10 +85,7 @@ impl Client {
 
     /// Starts configuring a client.
     pub fn builder() -> ClientBuilder {
-        ClientBuilder {
-            config: Config::default(),
-            error: None,
-        }
+        ClientBuilder::new()
     }
 
     /// Starts a GET request.
@@ -196,7 +131,8 @@ impl Client {
         self.inner.pool.borrow().len()
     }
 
-    pub(crate) fn config(&self) -> &Config {
+    /// The client's settings, as built.
+    pub fn config(&self) -> &Config {
         &self.inner.config
     }
 
@@ -261,7 +197,7 @@ impl Client {
                         &mut hop.clock,
                     )
                     .await
-                    .map_err(|e| config.proxy.annotate(e, &hop.url))?;
+                    .map_err(|e| self.inner.proxies.annotate(e, &hop.url))?;
                 let status = response.status();
                 let max = config.redirect.max();
                 let location = response.headers().get(LOCATION);
@@ -318,7 +254,7 @@ impl Client {
     ) -> Result<Response, Error> {
         let config = &self.inner.config;
         // Decided first, so that an https:// URL refused below still names its proxy.
-        let route = config.proxy.route(url)?;
+        let route = self.inner.proxies.route(url)?;
         let https = url.scheme() == "https";
         if url.scheme() != "http" && !(https && cfg!(feature = "tls")) {
             return Err(Error::new(Kind::UnsupportedScheme(url.scheme().to_owned())).with_url(url));
@@ -370,7 +306,7 @@ impl Client {
                         .run(
                             Phase::Resolve,
                             url,
-                            resolve(&config.resolver, &self.inner.dns, route.connect_url(url)),
+                            resolve(config, &self.inner.dns, route.connect_url(url)),
                         )
                         .await?
                         .map_err(|e| e.with_url(url))?;
@@ -478,16 +414,6 @@ fn is_idempotent(method: &Method) -> bool {
     )
 }
 
-/// Configures a [`Client`]. Every setting has a default; see each method.
-#[derive(Debug)]
-#[must_use = "call .build() to get the client"]
-pub struct ClientBuilder {
-    /// Also set by the proxy methods, in `proxy.rs`.
-    pub(super) config: Config,
-    /// The first invalid setting, reported by `build`.
-    error: Option<String>,
-}
-
 impl ClientBuilder {
     /// Builds the client.
     ///
@@ -504,12 +430,13 @@ impl ClientBuilder {
 
     /// Builds the client, or says which setting was invalid.
     pub fn try_build(self) -> Result<Client, Error> {
-        if let Some(why) = self.error {
-            return Err(Error::new(Kind::InvalidRequest(why)));
-        }
-        let mut config = self.config;
-        config.proxy.finish();
-        config.decoding = decode::advertise(&mut config.default_headers, config.decoding);
+        let mut config = self.into_config()?;
+        let proxies = ProxyRoutes::new(
+            &config.proxies,
+            config.no_env_proxy,
+            config.proxy_env.take(),
+            config.proxy_tunnel,
+        );
         #[cfg(feature = "tls")]
         let tls = super::tls::connector(&config.tls)?;
         Ok(Client {
@@ -519,106 +446,12 @@ impl ClientBuilder {
                     config.pool_max_idle_per_host,
                 )),
                 dns: RefCell::new(DnsCache::default()),
+                proxies,
                 #[cfg(feature = "tls")]
                 tls,
                 config,
             }),
         })
-    }
-
-    /// The longest a TCP connect to one address may take (default 10 s; `None`: no limit).
-    pub fn connect_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
-        self.config.connect_timeout = timeout.into();
-        self
-    }
-
-    /// The longest a whole request may take, from sending it to the end of the response body
-    /// (default 300 s; `None`: no limit).
-    pub fn timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
-        self.config.timeout = timeout.into();
-        self
-    }
-
-    /// The longest wait for any one read or write (default 30 s; `None`: no limit).
-    pub fn read_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
-        self.config.read_timeout = timeout.into();
-        self
-    }
-
-    /// The redirect policy (default: follow up to 10).
-    pub fn redirect(mut self, policy: Policy) -> Self {
-        self.config.redirect = policy;
-        self
-    }
-
-    /// The largest response head accepted, in bytes (default 64 KiB).
-    pub fn max_response_header_size(mut self, bytes: usize) -> Self {
-        self.config.max_response_header_size = bytes;
-        self
-    }
-
-    /// The largest response body accepted, in bytes (default: no limit).
-    pub fn max_body_size(mut self, bytes: impl Into<Option<u64>>) -> Self {
-        self.config.max_body_size = bytes.into();
-        self
-    }
-
-    /// How long an idle keep-alive connection is kept (default 90 s; `None`: forever).
-    pub fn pool_idle_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
-        self.config.pool_idle_timeout = timeout.into();
-        self
-    }
-
-    /// The most idle connections kept per host (default: no limit; 0 disables keep-alive
-    /// reuse).
-    pub fn pool_max_idle_per_host(mut self, max: usize) -> Self {
-        self.config.pool_max_idle_per_host = max;
-        self
-    }
-
-    /// The `User-Agent` header (default `volley/<version>`).
-    pub fn user_agent(mut self, value: &str) -> Self {
-        match HeaderValue::from_str(value) {
-            Ok(v) => {
-                self.config.default_headers.insert(USER_AGENT, v);
-            }
-            Err(_) => self.error = Some(format!("invalid user agent {value:?}")),
-        }
-        self
-    }
-
-    /// Sends requests for `host` to `addr` (its port is replaced by the URL's), like curl's
-    /// `--resolve`. Repeat to give several addresses: they are raced by Happy Eyeballs
-    /// (RFC 8305), IPv6 first, alternating families, each family in the order given.
-    pub fn resolve(mut self, host: &str, addr: SocketAddr) -> Self {
-        let resolver = Rc::make_mut(&mut self.config.resolver);
-        resolver
-            .fixed
-            .entry(host.to_ascii_lowercase())
-            .or_default()
-            .push(addr);
-        self
-    }
-
-    /// Resolves names with `resolver` instead of the default, a
-    /// [`NativeResolver`](crate::NativeResolver) configured from the system's files
-    /// ([`Resolver::native`]). [`Resolver::system`] is `getaddrinfo` on a helper thread, for
-    /// set-ups that need NSS; any [`Resolve`] implementation works.
-    pub fn dns_resolver(mut self, resolver: impl Resolve + 'static) -> Self {
-        Rc::make_mut(&mut self.config.resolver).resolver = Resolver::custom(resolver);
-        self
-    }
-
-    /// Headers sent with every request, unless a request sets the same name. They replace
-    /// the defaults of the same name (`user-agent`, `accept: */*`). An `accept-encoding`
-    /// among them replaces the client's and turns automatic decoding off (see
-    /// [Compressed bodies](crate::Response#compressed-bodies)).
-    pub fn default_headers(mut self, headers: HeaderMap) -> Self {
-        for name in headers.keys() {
-            self.config.default_headers.remove(name);
-        }
-        self.config.default_headers.extend(headers);
-        self
     }
 }
 

@@ -2,6 +2,7 @@
 //! driver that moves bytes between them and a [`TcpStream`](crate::TcpStream).
 
 pub(crate) mod client;
+pub(crate) mod config;
 pub(crate) mod conn;
 pub(crate) mod error;
 pub(crate) mod names;

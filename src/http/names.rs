@@ -1,31 +1,26 @@
 //! The client's name layer: IP literals directly, fixed mappings (like curl's `--resolve`),
-//! then the client's [`Resolver`] (by default the [`NativeResolver`](crate::NativeResolver)
-//! on the reactor; see `dns/`), and a small cache in front of resolvers that do not cache.
+//! then the client's [`Resolver`](crate::Resolver) (by default the
+//! [`NativeResolver`](crate::NativeResolver) on the reactor; see `dns/`), with a small cache
+//! in front of resolvers that do not cache.
 //!
 //! For a resolver that does not cache by itself (`getaddrinfo`, or one of yours), answers
-//! are cached for a short fixed time ([`DNS_TTL`]), since `getaddrinfo` does not report
-//! record TTLs, and the cache holds at most [`DNS_CACHE_ENTRIES`] names. A resolver that
-//! caches by TTL itself ([`Resolve::caches_answers`], like the native one) bypasses this
-//! cache: it would otherwise keep short-lived answers for the full [`DNS_TTL`].
+//! are cached for a short fixed time ([`Config::DNS_TTL`]), since `getaddrinfo` does not
+//! report record TTLs, and the cache holds at most [`Config::DNS_CACHE_ENTRIES`] names. A
+//! resolver that caches by TTL itself ([`Resolve::caches_answers`], like the native one)
+//! bypasses this cache: it would otherwise keep short-lived answers for the full
+//! [`Config::DNS_TTL`].
 
 use std::collections::HashMap;
-use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use url::{Host, Url};
 
+use super::config::Config;
 use super::error::{Error, Kind};
 use crate::dns::resolve::Resolve;
-use crate::dns::resolver::Resolver;
-
-/// How long a resolved name is reused.
-pub const DNS_TTL: Duration = Duration::from_secs(30);
-
-/// The most names the cache holds.
-pub const DNS_CACHE_ENTRIES: usize = 1024;
 
 /// A cached answer: the addresses and when they expire.
 type Answer = (Rc<[SocketAddr]>, Instant);
@@ -44,28 +39,14 @@ impl DnsCache {
 
     fn insert(&mut self, host: String, port: u16, addrs: Rc<[SocketAddr]>) {
         let now = Instant::now();
-        if self.entries.len() >= DNS_CACHE_ENTRIES {
+        if self.entries.len() >= Config::DNS_CACHE_ENTRIES {
             self.entries.retain(|_, (_, expires)| *expires > now);
-            if self.entries.len() >= DNS_CACHE_ENTRIES {
+            if self.entries.len() >= Config::DNS_CACHE_ENTRIES {
                 self.entries.clear();
             }
         }
-        self.entries.insert((host, port), (addrs, now + DNS_TTL));
-    }
-}
-
-/// How the client resolves names: fixed mappings first, then the resolver.
-#[derive(Clone, Default)]
-pub(crate) struct Names {
-    pub(crate) fixed: HashMap<String, Vec<SocketAddr>>,
-    pub(crate) resolver: Resolver,
-}
-
-impl fmt::Debug for Names {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Names")
-            .field("fixed", &self.fixed)
-            .finish_non_exhaustive()
+        self.entries
+            .insert((host, port), (addrs, now + Config::DNS_TTL));
     }
 }
 
@@ -73,7 +54,7 @@ impl fmt::Debug for Names {
 /// asked (not for IP literals, fixed mappings or names in this cache; always for a resolver
 /// with its own cache, whose hits are quick).
 pub(crate) async fn resolve(
-    resolver: &Names,
+    config: &Config,
     cache: &std::cell::RefCell<DnsCache>,
     url: &Url,
 ) -> Result<(Rc<[SocketAddr]>, bool), Error> {
@@ -86,20 +67,20 @@ pub(crate) async fn resolve(
         Some(Host::Domain(host)) => host,
         None => return Err(Error::new(Kind::InvalidUrl(url.to_string())).with_source("no host")),
     };
-    if let Some(fixed) = resolver.fixed.get(host) {
+    if let Some(fixed) = config.fixed_addrs.get(host) {
         let addrs = fixed
             .iter()
             .map(|a| SocketAddr::new(a.ip(), port))
             .collect();
         return Ok((addrs, false));
     }
-    let own_cache = resolver.resolver.caches_answers();
+    let own_cache = config.resolver.caches_answers();
     if !own_cache {
         if let Some(addrs) = cache.borrow().get(host, port) {
             return Ok((addrs, false));
         }
     }
-    let addrs = match resolver.resolver.resolve(host, port).await {
+    let addrs = match config.resolver.resolve(host, port).await {
         Ok(addrs) if !addrs.is_empty() => addrs,
         Ok(_) => {
             let none = io::Error::new(io::ErrorKind::NotFound, "no addresses");
