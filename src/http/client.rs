@@ -20,10 +20,10 @@ use url::Url;
 use super::config::{ClientBuilder, Config};
 #[cfg(feature = "tls")]
 use super::conn::start_tls;
-use super::conn::{connect, read_head, send_request, Conn, Deadlines, Sent};
+use super::conn::{connect, read_head, send_request, Deadlines, Sent};
 use super::error::{Error, Kind, Phase};
 use super::names::{resolve, DnsCache};
-use super::pool::{checkout, IdlePool, PoolKey};
+use super::pool::PoolHandle;
 use super::proto::decode;
 use super::proto::encode::{basic_auth_from_url, encode_head};
 use super::proto::head::{framing, has_token};
@@ -53,7 +53,7 @@ pub struct Client {
 
 struct ClientInner {
     config: Config,
-    pool: RefCell<IdlePool>,
+    pool: PoolHandle,
     dns: RefCell<DnsCache>,
     /// The routing table made from the proxy settings (and the environment).
     proxies: ProxyRoutes,
@@ -128,16 +128,12 @@ impl Client {
 
     /// Number of idle keep-alive connections in the pool.
     pub fn idle_connections(&self) -> usize {
-        self.inner.pool.borrow().len()
+        self.inner.pool.len()
     }
 
     /// The client's settings, as built.
     pub fn config(&self) -> &Config {
         &self.inner.config
-    }
-
-    pub(crate) fn return_conn(&self, key: PoolKey, conn: Conn) {
-        self.inner.pool.borrow_mut().put(key, conn);
     }
 
     /// Sends `request`, follows redirects per the policy, and returns the final response once
@@ -293,7 +289,7 @@ impl Client {
         let mut fresh_only = false;
         loop {
             let pooled = match fresh_only {
-                false => checkout(&self.inner.pool, &key).await,
+                false => self.inner.pool.checkout(&key).await,
                 true => None,
             };
             let reused = pooled.is_some();
@@ -365,10 +361,12 @@ impl Client {
             plan.reusable &= !client_closes && sent == Sent::Complete;
             let source = BodySource {
                 conn,
-                client: self.clone(),
+                pool: self.inner.pool.clone(),
                 key,
                 deadlines: *deadlines,
                 clock: *clock,
+                max_body: config.max_body_size,
+                max_head: config.max_response_header_size,
             };
             return Ok(Response::new(head, url.clone(), plan, source));
         }
@@ -441,10 +439,7 @@ impl ClientBuilder {
         let tls = super::tls::connector(&config.tls)?;
         Ok(Client {
             inner: Rc::new(ClientInner {
-                pool: RefCell::new(IdlePool::new(
-                    config.pool_idle_timeout,
-                    config.pool_max_idle_per_host,
-                )),
+                pool: PoolHandle::new(config.pool_idle_timeout, config.pool_max_idle_per_host),
                 dns: RefCell::new(DnsCache::default()),
                 proxies,
                 #[cfg(feature = "tls")]
