@@ -135,11 +135,12 @@ pub use crate::dns::native::{DnsStats, NativeResolver};
 pub use crate::dns::resolve::{Resolve, Resolving};
 pub use crate::dns::resolver::Resolver;
 pub use crate::dns::system::SystemResolver;
-pub use crate::http::client::{Client, IntoUrl, Request, RequestBuilder};
+pub use crate::http::client::{Client, RequestBuilder};
 pub use crate::http::config::{ClientBuilder, Config};
 pub use crate::http::error::{CertReason, Error, Kind as ErrorKind, Limit, Phase};
 pub use crate::http::proxy::Proxy;
 pub use crate::http::redirect;
+pub use crate::http::request::{IntoUrl, Request};
 pub use crate::http::response::Response;
 pub use crate::http::timings::Timings;
 #[cfg(feature = "tls")]

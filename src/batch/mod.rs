@@ -65,8 +65,9 @@ use url::Url;
 pub use histogram::LatencyHistogram;
 
 use crate::fdlimit;
-use crate::http::client::{Client, IntoUrl, Request};
+use crate::http::client::Client;
 use crate::http::error::{Error, Kind, Phase};
+use crate::http::request::{IntoUrl, Request};
 use crate::http::timings::{Clock, Timings};
 use crate::task::JoinHandle;
 use crate::timer::{sleep_until, Sleep};
