@@ -30,6 +30,15 @@ use crate::net::tls::TlsConfig;
 ///
 /// The defaults and the client's fixed limits are associated consts of this type, the one
 /// that holds the values they describe: one page lists every setting with its default.
+///
+/// ```
+/// use std::time::Duration;
+/// use volley::{Client, Config};
+///
+/// let client = Client::builder().timeout(Duration::from_secs(5)).build();
+/// assert_eq!(client.config().timeout(), Some(Duration::from_secs(5)));
+/// assert_eq!(client.config().max_response_header_size(), Config::DEFAULT_MAX_HEAD);
+/// ```
 #[derive(Debug, Clone)]
 pub struct Config {
     pub(crate) connect_timeout: Option<Duration>,

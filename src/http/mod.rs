@@ -1,5 +1,12 @@
-//! The HTTP/1.1 client: sans-IO request encoder, head parser and body decoder, plus the
-//! driver that moves bytes between them and a [`TcpStream`](crate::TcpStream).
+//! The HTTP/1.1 client: the wire code, sans-IO (`proto/`), and the client around it.
+//!
+//! From the top: `client.rs` ([`Client`](crate::Client), `RequestBuilder`) → `policy.rs`
+//! (redirects, the stale-connection retry: where retries, backoff and rate limits go) →
+//! `exchange.rs` (one exchange: route, connection, send, head) → `conn.rs` (the driver:
+//! connect, TLS, write, read) over `proto/`. Beside them: `config.rs` (every setting, one
+//! builder), `context.rs` (what a client shares), `request.rs`, `response.rs`, `pool.rs`,
+//! `names.rs` (the client's name layer over `crate::dns`), `proxy.rs`, `tls.rs`,
+//! `redirect.rs`, `error.rs`, `timings.rs`. Every module imports only ones below it.
 
 pub(crate) mod client;
 pub(crate) mod config;
