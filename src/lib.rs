@@ -53,27 +53,29 @@
 //!   default), `net::tls`: rustls (sans-IO) driven on the reactor, a hand-written handshake
 //!   future and `TlsStream`, for clients (`TlsConnector`) and servers (`TlsAcceptor`);
 //!   [`UdpSocket`] for datagrams (the DNS stub resolver's queries).
-//! - `dns` (private; [`NativeResolver`] re-exported): the client's default resolver, with no
-//!   helper thread. Sans-IO pieces with table and property tests: messages (`packet.rs`:
+//! - `dns` (private; [`Resolve`], [`Resolver`], [`SystemResolver`] and [`NativeResolver`]
+//!   re-exported): name resolution, below `http`; the native resolver, the client's default,
+//!   has no helper thread. Sans-IO pieces with table and property tests: messages (`packet.rs`:
 //!   queries, defensive response parsing with bounded decompression, TCP framing),
 //!   `resolv.conf` and the environment with glibc's search order (`conf.rs`), `/etc/hosts`
-//!   (`hosts.rs`); and `resolver.rs`, async code over [`UdpSocket`] and [`TcpStream`]: A and
+//!   (`hosts.rs`); and `native.rs`, async code over [`UdpSocket`] and [`TcpStream`]: A and
 //!   AAAA at once on one connected socket, retries across servers, TCP on truncation, a TTL
 //!   cache, and one query for concurrent lookups of a name.
-//! - `http` (private, re-exported flat): the client. Sans-IO pieces over byte slices, with
-//!   table tests: `encode.rs` (request head), `head.rs` (response head via httparse, and the
-//!   RFC 9112 §6.3 framing rules) and `body.rs` (Content-Length, chunked with trailers,
-//!   until-close). A thin driver, `conn.rs`, moves bytes between them and a `Stream`, an enum
+//! - `http` (private, re-exported flat): the client. Sans-IO pieces over byte slices in
+//!   `http/proto/`, with table tests: `encode.rs` (request head), `head.rs` (response head
+//!   via httparse, and the RFC 9112 §6.3 framing rules), `body.rs` (Content-Length, chunked
+//!   with trailers, until-close) and `decode.rs` (content codings). A thin driver, `conn.rs`, moves bytes between them and a `Stream`, an enum
 //!   of a [`TcpStream`] or a boxed `net::tls::TlsStream` (the TLS handshake, `start_tls`,
 //!   is the only phase that knows which), one function per phase, each under
 //!   [`Phase`]-named deadlines; `connect` races several addresses (Happy Eyeballs).
-//!   `tls.rs` holds `Certificate` and the client's TLS settings. `client.rs` holds
-//!   [`Client`] and the request flow (redirects, the stale-connection retry), `pool.rs` the
-//!   keep-alive pool, `dns.rs` resolution (fixed mappings, then a [`Resolver`]: native by
-//!   default, `getaddrinfo` on a helper thread as an option), `proxy.rs` [`Proxy`] (routing, `NO_PROXY`,
-//!   `CONNECT` tunnels), `response.rs` [`Response`], `decode.rs` its content codings
-//!   (gzip and deflate with the default features `gzip` and `deflate`, br and zstd with the
-//!   features `brotli` and `zstd`), and `error.rs` the one
+//!   `config.rs` holds [`Config`] (every setting) and [`ClientBuilder`], `tls.rs`
+//!   `Certificate` and the TLS connector. `client.rs` holds [`Client`], `policy.rs` the
+//!   request flow's decisions (redirects, the stale-connection retry), `exchange.rs` one
+//!   exchange on a connection, `pool.rs` the keep-alive pool, `names.rs` resolution (fixed
+//!   mappings, then a [`Resolver`]: native by default, `getaddrinfo` on a helper thread as an
+//!   option), `proxy.rs` [`Proxy`] (routing, `NO_PROXY`, `CONNECT` tunnels), `response.rs`
+//!   [`Response`] (content codings: gzip and deflate with the default features `gzip` and
+//!   `deflate`, br and zstd with the features `brotli` and `zstd`), and `error.rs` the one
 //!   [`Error`]. The request future is `async` code over the hand-written leaves; its outer
 //!   layers work on captured state in place, since an `async fn` stores each argument twice,
 //!   and a spawned future over 256 bytes gets a box of its own inside the task wrapper (a
@@ -125,17 +127,16 @@ pub mod rt;
 #[doc(hidden)]
 pub mod testing;
 
-pub use crate::dns::resolver::{DnsStats, NativeResolver, MAX_DATAGRAMS as DNS_MAX_DATAGRAMS};
-pub use crate::http::client::{
-    Client, ClientBuilder, IntoUrl, Request, RequestBuilder, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_MAX_HEAD, DEFAULT_POOL_IDLE_TIMEOUT, DEFAULT_READ_TIMEOUT, DEFAULT_TIMEOUT,
-};
-pub use crate::http::dns::{
-    Resolve, Resolver, Resolving, SystemResolver, DNS_CACHE_ENTRIES, DNS_TTL,
-};
+pub use crate::dns::native::{DnsStats, NativeResolver};
+pub use crate::dns::resolve::{Resolve, Resolving};
+pub use crate::dns::resolver::Resolver;
+pub use crate::dns::system::SystemResolver;
+pub use crate::http::client::{Client, RequestBuilder};
+pub use crate::http::config::{ClientBuilder, Config};
 pub use crate::http::error::{CertReason, Error, Kind as ErrorKind, Limit, Phase};
 pub use crate::http::proxy::Proxy;
 pub use crate::http::redirect;
+pub use crate::http::request::{IntoUrl, Request};
 pub use crate::http::response::Response;
 pub use crate::http::timings::Timings;
 #[cfg(feature = "tls")]

@@ -315,7 +315,7 @@ fn huge_head_is_a_limit_error_fast() {
         assert!(elapsed < WELL_UNDER_A_SECOND, "{elapsed:?}");
         let want = ErrorKind::TooLarge {
             what: Limit::Head,
-            limit: volley::DEFAULT_MAX_HEAD as u64,
+            limit: volley::Config::DEFAULT_MAX_HEAD as u64,
         };
         assert_eq!(err.kind(), &want, "{err}");
         assert_eq!(err.phase(), None);
@@ -403,7 +403,7 @@ fn huge_head_is_refused_before_the_server_has_written_it() {
         assert!(elapsed < WELL_UNDER_A_SECOND, "{elapsed:?}");
         let want = ErrorKind::TooLarge {
             what: Limit::Head,
-            limit: volley::DEFAULT_MAX_HEAD as u64,
+            limit: volley::Config::DEFAULT_MAX_HEAD as u64,
         };
         assert_eq!(err.kind(), &want, "{err}");
         let written = written
@@ -635,7 +635,7 @@ fn mixed_batch_good_urls_ok_and_faults_fail_each_in_its_own_way() {
         };
         let head_limit = ErrorKind::TooLarge {
             what: Limit::Head,
-            limit: volley::DEFAULT_MAX_HEAD as u64,
+            limit: volley::Config::DEFAULT_MAX_HEAD as u64,
         };
         let faults: Vec<(String, Expect)> = vec![
             (

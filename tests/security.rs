@@ -769,7 +769,7 @@ fn hostile_responses_cannot_make_the_client_allocate_without_bound() {
                     let _ = write_lines(s, b"X-Trailer: aaaaaaaaaaaaaaaaaaaaaa\r\n", 8 * MIB / 34);
                     let _ = s.write_all(b"\r\n");
                 }),
-                Want::TooLarge(Limit::Head, volley::DEFAULT_MAX_HEAD as u64),
+                Want::TooLarge(Limit::Head, volley::Config::DEFAULT_MAX_HEAD as u64),
             ),
             (
                 "one 8 MiB trailer line",
@@ -779,7 +779,7 @@ fn hostile_responses_cannot_make_the_client_allocate_without_bound() {
                     let _ = write_repeated(s, b'a', 8 * MIB);
                     let _ = s.write_all(b"\r\n\r\n");
                 }),
-                Want::TooLarge(Limit::Head, volley::DEFAULT_MAX_HEAD as u64),
+                Want::TooLarge(Limit::Head, volley::Config::DEFAULT_MAX_HEAD as u64),
             ),
             (
                 "Content-Length: 2^64 - 1 and 1 MiB of body, then the close",
@@ -819,7 +819,7 @@ fn hostile_responses_cannot_make_the_client_allocate_without_bound() {
                     let _ = s.write_all(b"HTTP/1.1 200 OK\r\n");
                     let _ = write_repeated(s, b'h', 8 * MIB);
                 }),
-                Want::TooLarge(Limit::Head, volley::DEFAULT_MAX_HEAD as u64),
+                Want::TooLarge(Limit::Head, volley::Config::DEFAULT_MAX_HEAD as u64),
             ),
         ];
         let client = patient().build();

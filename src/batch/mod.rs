@@ -64,8 +64,9 @@ use url::Url;
 
 pub use histogram::LatencyHistogram;
 
-use crate::http::client::{Client, IntoUrl, Request};
+use crate::http::client::Client;
 use crate::http::error::{Error, Kind, Phase};
+use crate::http::request::{IntoUrl, Request};
 use crate::http::timings::{Clock, Timings};
 use crate::net::fdlimit;
 use crate::rt::{sleep_until, JoinHandle, Sleep};

@@ -1,105 +1,31 @@
-//! [`Client`], its [`ClientBuilder`], and [`RequestBuilder`]: from a URL to a [`Response`].
+//! [`Client`], the handle requests start from, and [`RequestBuilder`]: from a URL to a
+//! [`Response`].
 //!
-//! A request goes through short phases, one function each, read top-down in
-//! [`Client::execute`]: merge headers; then per hop, [`Client::exchange`] checks out a pooled
-//! connection or resolves and connects, writes the request, and reads the head; a redirect
-//! starts the next hop.
+//! A request goes through short phases, one function each, read top-down from
+//! [`Client::execute`]: `policy::execute` merges the headers, then per hop
+//! `exchange::attempt` checks out a pooled connection or resolves and connects, writes the
+//! request and reads the head, while `policy.rs` decides on retrying a stale connection and
+//! on following a redirect.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONNECTION, LOCATION, USER_AGENT};
+use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use url::Url;
 
-#[cfg(feature = "tls")]
-use super::conn::start_tls;
-use super::conn::{connect, read_head, send_request, Conn, Deadlines, Sent};
-use super::decode::{self, Codings};
-use super::dns::{resolve, DnsCache, Names, Resolve, Resolver};
-use super::encode::{basic_auth_from_url, encode_head};
-use super::error::{Error, Kind, Phase};
-use super::head::{framing, has_token};
-use super::pool::{checkout, IdlePool, PoolKey};
-use super::proxy::{open_tunnel, ProxyConfig};
-use super::redirect::{self, Policy};
-use super::response::{BodySource, Response};
+use super::config::{ClientBuilder, Config};
+use super::context::ClientContext;
+use super::error::{Error, Kind};
+use super::policy;
+use super::proto::encode::basic_auth_from_url;
+use super::request::{IntoUrl, Request};
+use super::response::Response;
 use super::timings::Clock;
-
-/// The default `connect_timeout`: per address tried.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// The default `read_timeout`: the longest wait for any one read or write.
-pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// The default total `timeout`, from sending the request to the end of its body.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
-/// The default `max_response_header_size`.
-pub const DEFAULT_MAX_HEAD: usize = 64 * 1024;
-/// The default `pool_idle_timeout`.
-pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-
-/// Bodies up to this size are sent in the same write as the head.
-const JOIN_BODY_LIMIT: usize = 16 * 1024;
-
-/// A body this small is read to the end when a redirect is followed, so its connection can be
-/// reused; a larger one closes its connection.
-const DRAIN_LIMIT: u64 = 64 * 1024;
-
-/// The settings of a [`Client`].
-#[derive(Debug, Clone)]
-pub(crate) struct Config {
-    pub(crate) connect_timeout: Option<Duration>,
-    pub(crate) timeout: Option<Duration>,
-    pub(crate) read_timeout: Option<Duration>,
-    pub(crate) redirect: Policy,
-    pub(crate) max_response_header_size: usize,
-    pub(crate) max_body_size: Option<u64>,
-    pub(crate) pool_idle_timeout: Option<Duration>,
-    pub(crate) pool_max_idle_per_host: usize,
-    /// Sent with every request unless the request sets the same header.
-    pub(crate) default_headers: HeaderMap,
-    pub(crate) resolver: Rc<Names>,
-    /// Proxies, and the routing table made from them when the client is built.
-    pub(crate) proxy: ProxyConfig,
-    /// The content codings asked for with `Accept-Encoding` and decoded (none once built if
-    /// the default headers have the user's own `Accept-Encoding`); see `decode.rs`.
-    pub(crate) decoding: Codings,
-    /// The TLS settings, made into the client's one connector when it is built.
-    #[cfg(feature = "tls")]
-    pub(crate) tls: crate::net::tls::TlsConfig,
-}
-
-impl Default for Config {
-    fn default() -> Config {
-        let mut default_headers = HeaderMap::new();
-        default_headers.insert(
-            USER_AGENT,
-            HeaderValue::from_static(concat!("volley/", env!("CARGO_PKG_VERSION"))),
-        );
-        default_headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
-        Config {
-            connect_timeout: Some(DEFAULT_CONNECT_TIMEOUT),
-            timeout: Some(DEFAULT_TIMEOUT),
-            read_timeout: Some(DEFAULT_READ_TIMEOUT),
-            redirect: Policy::default(),
-            max_response_header_size: DEFAULT_MAX_HEAD,
-            max_body_size: None,
-            pool_idle_timeout: Some(DEFAULT_POOL_IDLE_TIMEOUT),
-            pool_max_idle_per_host: usize::MAX,
-            default_headers,
-            resolver: Rc::new(Names::default()),
-            proxy: ProxyConfig::default(),
-            decoding: Codings::compiled(),
-            #[cfg(feature = "tls")]
-            tls: crate::net::tls::TlsConfig::new(),
-        }
-    }
-}
 
 /// An HTTP/1.1 client: settings, a keep-alive pool and a DNS cache.
 ///
@@ -110,16 +36,7 @@ impl Default for Config {
 /// for any one read or write, and 300 s in total. Change them on the [`ClientBuilder`].
 #[derive(Clone)]
 pub struct Client {
-    inner: Rc<ClientInner>,
-}
-
-struct ClientInner {
-    config: Config,
-    pool: RefCell<IdlePool>,
-    dns: RefCell<DnsCache>,
-    /// Made once from the settings and shared by every connection, so sessions resume.
-    #[cfg(feature = "tls")]
-    tls: crate::net::tls::TlsConnector,
+    inner: Rc<ClientContext>,
 }
 
 impl Default for Client {
@@ -145,10 +62,7 @@ impl Client {
 
     /// Starts configuring a client.
     pub fn builder() -> ClientBuilder {
-        ClientBuilder {
-            config: Config::default(),
-            error: None,
-        }
+        ClientBuilder::new()
     }
 
     /// Starts a GET request.
@@ -191,15 +105,12 @@ impl Client {
 
     /// Number of idle keep-alive connections in the pool.
     pub fn idle_connections(&self) -> usize {
-        self.inner.pool.borrow().len()
+        self.inner.pool.len()
     }
 
-    pub(crate) fn config(&self) -> &Config {
+    /// The client's settings, as built.
+    pub fn config(&self) -> &Config {
         &self.inner.config
-    }
-
-    pub(crate) fn return_conn(&self, key: PoolKey, conn: Conn) {
-        self.inner.pool.borrow_mut().put(key, conn);
     }
 
     /// Sends `request`, follows redirects per the policy, and returns the final response once
@@ -208,282 +119,15 @@ impl Client {
         self.execute_request(Cow::Owned(request), Clock::start())
     }
 
-    /// The request future, written as a plain function that returns an `async move` block: an
-    /// `async fn` keeps each argument twice (the captured one and the local it moves into),
-    /// and this future lives in every in-flight request. The block captures `hop` and works
-    /// on it in place.
+    /// The request future: [`policy::execute`], which the batch calls too, with a borrowed
+    /// request and a clock started when it was queued.
     pub(crate) fn execute_request<'a>(
         &'a self,
         request: Cow<'a, Request>,
         clock: Clock,
     ) -> impl Future<Output = Result<Response, Error>> + 'a {
-        let config = &self.inner.config;
-        // An owned request gives up its parts; a borrowed one (a batch keeps its requests, to
-        // send one again if no descriptor was free) is copied as far as a redirect may change it.
-        let (method, url, own_headers, body, timeout) = match request {
-            Cow::Owned(r) => (r.method, r.url, Cow::Owned(r.headers), r.body, r.timeout),
-            Cow::Borrowed(r) => (
-                r.method.clone(),
-                r.url.clone(),
-                Cow::Borrowed(&r.headers),
-                r.body.clone(),
-                r.timeout,
-            ),
-        };
-        let own_accept_encoding = own_headers.contains_key(ACCEPT_ENCODING);
-        let mut hop = Hop {
-            method,
-            url,
-            headers: merge_headers(&config.default_headers, own_headers),
-            body,
-            clock,
-        };
-        let codings = decode::for_request(config.decoding, own_accept_encoding, &mut hop.headers);
-        async move {
-            let hop = &mut hop;
-            // The clocks start when the request is first polled.
-            let deadlines = Deadlines::start(
-                timeout.or(config.timeout),
-                config.connect_timeout,
-                config.read_timeout,
-            );
-            let mut followed = 0;
-            loop {
-                let response = self
-                    .exchange(
-                        &hop.method,
-                        &hop.url,
-                        &hop.headers,
-                        hop.body.as_ref(),
-                        &deadlines,
-                        &mut hop.clock,
-                    )
-                    .await
-                    .map_err(|e| config.proxy.annotate(e, &hop.url))?;
-                let status = response.status();
-                let max = config.redirect.max();
-                let location = response.headers().get(LOCATION);
-                if !redirect::is_redirect(status) || location.is_none() || max == 0 {
-                    return Ok(response.decoded(codings));
-                }
-                if followed >= max {
-                    return Err(Error::new(Kind::TooManyRedirects(max)).with_url(&hop.url));
-                }
-                let next = location
-                    .and_then(|l| l.to_str().ok())
-                    .and_then(|l| hop.url.join(l).ok())
-                    .ok_or_else(|| {
-                        Error::new(Kind::InvalidResponse(
-                            "redirect with an invalid location".into(),
-                        ))
-                        .with_url(&hop.url)
-                    })?;
-                if !matches!(next.scheme(), "http" | "https") {
-                    return Err(
-                        Error::new(Kind::UnsupportedScheme(next.scheme().to_owned()))
-                            .with_url(&next),
-                    );
-                }
-                if !redirect::follow(
-                    status,
-                    &hop.url,
-                    &next,
-                    &mut hop.method,
-                    hop.headers.to_mut(),
-                ) {
-                    hop.body = None;
-                }
-                // Boxed: the drain holds a whole response, and inlining it would make every
-                // request's future that much larger for the rare redirect.
-                Box::pin(response.discard(DRAIN_LIMIT)).await;
-                hop.url = next;
-                followed += 1;
-            }
-        }
+        policy::execute(&self.inner, request, clock)
     }
-
-    /// One hop: a connection, the request written, the final head read. A reused connection
-    /// that fails before any response byte is replaced by a fresh one, once, for idempotent
-    /// methods: the server closed it while it sat idle.
-    async fn exchange(
-        &self,
-        method: &Method,
-        url: &Url,
-        headers: &HeaderMap,
-        body: Option<&Bytes>,
-        deadlines: &Deadlines,
-        clock: &mut Clock,
-    ) -> Result<Response, Error> {
-        let config = &self.inner.config;
-        // Decided first, so that an https:// URL refused below still names its proxy.
-        let route = config.proxy.route(url)?;
-        let https = url.scheme() == "https";
-        if url.scheme() != "http" && !(https && cfg!(feature = "tls")) {
-            return Err(Error::new(Kind::UnsupportedScheme(url.scheme().to_owned())).with_url(url));
-        }
-        let mut head = Vec::with_capacity(256 + body.map_or(0, |b| b.len().min(JOIN_BODY_LIMIT)));
-        let mut sent_headers = Cow::Borrowed(headers);
-        if !headers.contains_key(AUTHORIZATION) {
-            if let Some(value) = basic_auth_from_url(url) {
-                if let Ok(value) = HeaderValue::from_str(&value) {
-                    sent_headers.to_mut().insert(AUTHORIZATION, value);
-                }
-            }
-        }
-        route.proxy_headers(&mut sent_headers);
-        encode_head(
-            &mut head,
-            method,
-            url,
-            route.target_form(),
-            &sent_headers,
-            body.map(|b| b.len() as u64),
-        )
-        .map_err(|e| Error::new(Kind::InvalidRequest(e.to_string())).with_url(url))?;
-        // A small body joins the head in one write; a large one follows it.
-        let parts: [&[u8]; 2] = match body {
-            Some(b) if b.len() <= JOIN_BODY_LIMIT => {
-                head.extend_from_slice(b);
-                [&head, &[]]
-            }
-            Some(b) => [&head, b],
-            None => [&head, &[]],
-        };
-        let key = route.pool_key(url)?;
-        let client_closes = has_token(headers, &CONNECTION, "close");
-        let idempotent = is_idempotent(method);
-        let mut fresh_only = false;
-        loop {
-            let pooled = match fresh_only {
-                false => checkout(&self.inner.pool, &key).await,
-                true => None,
-            };
-            let reused = pooled.is_some();
-            #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
-            let mut conn = match pooled {
-                Some(conn) => conn,
-                None => {
-                    let started = Instant::now();
-                    let (addrs, looked_up) = deadlines
-                        .run(
-                            Phase::Resolve,
-                            url,
-                            resolve(&config.resolver, &self.inner.dns, route.connect_url(url)),
-                        )
-                        .await?
-                        .map_err(|e| e.with_url(url))?;
-                    let resolved = Instant::now();
-                    if looked_up {
-                        clock.timings.dns += resolved - started;
-                    }
-                    let mut conn = connect(&addrs, deadlines, url).await?;
-                    if let Some(proxy) = route.tunnel() {
-                        // Boxed: rare, and it would add its size to every request's future.
-                        let max_head = config.max_response_header_size;
-                        Box::pin(open_tunnel(
-                            &mut conn, proxy, url, headers, deadlines, max_head,
-                        ))
-                        .await?;
-                    }
-                    clock.timings.connect += resolved.elapsed();
-                    conn
-                }
-            };
-            #[cfg(feature = "tls")]
-            if https && !reused {
-                // Boxed: the handshake future holds a whole TLS session, and inlining it would
-                // make every request's future, http:// ones too, that much larger.
-                let tls = &mut clock.timings.tls;
-                conn = Box::pin(start_tls(conn, &self.inner.tls, deadlines, url, tls)).await?;
-            }
-            clock.timings.reused = reused;
-            let retry = reused && idempotent;
-            let sent = match send_request(&mut conn, &parts, deadlines, url).await {
-                Ok(sent) => sent,
-                Err(_) if retry => {
-                    fresh_only = true;
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            let head = match read_head(
-                &mut conn,
-                deadlines,
-                url,
-                config.max_response_header_size,
-                clock,
-            )
-            .await
-            {
-                Ok(head) => head,
-                Err(failure) if retry && failure.nothing_received => {
-                    fresh_only = true;
-                    continue;
-                }
-                Err(failure) => return Err(failure.error),
-            };
-            let mut plan = framing(method, &head)
-                .map_err(|e| Error::new(Kind::InvalidResponse(e.to_string())).with_url(url))?;
-            plan.reusable &= !client_closes && sent == Sent::Complete;
-            let source = BodySource {
-                conn,
-                client: self.clone(),
-                key,
-                deadlines: *deadlines,
-                clock: *clock,
-            };
-            return Ok(Response::new(head, url.clone(), plan, source));
-        }
-    }
-}
-
-/// What a request carries from hop to hop while redirects are followed.
-struct Hop<'a> {
-    method: Method,
-    url: Url,
-    /// The client's default headers, borrowed while the request adds none of its own.
-    headers: Cow<'a, HeaderMap>,
-    body: Option<Bytes>,
-    clock: Clock,
-}
-
-/// The client's default headers with the request's own on top: a request's header replaces
-/// every default of that name. Borrows the defaults when the request has no headers.
-fn merge_headers<'a>(defaults: &'a HeaderMap, own: Cow<'_, HeaderMap>) -> Cow<'a, HeaderMap> {
-    if own.is_empty() {
-        return Cow::Borrowed(defaults);
-    }
-    let mut headers = defaults.clone();
-    for name in own.keys() {
-        headers.remove(name);
-    }
-    match own {
-        Cow::Owned(own) => headers.extend(own),
-        Cow::Borrowed(own) => {
-            for (name, value) in own {
-                headers.append(name.clone(), value.clone());
-            }
-        }
-    }
-    Cow::Owned(headers)
-}
-
-/// GET, HEAD, PUT, DELETE, OPTIONS and TRACE may be sent twice (RFC 9110 §9.2.2).
-fn is_idempotent(method: &Method) -> bool {
-    matches!(
-        *method,
-        Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS | Method::TRACE
-    )
-}
-
-/// Configures a [`Client`]. Every setting has a default; see each method.
-#[derive(Debug)]
-#[must_use = "call .build() to get the client"]
-pub struct ClientBuilder {
-    /// Also set by the proxy methods, in `proxy.rs`.
-    pub(super) config: Config,
-    /// The first invalid setting, reported by `build`.
-    error: Option<String>,
 }
 
 impl ClientBuilder {
@@ -502,174 +146,10 @@ impl ClientBuilder {
 
     /// Builds the client, or says which setting was invalid.
     pub fn try_build(self) -> Result<Client, Error> {
-        if let Some(why) = self.error {
-            return Err(Error::new(Kind::InvalidRequest(why)));
-        }
-        let mut config = self.config;
-        config.proxy.finish();
-        config.decoding = decode::advertise(&mut config.default_headers, config.decoding);
-        #[cfg(feature = "tls")]
-        let tls = super::tls::connector(&config.tls)?;
+        let config = self.into_config()?;
         Ok(Client {
-            inner: Rc::new(ClientInner {
-                pool: RefCell::new(IdlePool::new(
-                    config.pool_idle_timeout,
-                    config.pool_max_idle_per_host,
-                )),
-                dns: RefCell::new(DnsCache::default()),
-                #[cfg(feature = "tls")]
-                tls,
-                config,
-            }),
+            inner: Rc::new(ClientContext::new(config)?),
         })
-    }
-
-    /// The longest a TCP connect to one address may take (default 10 s; `None`: no limit).
-    pub fn connect_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
-        self.config.connect_timeout = timeout.into();
-        self
-    }
-
-    /// The longest a whole request may take, from sending it to the end of the response body
-    /// (default 300 s; `None`: no limit).
-    pub fn timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
-        self.config.timeout = timeout.into();
-        self
-    }
-
-    /// The longest wait for any one read or write (default 30 s; `None`: no limit).
-    pub fn read_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
-        self.config.read_timeout = timeout.into();
-        self
-    }
-
-    /// The redirect policy (default: follow up to 10).
-    pub fn redirect(mut self, policy: Policy) -> Self {
-        self.config.redirect = policy;
-        self
-    }
-
-    /// The largest response head accepted, in bytes (default 64 KiB).
-    pub fn max_response_header_size(mut self, bytes: usize) -> Self {
-        self.config.max_response_header_size = bytes;
-        self
-    }
-
-    /// The largest response body accepted, in bytes (default: no limit).
-    pub fn max_body_size(mut self, bytes: impl Into<Option<u64>>) -> Self {
-        self.config.max_body_size = bytes.into();
-        self
-    }
-
-    /// How long an idle keep-alive connection is kept (default 90 s; `None`: forever).
-    pub fn pool_idle_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
-        self.config.pool_idle_timeout = timeout.into();
-        self
-    }
-
-    /// The most idle connections kept per host (default: no limit; 0 disables keep-alive
-    /// reuse).
-    pub fn pool_max_idle_per_host(mut self, max: usize) -> Self {
-        self.config.pool_max_idle_per_host = max;
-        self
-    }
-
-    /// The `User-Agent` header (default `volley/<version>`).
-    pub fn user_agent(mut self, value: &str) -> Self {
-        match HeaderValue::from_str(value) {
-            Ok(v) => {
-                self.config.default_headers.insert(USER_AGENT, v);
-            }
-            Err(_) => self.error = Some(format!("invalid user agent {value:?}")),
-        }
-        self
-    }
-
-    /// Sends requests for `host` to `addr` (its port is replaced by the URL's), like curl's
-    /// `--resolve`. Repeat to give several addresses: they are raced by Happy Eyeballs
-    /// (RFC 8305), IPv6 first, alternating families, each family in the order given.
-    pub fn resolve(mut self, host: &str, addr: SocketAddr) -> Self {
-        let resolver = Rc::make_mut(&mut self.config.resolver);
-        resolver
-            .fixed
-            .entry(host.to_ascii_lowercase())
-            .or_default()
-            .push(addr);
-        self
-    }
-
-    /// Resolves names with `resolver` instead of the default, a
-    /// [`NativeResolver`](crate::NativeResolver) configured from the system's files
-    /// ([`Resolver::native`]). [`Resolver::system`] is `getaddrinfo` on a helper thread, for
-    /// set-ups that need NSS; any [`Resolve`] implementation works.
-    pub fn dns_resolver(mut self, resolver: impl Resolve + 'static) -> Self {
-        Rc::make_mut(&mut self.config.resolver).resolver = Resolver::custom(resolver);
-        self
-    }
-
-    /// Headers sent with every request, unless a request sets the same name. They replace
-    /// the defaults of the same name (`user-agent`, `accept: */*`). An `accept-encoding`
-    /// among them replaces the client's and turns automatic decoding off (see
-    /// [Compressed bodies](crate::Response#compressed-bodies)).
-    pub fn default_headers(mut self, headers: HeaderMap) -> Self {
-        for name in headers.keys() {
-            self.config.default_headers.remove(name);
-        }
-        self.config.default_headers.extend(headers);
-        self
-    }
-}
-
-/// A request ready to send: method, URL, headers, optional body and timeout.
-#[derive(Debug, Clone)]
-pub struct Request {
-    method: Method,
-    url: Url,
-    headers: HeaderMap,
-    body: Option<Bytes>,
-    timeout: Option<Duration>,
-}
-
-impl Request {
-    /// A request with no headers of its own and no body.
-    pub fn new(method: Method, url: Url) -> Request {
-        Request {
-            method,
-            url,
-            headers: HeaderMap::new(),
-            body: None,
-            timeout: None,
-        }
-    }
-
-    /// The method.
-    pub fn method(&self) -> &Method {
-        &self.method
-    }
-
-    /// The URL.
-    pub fn url(&self) -> &Url {
-        &self.url
-    }
-
-    /// The request's own headers (the client's defaults are added when sent).
-    pub fn headers(&self) -> &HeaderMap {
-        &self.headers
-    }
-
-    /// The headers, to change.
-    pub fn headers_mut(&mut self) -> &mut HeaderMap {
-        &mut self.headers
-    }
-
-    /// The body, if any.
-    pub fn body(&self) -> Option<&Bytes> {
-        self.body.as_ref()
-    }
-
-    /// The URL, taking the request apart.
-    pub(crate) fn into_url(self) -> Url {
-        self.url
     }
 }
 
@@ -758,57 +238,5 @@ impl RequestBuilder {
         self.client
             .execute_request(Cow::Owned(request), Clock::start())
             .await
-    }
-}
-
-/// Something that can be a request URL: `&str`, `String`, or a parsed `Url`. A string with
-/// CR, LF or NUL in it is an [`Kind::InvalidUrl`], though the URL parser would accept it.
-pub trait IntoUrl: sealed::Sealed {
-    /// Parses into a URL, or says why not.
-    fn into_url(self) -> Result<Url, Error>;
-}
-
-mod sealed {
-    pub trait Sealed {}
-    impl Sealed for &str {}
-    impl Sealed for String {}
-    impl Sealed for &String {}
-    impl Sealed for url::Url {}
-    impl Sealed for &url::Url {}
-}
-
-impl IntoUrl for &str {
-    fn into_url(self) -> Result<Url, Error> {
-        // The URL parser would drop CR and LF silently and percent-encode NUL, sending another
-        // request than the one asked for: refuse them instead.
-        if self.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
-            return Err(Error::new(Kind::InvalidUrl(self.to_owned()))
-                .with_source("the url contains CR, LF or NUL"));
-        }
-        Url::parse(self).map_err(|e| Error::new(Kind::InvalidUrl(self.to_owned())).with_source(e))
-    }
-}
-
-impl IntoUrl for String {
-    fn into_url(self) -> Result<Url, Error> {
-        self.as_str().into_url()
-    }
-}
-
-impl IntoUrl for &String {
-    fn into_url(self) -> Result<Url, Error> {
-        self.as_str().into_url()
-    }
-}
-
-impl IntoUrl for Url {
-    fn into_url(self) -> Result<Url, Error> {
-        Ok(self)
-    }
-}
-
-impl IntoUrl for &Url {
-    fn into_url(self) -> Result<Url, Error> {
-        Ok(self.clone())
     }
 }

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use url::Url;
 
 use super::error::{Error, Kind, Limit, Phase};
-use super::head::{parse_head, HeadError, ResponseHead};
+use super::proto::head::{parse_head, HeadError, ResponseHead, MAX_INTERIM_RESPONSES};
 use super::timings::Clock;
 use crate::net::TcpStream;
 
@@ -647,10 +647,8 @@ pub(crate) struct HeadFailure {
     pub(crate) nothing_received: bool,
 }
 
-/// Reads the final response head, skipping 1xx interim responses (but not 101).
-/// Interim (1xx) responses skipped before the final one, at most.
-pub(crate) const MAX_INTERIM_RESPONSES: usize = 32;
-
+/// Reads the final response head, skipping 1xx interim responses (but not 101), at most
+/// [`MAX_INTERIM_RESPONSES`] of them.
 pub(crate) async fn read_head(
     conn: &mut Conn,
     deadlines: &Deadlines,

@@ -1,12 +1,16 @@
-//! [`IdlePool`]: keep-alive connections waiting for their next request, by host.
+//! [`IdlePool`]: keep-alive connections waiting for their next request, by host, and
+//! [`PoolHandle`], the shared handle through which a client checks them out and a response
+//! checks its connection back in.
 //!
 //! A connection enters only after its response body was read to the end and neither side
 //! asked to close. It leaves when a request to the same scheme, host and port takes it (newest
 //! first, as it is the likeliest to be alive), when it has been idle longer than the idle
 //! timeout, or when the check on checkout finds that the server closed it.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::poll_fn;
+use std::rc::Rc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -128,13 +132,38 @@ impl IdlePool {
     }
 }
 
-/// Checks out a live idle connection for `key`, dropping any the server has closed.
-pub(crate) async fn checkout(pool: &std::cell::RefCell<IdlePool>, key: &PoolKey) -> Option<Conn> {
-    loop {
-        let mut conn = pool.borrow_mut().take(key)?;
-        if poll_fn(|cx| Poll::Ready(conn.is_reusable(cx))).await {
-            return Some(conn);
+/// A client's [`IdlePool`], shared by the client and its responses: a request checks a
+/// connection out through it, and a response whose body was read to the end checks its
+/// connection back in. Cloning is cheap (an `Rc`); it holds the pool, not the client.
+#[derive(Debug, Clone)]
+pub(crate) struct PoolHandle(Rc<RefCell<IdlePool>>);
+
+impl PoolHandle {
+    pub(crate) fn new(idle_timeout: Option<Duration>, max_per_host: usize) -> PoolHandle {
+        PoolHandle(Rc::new(RefCell::new(IdlePool::new(
+            idle_timeout,
+            max_per_host,
+        ))))
+    }
+
+    /// Checks out a live idle connection for `key`, dropping any the server has closed.
+    pub(crate) async fn checkout(&self, key: &PoolKey) -> Option<Conn> {
+        loop {
+            let mut conn = self.0.borrow_mut().take(key)?;
+            if poll_fn(|cx| Poll::Ready(conn.is_reusable(cx))).await {
+                return Some(conn);
+            }
         }
+    }
+
+    /// Returns a connection whose exchange completed cleanly.
+    pub(crate) fn put(&self, key: PoolKey, conn: Conn) {
+        self.0.borrow_mut().put(key, conn);
+    }
+
+    /// Number of idle connections held.
+    pub(crate) fn len(&self) -> usize {
+        self.0.borrow().len()
     }
 }
 

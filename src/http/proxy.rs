@@ -1,6 +1,7 @@
 //! Proxies: [`Proxy`], the routing table a client builds from its proxies or from the
-//! environment ([`ProxyConfig`]), `NO_PROXY` matching ([`NoProxy`]), and the `CONNECT`
-//! handshake that opens a tunnel ([`open_tunnel`]).
+//! environment ([`ProxyRoutes`]), `NO_PROXY` matching ([`NoProxy`]), and the `CONNECT`
+//! handshake that opens a tunnel ([`open_tunnel`]). The settings themselves (the proxies,
+//! `proxy_tunnel`, `proxy_env`) are in the client's `Config`.
 //!
 //! The route is decided per hop, so a redirect to another host is routed afresh:
 //!
@@ -29,16 +30,15 @@ use http::header::{HeaderValue, PROXY_AUTHORIZATION, USER_AGENT};
 use http::HeaderMap;
 use url::{Host, Url};
 
-use super::client::ClientBuilder;
 use super::conn::{read_head, send_request, Conn, Deadlines};
-use super::encode::{basic_auth_from_url, basic_auth_value, Target};
 use super::error::{Error, Kind, Phase};
 use super::pool::PoolKey;
+use super::proto::encode::{basic_auth_from_url, basic_auth_value, Target};
 use super::timings::Clock;
 
 /// A proxy to send requests through: an HTTP proxy for `http://` URLs, `https://` URLs, or
 /// both, with optional Basic credentials and hosts to bypass it for. Give it to
-/// [`ClientBuilder::proxy`].
+/// [`ClientBuilder::proxy`](crate::ClientBuilder::proxy).
 ///
 /// ```
 /// use volley::{Client, Proxy};
@@ -63,9 +63,10 @@ use super::timings::Clock;
 ///   proxy sees only ciphertext), and the connection carries the request as if direct.
 ///   Without the `tls` feature, such a request fails with
 ///   [`ErrorKind::UnsupportedScheme`](crate::ErrorKind::UnsupportedScheme) once its route is
-///   decided, before any byte goes to the proxy. [`ClientBuilder::proxy_tunnel`] sends
-///   `http://` URLs through a tunnel too, as curl's `--proxytunnel` does. Tunnels are pooled
-///   per proxy and origin. A 407 answer to `CONNECT` is the error
+///   decided, before any byte goes to the proxy.
+///   [`ClientBuilder::proxy_tunnel`](crate::ClientBuilder::proxy_tunnel) sends `http://`
+///   URLs through a tunnel too, as curl's `--proxytunnel` does. Tunnels are pooled per proxy
+///   and origin. A 407 answer to `CONNECT` is the error
 ///   [`ErrorKind::ProxyAuth`](crate::ErrorKind::ProxyAuth), any other non-2xx
 ///   [`ErrorKind::ProxyTunnel`](crate::ErrorKind::ProxyTunnel).
 /// - The proxy's credentials go to the proxy only: in `Proxy-Authorization` on requests to a
@@ -87,9 +88,10 @@ use super::timings::Clock;
 ///
 /// # The environment
 ///
-/// A client built without [`ClientBuilder::proxy`] or [`ClientBuilder::no_proxy`] reads these
-/// variables once, when it is built (see [`ClientBuilder::proxy_env`] to read them from
-/// elsewhere):
+/// A client built without [`ClientBuilder::proxy`](crate::ClientBuilder::proxy) or
+/// [`ClientBuilder::no_proxy`](crate::ClientBuilder::no_proxy) reads these variables once,
+/// when it is built (see [`ClientBuilder::proxy_env`](crate::ClientBuilder::proxy_env) to
+/// read them from elsewhere):
 ///
 /// | variable | used for |
 /// |---|---|
@@ -462,8 +464,24 @@ fn in_net(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
     }
 }
 
-/// Reads an environment variable: `None` if unset (or not UTF-8).
-type EnvLookup = Rc<dyn Fn(&str) -> Option<String>>;
+/// Reads an environment variable: `None` if unset (or not UTF-8). The setting
+/// [`ClientBuilder::proxy_env`](crate::ClientBuilder::proxy_env).
+#[derive(Clone)]
+pub(crate) struct EnvLookup(Rc<Lookup>);
+
+type Lookup = dyn Fn(&str) -> Option<String>;
+
+impl EnvLookup {
+    pub(crate) fn new(lookup: impl Fn(&str) -> Option<String> + 'static) -> EnvLookup {
+        EnvLookup(Rc::new(lookup))
+    }
+}
+
+impl fmt::Debug for EnvLookup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<lookup>")
+    }
+}
 
 /// One line of the routing table.
 #[derive(Debug, Clone)]
@@ -474,40 +492,27 @@ struct Entry {
     no_proxy: Option<NoProxy>,
 }
 
-/// A client's proxy settings: what the builder was told, and the routing table made from it
-/// (and from the environment) when the client is built.
-#[derive(Clone, Default)]
-pub(crate) struct ProxyConfig {
-    /// Proxies given to the builder, in order.
-    explicit: Vec<Proxy>,
-    /// `no_proxy()` was called: the environment is not read.
-    env_off: bool,
-    /// Reads the environment variables; `None`: the process environment.
-    env: Option<EnvLookup>,
+/// A client's routing table, made once from its proxy settings (and from the environment)
+/// when the client is built: the first entry that applies to a URL wins.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ProxyRoutes {
     /// `proxy_tunnel(true)`: `http://` URLs through a proxy go through `CONNECT` too.
     tunnel_http: bool,
-    /// The routing table, made by [`finish`](ProxyConfig::finish), first match wins.
     routes: Vec<Entry>,
 }
 
-impl fmt::Debug for ProxyConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ProxyConfig")
-            .field("explicit", &self.explicit)
-            .field("env_off", &self.env_off)
-            .field("env", &self.env.as_ref().map(|_| "<lookup>"))
-            .field("tunnel_http", &self.tunnel_http)
-            .field("routes", &self.routes)
-            .finish()
-    }
-}
-
-impl ProxyConfig {
-    /// Makes the routing table: the builder's proxies if it was given any, else (unless
-    /// `no_proxy()` was called) the environment's. Called once, when the client is built.
-    pub(crate) fn finish(&mut self) {
-        self.routes = if !self.explicit.is_empty() {
-            self.explicit
+impl ProxyRoutes {
+    /// Makes the routing table: the proxies given to the builder (`explicit`) if there are
+    /// any, else (unless `no_proxy()` was called: `env_off`) the environment's, read through
+    /// `env` or from the process environment. Called once, when the client is built.
+    pub(crate) fn new(
+        explicit: &[Proxy],
+        env_off: bool,
+        env: Option<EnvLookup>,
+        tunnel_http: bool,
+    ) -> ProxyRoutes {
+        let routes = if !explicit.is_empty() {
+            explicit
                 .iter()
                 .map(|p| Entry {
                     intercept: p.intercept,
@@ -515,15 +520,18 @@ impl ProxyConfig {
                     no_proxy: p.no_proxy.clone(),
                 })
                 .collect()
-        } else if self.env_off {
+        } else if env_off {
             Vec::new()
         } else {
-            match self.env.take() {
-                Some(lookup) => from_env(&*lookup),
+            match env {
+                Some(lookup) => from_env(&*lookup.0),
                 None => from_env(&|name| std::env::var(name).ok()),
             }
         };
-        self.env = None;
+        ProxyRoutes {
+            tunnel_http,
+            routes,
+        }
     }
 
     /// How a request to `url` travels. An error if the proxy that applies came from an
@@ -742,42 +750,6 @@ pub(crate) async fn open_tunnel(
     }
 }
 
-impl ClientBuilder {
-    /// Sends requests through `proxy` (see [`Proxy`]). Call it again to add more: the first
-    /// whose scheme matches and whose [`no_proxy`](Proxy::no_proxy) list does not exclude
-    /// the host is used, and a request none applies to goes direct. Giving any proxy turns
-    /// off the environment's (`HTTP_PROXY` and friends).
-    pub fn proxy(mut self, proxy: Proxy) -> Self {
-        self.config.proxy.explicit.push(proxy);
-        self
-    }
-
-    /// No proxy at all: forgets the proxies given so far and does not read `HTTP_PROXY` and
-    /// friends from the environment.
-    pub fn no_proxy(mut self) -> Self {
-        self.config.proxy.explicit.clear();
-        self.config.proxy.env_off = true;
-        self
-    }
-
-    /// Sends `http://` URLs that go through a proxy through a `CONNECT` tunnel too, like
-    /// curl's `--proxytunnel`, instead of asking the proxy for them in absolute form (default
-    /// `false`). `https://` URLs always use a tunnel.
-    pub fn proxy_tunnel(mut self, tunnel: bool) -> Self {
-        self.config.proxy.tunnel_http = tunnel;
-        self
-    }
-
-    /// Reads the proxy variables (`http_proxy`, `NO_PROXY`, `REQUEST_METHOD`, ...; see
-    /// [`Proxy`]) through `lookup` instead of from the process environment, when the client
-    /// is built. For tests, or settings kept elsewhere. `lookup` returns `None` for a
-    /// variable that is not set.
-    pub fn proxy_env(mut self, lookup: impl Fn(&str) -> Option<String> + 'static) -> Self {
-        self.config.proxy.env = Some(Rc::new(lookup));
-        self
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -910,11 +882,7 @@ mod tests {
 
     /// Which proxy the environment gives each scheme.
     fn routed(vars: &'static [(&'static str, &'static str)], target: &str) -> Option<String> {
-        let mut config = ProxyConfig {
-            env: Some(Rc::new(env(vars))),
-            ..ProxyConfig::default()
-        };
-        config.finish();
+        let config = ProxyRoutes::new(&[], false, Some(EnvLookup::new(env(vars))), false);
         match config.route(&url(target)) {
             Ok(Route::Direct) => None,
             Ok(Route::Forward(p)) => Some(format!("forward {}", p.name)),

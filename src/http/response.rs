@@ -7,13 +7,12 @@ use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, StatusCode, Version};
 use url::Url;
 
-use super::body::{BodyDecoder, BodyError, Framing};
-use super::client::Client;
 use super::conn::{body_buffer_limit, Conn, Deadlines};
-use super::decode::{response_coding, Codings, DecodeError, Decoder};
 use super::error::{Error, Kind, Limit, Phase};
-use super::head::{BodyPlan, ResponseHead};
-use super::pool::PoolKey;
+use super::pool::{PoolHandle, PoolKey};
+use super::proto::body::{BodyDecoder, BodyError, Framing};
+use super::proto::decode::{response_coding, Codings, DecodeError, Decoder};
+use super::proto::head::{BodyPlan, ResponseHead};
 use super::timings::{Clock, Timings};
 
 /// A response whose head has arrived. The body is read on demand with [`chunk`](Self::chunk),
@@ -57,7 +56,8 @@ struct Body {
     decoder: BodyDecoder,
     /// Whether the connection may carry another request after this body.
     reusable: bool,
-    client: Client,
+    /// Where the connection goes back to once the body is complete.
+    pool: PoolHandle,
     key: PoolKey,
     deadlines: Deadlines,
     clock: Clock,
@@ -68,10 +68,14 @@ struct Body {
 /// Where a response's body comes from: the connection and what the request carried along.
 pub(crate) struct BodySource {
     pub(crate) conn: Conn,
-    pub(crate) client: Client,
+    /// The client's pool, which the connection goes back to.
+    pub(crate) pool: PoolHandle,
     pub(crate) key: PoolKey,
     pub(crate) deadlines: Deadlines,
     pub(crate) clock: Clock,
+    /// The settings `max_body_size` and `max_response_header_size` (which bounds trailers).
+    pub(crate) max_body: Option<u64>,
+    pub(crate) max_head: usize,
 }
 
 impl Response {
@@ -83,13 +87,14 @@ impl Response {
     ) -> Response {
         let BodySource {
             conn,
-            client,
+            pool,
             key,
             deadlines,
             clock,
+            max_body,
+            max_head,
         } = source;
-        let max_body = client.config().max_body_size;
-        let decoder = BodyDecoder::new(plan.framing, client.config().max_response_header_size);
+        let decoder = BodyDecoder::new(plan.framing, max_head);
         let reusable = plan.reusable;
         let mut response = Response {
             head,
@@ -98,7 +103,7 @@ impl Response {
                 conn: Some(conn),
                 decoder,
                 reusable,
-                client,
+                pool,
                 key,
                 deadlines,
                 clock,
@@ -368,7 +373,7 @@ impl Body {
         if let Some(conn) = self.conn.take() {
             // Bytes after the body mean the server is out of step with us: don't reuse.
             if self.reusable && conn.buf.is_empty() {
-                self.client.return_conn(std::mem::take(&mut self.key), conn);
+                self.pool.put(std::mem::take(&mut self.key), conn);
             }
         }
     }

@@ -19,9 +19,10 @@ use crate::dns::packet::{
     Question, TcpFrameReader, MAX_CNAME_HOPS,
 };
 
-use crate::http::body::{BodyDecoder, BodyError, Framing};
-use crate::http::conn::MAX_INTERIM_RESPONSES;
-use crate::http::head::{framing, parse_head, BodyPlan, HeadError, ResponseHead};
+use crate::http::proto::body::{BodyDecoder, BodyError, Framing};
+use crate::http::proto::head::{
+    framing, parse_head, BodyPlan, HeadError, ResponseHead, MAX_INTERIM_RESPONSES,
+};
 
 /// A parsed head, flattened so that two can be compared (headers in order).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -20,8 +20,6 @@ use std::fmt;
 use http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, RANGE};
 use http::{HeaderMap, HeaderValue};
 
-use super::client::ClientBuilder;
-
 /// A content coding this crate knows by name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Coding {
@@ -121,44 +119,6 @@ impl Codings {
             true => None,
             false => HeaderValue::from_str(&names.join(", ")).ok(),
         }
-    }
-}
-
-/// The content codings, one switch each (reqwest's names). A coding switched off is neither
-/// listed in `Accept-Encoding` nor decoded if a server sends it anyway. An `Accept-Encoding`
-/// of your own, in [`default_headers`](ClientBuilder::default_headers) or on a request, is
-/// sent instead, and then no body is decoded. See
-/// [Compressed bodies](crate::Response#compressed-bodies).
-impl ClientBuilder {
-    /// Whether to ask for `gzip` bodies and decode them, `x-gzip` too (default: on; feature
-    /// `gzip`).
-    #[cfg(feature = "gzip")]
-    pub fn gzip(mut self, enable: bool) -> Self {
-        self.config.decoding.set(Coding::Gzip, enable);
-        self
-    }
-
-    /// Whether to ask for `deflate` bodies and decode them, zlib-wrapped or raw (default:
-    /// on; feature `deflate`).
-    #[cfg(feature = "deflate")]
-    pub fn deflate(mut self, enable: bool) -> Self {
-        self.config.decoding.set(Coding::Deflate, enable);
-        self
-    }
-
-    /// Whether to ask for `br` bodies and decode them (default: on; feature `brotli`).
-    #[cfg(feature = "brotli")]
-    pub fn brotli(mut self, enable: bool) -> Self {
-        self.config.decoding.set(Coding::Brotli, enable);
-        self
-    }
-
-    /// Whether to ask for `zstd` bodies and decode them (default: on; feature `zstd`).
-    /// Windows over 8 MiB are refused, as RFC 9659 allows.
-    #[cfg(feature = "zstd")]
-    pub fn zstd(mut self, enable: bool) -> Self {
-        self.config.decoding.set(Coding::Zstd, enable);
-        self
     }
 }
 
@@ -1137,7 +1097,7 @@ mod tests {
     #[cfg(feature = "brotli")]
     #[test]
     fn brotli_decodes_across_any_split() {
-        let stream = include_bytes!("../../tests/data/lines.br");
+        let stream = include_bytes!("../../../tests/data/lines.br");
         for (piece, max) in [(1, 1), (5, 77), (4096, 65_536)] {
             let out = decode_in_pieces(Coding::Brotli, stream, piece, max).unwrap();
             assert!(out == lines(), "piece {piece}, max {max}");
@@ -1157,7 +1117,7 @@ mod tests {
     #[cfg(feature = "zstd")]
     #[test]
     fn zstd_decodes_across_any_split() {
-        let stream = include_bytes!("../../tests/data/lines.zst");
+        let stream = include_bytes!("../../../tests/data/lines.zst");
         for (piece, max) in [(1, 1), (3, 1000), (4096, 65_536)] {
             let out = decode_in_pieces(Coding::Zstd, stream, piece, max).unwrap();
             assert!(out == lines(), "piece {piece}, max {max}");

@@ -14,6 +14,9 @@ use super::body::Framing;
 /// The most header fields one response head may have.
 pub(crate) const MAX_HEADERS: usize = 128;
 
+/// Interim (1xx) responses skipped before the final one, at most.
+pub(crate) const MAX_INTERIM_RESPONSES: usize = 32;
+
 /// A parsed status line and header section.
 #[derive(Debug, Clone)]
 pub(crate) struct ResponseHead {
