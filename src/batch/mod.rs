@@ -728,7 +728,7 @@ where
         let client = self.client.clone();
         let state = self.state.clone();
         let keep = self.keep_bodies;
-        let handle = crate::spawn(async move {
+        let handle = crate::rt::spawn(async move {
             // Queued until the task first runs: a request waits in the run queue too.
             let queued = batch_started.elapsed();
             let outcome = fetch(&client, &request, keep).await;

@@ -13,7 +13,7 @@ pub struct SystemResolver;
 impl Resolve for SystemResolver {
     fn resolve(&self, host: &str, port: u16) -> Resolving {
         let name = host.to_owned();
-        let lookup = crate::spawn_blocking(move || {
+        let lookup = crate::rt::spawn_blocking(move || {
             (name.as_str(), port).to_socket_addrs().map(Vec::from_iter)
         });
         Box::pin(async move { lookup.await? })

@@ -14,8 +14,6 @@ use std::rc::Rc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use super::endpoints;
-use super::faults;
 use super::request::{parse_head, BodyError, BodyFraming, ChunkedDecoder, HeadError, Request};
 use super::response::{Persistence, Response};
 use super::Shared;
@@ -381,7 +379,7 @@ impl Conn {
     /// Graceful close: FIN, then discard what the client still sends until it closes too, it
     /// pauses for [`LINGER_IDLE`], or [`LINGER_TOTAL`] has passed. Closing a socket with unread
     /// data would send RST, which can destroy the response before the client reads it.
-    async fn linger_close(mut self) {
+    pub(crate) async fn linger_close(mut self) {
         let _ = timeout(LINGER_IDLE, self.stream.shutdown_write()).await;
         let started = Instant::now();
         while started.elapsed() < LINGER_TOTAL {
@@ -394,44 +392,33 @@ impl Conn {
 
     /// Resets the connection (for `/fault/reset-body`): `SO_LINGER` of zero, then close.
     pub(crate) fn reset(self) {
-        faults::reset(self.stream.tcp());
+        // If the option cannot be set, the close is orderly and the client sees a short body.
+        let _ = self.stream.tcp().set_linger(Some(Duration::ZERO));
     }
 
-    /// Serves requests until one ends the connection.
-    async fn run(&mut self) -> Next {
-        loop {
-            if self.shared.draining.get() {
-                return Next::Close;
-            }
-            self.idle.set(self.pending().is_empty());
-            let head = match self.shared.config.idle_timeout {
-                Some(limit) => match timeout(limit, self.read_head()).await {
-                    Ok(head) => head,
-                    Err(_) => return Next::Close,
-                },
-                None => self.read_head().await,
-            };
-            self.idle.set(false);
-            let request = match head {
-                Ok(Some(request)) => request,
-                Ok(None) => return Next::Close,
-                Err(e) => return self.refuse(None, e).await,
-            };
-            self.shared.count_request();
-            self.requests += 1;
-            match endpoints::dispatch(self, request).await {
-                Ok(Next::KeepAlive) => {}
-                Ok(next) => return next,
-                Err(_) => return Next::Close,
-            }
+    /// Waits for the next request head (for at most the idle timeout) and counts it; `Err`
+    /// says how the connection ends instead: a close when the server drains, the client goes
+    /// quiet or closes, or the refusal of a malformed head.
+    pub(crate) async fn next_request(&mut self) -> Result<Request, Next> {
+        if self.shared.draining.get() {
+            return Err(Next::Close);
         }
-    }
-}
-
-/// Serves one accepted connection to its end.
-pub(crate) async fn serve(mut conn: Conn) {
-    match conn.run().await {
-        Next::Reset => conn.reset(),
-        Next::Close | Next::KeepAlive => conn.linger_close().await,
+        self.idle.set(self.pending().is_empty());
+        let head = match self.shared.config.idle_timeout {
+            Some(limit) => match timeout(limit, self.read_head()).await {
+                Ok(head) => head,
+                Err(_) => return Err(Next::Close),
+            },
+            None => self.read_head().await,
+        };
+        self.idle.set(false);
+        let request = match head {
+            Ok(Some(request)) => request,
+            Ok(None) => return Err(Next::Close),
+            Err(e) => return Err(self.refuse(None, e).await),
+        };
+        self.shared.count_request();
+        self.requests += 1;
+        Ok(request)
     }
 }

@@ -9,7 +9,6 @@ use super::compress;
 use super::conn::{Conn, Next};
 use super::request::Request;
 use super::response::{Framing, Persistence, Response};
-use volley::net::TcpStream;
 use volley::sleep;
 
 /// What `/fault/garbage` sends instead of a status line, before closing: bytes that no HTTP parser
@@ -286,13 +285,6 @@ async fn huge_head(conn: &mut Conn, size: u64) -> io::Result<()> {
     }
     conn.write_all(b"\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
         .await
-}
-
-/// Prepares `stream` for `/fault/reset-body`'s reset: `SO_LINGER` of zero, so that closing it
-/// (dropping the connection, next) sends RST.
-pub(crate) fn reset(stream: &TcpStream) {
-    // If the option cannot be set, the close is orderly and the client sees a short body.
-    let _ = stream.set_linger(Some(std::time::Duration::ZERO));
 }
 
 #[cfg(test)]

@@ -158,6 +158,7 @@ mod proxy;
 mod random;
 mod request;
 mod response;
+mod serve;
 #[cfg(feature = "tls")]
 pub mod testcert;
 
@@ -335,7 +336,7 @@ impl Shared {
                 return;
             };
             let conn = conn::Conn::new(stream, peer, local, shared, conn_idle);
-            conn::serve(conn).await;
+            serve::serve(conn).await;
         });
         self.conns.borrow_mut().insert(id, ConnEntry { task, idle });
     }
