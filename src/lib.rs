@@ -116,9 +116,6 @@
 #![warn(missing_debug_implementations, rust_2018_idioms)]
 
 pub mod batch;
-// The reactor-native resolver: sans-IO pieces and `NativeResolver`. Some of the sans-IO
-// helpers are used only by tests and the fuzz targets.
-#[allow(dead_code)]
 mod dns;
 mod http;
 pub mod net;

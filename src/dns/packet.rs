@@ -1,6 +1,6 @@
 //! DNS messages, sans-IO: build a query, parse and check a response.
 //!
-//! - [`Query::new`] writes a standard query (RFC 1035 §4.1): a header with RD set and one
+//! - `Query::new` writes a standard query (RFC 1035 §4.1): a header with RD set and one
 //!   question for an `A` (RFC 1035 §3.4.1) or `AAAA` (RFC 3596 §2) record of class `IN`, then
 //!   an EDNS0 OPT pseudo-record (RFC 6891 §6) advertising a UDP payload of
 //!   [`EDNS_UDP_PAYLOAD`] bytes. 1232 is the size recommended by DNS Flag Day 2020: it fits
@@ -94,7 +94,7 @@ impl fmt::Display for QType {
 pub(crate) struct Question {
     /// The message ID of the query.
     pub(crate) id: u16,
-    /// The name asked for, as given to [`Query::new`] (any case, maybe a trailing dot).
+    /// The name asked for, as given to [`Query::encode`] (any case, maybe a trailing dot).
     pub(crate) name: String,
     /// The type asked for.
     pub(crate) qtype: QType,
@@ -112,6 +112,7 @@ pub(crate) struct Query {
 impl Query {
     /// A query for `name` with RD set and an EDNS0 OPT record advertising
     /// [`EDNS_UDP_PAYLOAD`] bytes.
+    #[cfg(test)]
     pub(crate) fn new(id: u16, name: &str, qtype: QType) -> Result<Query, DnsError> {
         Query::encode(id, name, qtype, Some(EDNS_UDP_PAYLOAD))
     }
@@ -264,7 +265,7 @@ impl fmt::Display for Rcode {
 /// the TCP length prefix).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum DnsError {
-    /// A name given to [`Query::new`] cannot be sent.
+    /// A name given to [`Query::encode`] cannot be sent.
     BadName {
         /// The name as given.
         name: String,

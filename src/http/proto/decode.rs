@@ -926,6 +926,7 @@ mod tests {
         encoder.finish().unwrap()
     }
 
+    #[cfg(any(feature = "gzip", feature = "deflate"))]
     fn sample(len: usize) -> Vec<u8> {
         (0..len)
             .map(|i| (i * i % 251) as u8 ^ (i / 7) as u8)
