@@ -1,120 +1,116 @@
 //! # volley
 //!
-//! An event loop of our own, a `mio::Poll` reactor driving hand-written futures, and an
-//! HTTP/1.1 client on it, for fetching many URLs concurrently from one thread.
+//! An HTTP/1.1 client for fetching many URLs concurrently, on an event loop of its own: a
+//! `mio::Poll` reactor driving hand-written futures, one loop per thread, no tokio, and
+//! `#![forbid(unsafe_code)]`.
+//!
+//! ## One GET
 //!
 //! ```
 //! use volley::{Client, Runtime};
 //!
 //! let rt = Runtime::new()?;
 //! rt.block_on(async {
-//!     // A local httpbin-like server, so the example needs no network.
+//!     // A local httpbin-like server (the dev-dependency volley-testserver): no network.
 //!     let server = volley_testserver::Server::bind("127.0.0.1:0".parse().unwrap())?;
 //!
 //!     let client = Client::new();
-//!     let resp = client.get(server.url("/get")).header("accept", "application/json").send().await?;
+//!     let resp = client.get(server.url("/get")).send().await?;
 //!     assert_eq!(resp.status(), 200);
-//!     let body = resp.text().await?;
-//!     assert!(body.contains("volley/"));
+//!     assert!(resp.text().await?.contains("volley/"));
 //!     Ok::<(), Box<dyn std::error::Error>>(())
 //! })?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! # Architecture
+//! ## Fetching 10,000 URLs
 //!
-//! ```text
-//! user code (async fn / hand-written futures)
-//!    │ spawn / block_on / JoinHandle
-//!    ▼
-//! executor ── run queue of woken tasks ◄── Waker (std::task::Wake, Send + Sync)
-//!    │ idle: nothing runnable                     ▲ local wake: push to the queue
-//!    ▼                                            │ remote wake: push + mio::Waker
-//! reactor: mio::Poll.poll(timeout = earliest timer deadline)
-//!    │ events → token → per-source read/write wakers
-//!    │ timers past their deadline → wakers
-//!    ▼
-//! leaf futures, hand-written state machines: Connect, Read, Write, Accept, Sleep
-//!    ▲
-//! http: Client → pool checkout or (resolve → connect) → write request → read head → body decoder
-//! ```
-//!
-//! - [`rt`] (`rt/runtime.rs`): [`Runtime`] and its loop (run ready tasks, compute the timeout,
-//!   poll, dispatch). One runtime per thread; nothing in it is `Send`, so the hot path takes no
-//!   lock.
-//! - `rt/executor.rs`: the task slab, the run queue and the deduplicating wakers.
-//! - `rt/task.rs`: [`spawn`], [`JoinHandle`], [`JoinError`]; `rt/blocking.rs`: [`spawn_blocking`].
-//! - `rt/reactor.rs`: `mio::Poll`, per-source edge-triggered readiness, generation-tagged
-//!   tokens.
-//! - `rt/timer.rs`, `rt/sleep.rs`: [`sleep`], [`timeout`], [`interval`], on an ordered map of
-//!   deadlines.
-//! - [`net`]: [`TcpStream`] and [`TcpListener`] with the futures [`net::Connect`],
-//!   [`net::Read`], [`net::Write`], [`net::Accept`] and friends; with the `tls` feature (on by
-//!   default), `net::tls`: rustls (sans-IO) driven on the reactor, a hand-written handshake
-//!   future and `TlsStream`, for clients (`TlsConnector`) and servers (`TlsAcceptor`);
-//!   [`UdpSocket`] for datagrams (the DNS stub resolver's queries).
-//! - `dns` (private; [`Resolve`], [`Resolver`], [`SystemResolver`] and [`NativeResolver`]
-//!   re-exported): name resolution, below `http`; the native resolver, the client's default,
-//!   has no helper thread. Sans-IO pieces with table and property tests: messages (`packet.rs`:
-//!   queries, defensive response parsing with bounded decompression, TCP framing),
-//!   `resolv.conf` and the environment with glibc's search order (`conf.rs`), `/etc/hosts`
-//!   (`hosts.rs`); and `native.rs`, async code over [`UdpSocket`] and [`TcpStream`]: A and
-//!   AAAA at once on one connected socket, retries across servers, TCP on truncation, a TTL
-//!   cache, and one query for concurrent lookups of a name.
-//! - `http` (private, re-exported flat): the client. Sans-IO pieces over byte slices in
-//!   `http/proto/`, with table tests: `encode.rs` (request head), `head.rs` (response head
-//!   via httparse, and the RFC 9112 §6.3 framing rules), `body.rs` (Content-Length, chunked
-//!   with trailers, until-close) and `decode.rs` (content codings). A thin driver, `conn.rs`, moves bytes between them and a `Stream`, an enum
-//!   of a [`TcpStream`] or a boxed `net::tls::TlsStream` (the TLS handshake, `start_tls`,
-//!   is the only phase that knows which), one function per phase, each under
-//!   [`Phase`]-named deadlines; `connect` races several addresses (Happy Eyeballs).
-//!   `config.rs` holds [`Config`] (every setting) and [`ClientBuilder`], `tls.rs`
-//!   `Certificate` and the TLS connector. `client.rs` holds [`Client`], `policy.rs` the
-//!   request flow's decisions (redirects, the stale-connection retry), `exchange.rs` one
-//!   exchange on a connection, `pool.rs` the keep-alive pool, `names.rs` resolution (fixed
-//!   mappings, then a [`Resolver`]: native by default, `getaddrinfo` on a helper thread as an
-//!   option), `proxy.rs` [`Proxy`] (routing, `NO_PROXY`, `CONNECT` tunnels), `response.rs`
-//!   [`Response`] (content codings: gzip and deflate with the default features `gzip` and
-//!   `deflate`, br and zstd with the features `brotli` and `zstd`), and `error.rs` the one
-//!   [`Error`]. The request future is `async` code over the hand-written leaves; its outer
-//!   layers work on captured state in place, since an `async fn` stores each argument twice,
-//!   and a spawned future over 256 bytes gets a box of its own inside the task wrapper (a
-//!   batch request's task is about 1.9 KB).
-//! - `server` (feature `server`, on by default): an embedded httpbin-like HTTP/1.1 test server
-//!   with fault endpoints, `volley_testserver::Server`, for tests, examples and benchmarks.
-//!
-//! # The runtime on its own
-//!
-//! An echo over loopback: a spawned server task and a client, on one thread.
+//! [`Client::fetch_all`] takes any iterator of URLs or [`Request`]s and runs them with a
+//! bound on requests in flight, overall and per host; [`Batch::run`] returns every result in
+//! input order with a summary, [`Batch::stream`] yields them as they complete.
 //!
 //! ```
-//! use volley::{Runtime, TcpListener, TcpStream};
+//! use volley::{Client, Runtime};
 //!
 //! let rt = Runtime::new()?;
 //! rt.block_on(async {
-//!     let mut listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
-//!     let addr = listener.local_addr()?;
-//!     let server = volley::spawn(async move {
-//!         let (mut conn, _) = listener.accept().await?;
-//!         let mut buf = [0; 64];
-//!         let n = conn.read(&mut buf).await?;
-//!         conn.write_all(&buf[..n]).await
-//!     });
+//!     let server = volley_testserver::Server::bind("127.0.0.1:0".parse().unwrap())?;
+//!     let urls = (0..10_000).map(|i| server.url(&format!("/get?i={i}")));
 //!
-//!     let mut client = TcpStream::connect(addr).await?;
-//!     client.write_all(b"hello").await?;
-//!     let mut reply = [0; 5];
-//!     let n = client.read(&mut reply).await?;
-//!     assert_eq!(&reply[..n], b"hello");
-//!     server.await??;
+//!     let report = Client::new()
+//!         .fetch_all(urls)
+//!         .concurrency(200)
+//!         .keep_bodies(false)
+//!         .run()
+//!         .await;
+//!     assert_eq!(report.summary.ok, 10_000);
+//!     let first = report.results[0].outcome.as_ref().unwrap();
+//!     assert_eq!(first.status, 200);
 //!     Ok::<(), std::io::Error>(())
 //! })?;
 //! # Ok::<(), std::io::Error>(())
 //! ```
+//!
+//! ## Streaming a body
+//!
+//! [`Response::chunk`] hands the body over as it arrives, decoded (gzip, deflate; br and zstd
+//! with their features), without holding all of it.
+//!
+//! ```
+//! use volley::{Client, Runtime};
+//!
+//! let rt = Runtime::new()?;
+//! rt.block_on(async {
+//!     let server = volley_testserver::Server::bind("127.0.0.1:0".parse().unwrap())?;
+//!
+//!     let mut resp = Client::new().get(server.url("/bytes/1000000")).send().await?;
+//!     let mut total = 0;
+//!     while let Some(chunk) = resp.chunk().await? {
+//!         total += chunk.len();
+//!     }
+//!     assert_eq!(total, 1_000_000);
+//!     Ok::<(), Box<dyn std::error::Error>>(())
+//! })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Modules, from the bottom up
+//!
+//! Each layer uses only the ones above it in this list; [`architecture`] (the repository's
+//! ARCHITECTURE.md) walks one request through them, file by file.
+//!
+//! - [`rt`]: the runtime. [`Runtime`] and its `block_on` loop, the executor, the `mio`
+//!   reactor, timers ([`sleep`], [`timeout`], [`interval`]), [`spawn`] and
+//!   [`spawn_blocking`].
+//! - [`net`]: sockets on the reactor: [`TcpStream`] (with its hand-written `Connect`, `Read`
+//!   and `Write` futures), [`TcpListener`], [`UdpSocket`], TLS (`net::tls`, rustls driven
+//!   on the reactor) and [`raise_fd_limit`].
+//! - `dns` (private, re-exported): name resolution. [`Resolve`] and its implementations:
+//!   [`NativeResolver`] (the default, on the reactor, no helper thread) and
+//!   [`SystemResolver`] (`getaddrinfo` on a helper thread), chosen with [`Resolver`].
+//! - `http::proto` (private): the sans-IO wire code, plain state machines over byte slices:
+//!   request encoding, response heads, body framing, content decoding.
+//! - `http` (private, re-exported): the client. [`Client`]; every setting in one [`Config`]
+//!   with one [`ClientBuilder`]; the policy between a request and the wire (redirects, the
+//!   stale-connection retry); the driver that moves bytes between the wire code and a socket;
+//!   the keep-alive pool, [`Proxy`], [`redirect`], [`Response`] and the one [`Error`].
+//! - [`batch`]: [`Client::fetch_all`]: many requests, bounded in flight, per host.
+//!
+//! Test code is not part of the library: the test server is the `volley-testserver` crate of
+//! this workspace, and the fuzz drivers (`testing`) are compiled for tests and the `fuzzing`
+//! feature only.
+//!
+//! ## Features
+//!
+//! `tls` (default: HTTPS with rustls and *ring*), `gzip` and `deflate` (default), `brotli`,
+//! `zstd`, `native-roots` (the platform's root certificates), `futures-io` (`AsyncRead` and
+//! `AsyncWrite` for [`TcpStream`]).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, rust_2018_idioms)]
 
+#[doc = include_str!("../ARCHITECTURE.md")]
+pub mod architecture {}
 pub mod batch;
 mod dns;
 mod http;

@@ -15,6 +15,35 @@
 //! The drivers never ask which runtime is current; the handles above `context.rs` do, and pass
 //! the driver they found down. Outside `rt`, `net` registers its sockets with the reactor
 //! (`reactor.rs`, found through `context.rs`); the rest of the crate uses the items below.
+//!
+//! # Example
+//!
+//! An echo over loopback: a spawned server task and a client, on one thread.
+//!
+//! ```
+//! use volley::{Runtime, TcpListener, TcpStream};
+//!
+//! let rt = Runtime::new()?;
+//! rt.block_on(async {
+//!     let mut listener = TcpListener::bind("127.0.0.1:0".parse().unwrap())?;
+//!     let addr = listener.local_addr()?;
+//!     let server = volley::spawn(async move {
+//!         let (mut conn, _) = listener.accept().await?;
+//!         let mut buf = [0; 64];
+//!         let n = conn.read(&mut buf).await?;
+//!         conn.write_all(&buf[..n]).await
+//!     });
+//!
+//!     let mut client = TcpStream::connect(addr).await?;
+//!     client.write_all(b"hello").await?;
+//!     let mut reply = [0; 5];
+//!     let n = client.read(&mut reply).await?;
+//!     assert_eq!(&reply[..n], b"hello");
+//!     server.await??;
+//!     Ok::<(), std::io::Error>(())
+//! })?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
 
 mod blocking;
 pub(crate) mod context;
