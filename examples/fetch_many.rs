@@ -49,9 +49,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use volley::{
-    BatchSummary, Client, DnsStats, LatencyHistogram, NativeResolver, Progress, Resolver, Runtime,
-};
+use volley::batch::{BatchSummary, LatencyHistogram, Progress};
+use volley::{Client, DnsStats, NativeResolver, Resolver, Runtime};
 
 /// The seed's workload: how many requests, how long each one waits, how many at once.
 const SEED_REQUESTS: usize = 500;

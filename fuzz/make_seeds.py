@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the seed corpora fuzz/seeds/{head,body,dns}/ from the unit tests' cases.
 
-Input layout (see src/fuzzing.rs):
+Input layout (see src/testing/fuzz.rs):
   head: flags (bits 0-2: head limit index, bit 3: EOF for the body), cut count (0-8),
         two little-endian bytes per cut, then the stream.
   body: flags (bits 0-1: 0 chunked, 1 length, 2 until close, 3 empty; bit 2: EOF;

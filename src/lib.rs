@@ -135,13 +135,10 @@ pub use crate::http::timings::Timings;
 #[cfg(feature = "tls")]
 pub use crate::http::tls::Certificate;
 pub use ::http::{header, HeaderMap, Method, StatusCode, Version};
-pub use batch::{
-    Batch, BatchReport, BatchStream, BatchSummary, FetchResult, Fetched, IntoRequest,
-    LatencyHistogram, Progress,
-};
+pub use batch::{Batch, FetchResult, Fetched};
 pub use net::fdlimit::raise_fd_limit;
 pub use net::{TcpListener, TcpStream, UdpSocket};
 pub use rt::{
-    interval, sleep, sleep_until, spawn, spawn_blocking, timeout, timeout_at, BlockingTask,
-    Elapsed, Interval, JoinError, JoinHandle, Runtime, RuntimeStats, Sleep,
+    interval, sleep, sleep_until, spawn, spawn_blocking, timeout, timeout_at, JoinError,
+    JoinHandle, Runtime,
 };

@@ -680,7 +680,7 @@ fn nginx_batch_fetches_every_file_concurrently() {
 
 /// Checks a batch of `files` fetched in rounds, in input order: every result a 200 with the
 /// file's bytes; with `reuse` false, none over a reused connection.
-fn check_batch(report: &volley::BatchReport, files: &[PeerFile], reuse: bool) {
+fn check_batch(report: &volley::batch::BatchReport, files: &[PeerFile], reuse: bool) {
     let n = report.results.len();
     assert!(n > 0 && n % files.len() == 0, "{n} results");
     assert_eq!(report.summary.ok, n as u64, "{:?}", report.summary.errors);

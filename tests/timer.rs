@@ -12,7 +12,8 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use util::{block_on_watched, drop_flag, yield_now, Prng};
-use volley::{interval, sleep, sleep_until, spawn, timeout, Elapsed, Runtime, Sleep};
+use volley::rt::{Elapsed, Sleep};
+use volley::{interval, sleep, sleep_until, spawn, timeout, Runtime};
 
 /// Generous upper bound on how late a short sleep may finish and still count as working.
 const LOOSE: Duration = Duration::from_secs(2);

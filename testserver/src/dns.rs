@@ -18,7 +18,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 use crate::dns_wire::{encode_name, read_name, tcp_frame, TcpFrameReader, EDNS_UDP_PAYLOAD};
 use volley::net::{TcpListener, TcpStream, UdpSocket};
 
-use volley::{sleep, Sleep};
+use volley::rt::Sleep;
+use volley::sleep;
 use volley::{spawn, JoinHandle};
 
 /// The default TTL of answers, and the SOA's MINIMUM (the negative-caching TTL).

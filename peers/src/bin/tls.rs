@@ -14,7 +14,7 @@
 //! 127.0.0.1: plain HTTP; HTTPS through tokio-rustls (rustls with the *ring* provider, TLS 1.3
 //! and 1.2, ALPN `http/1.1`, the default server session cache, so TLS 1.3 sessions resume with
 //! stateful tickets) presenting volley's committed TEST-ONLY certificate for `localhost`
-//! (`../src/server/testcert/`, its keys are public); and a control port that answers every
+//! (`../testserver/src/testcert/`, its keys are public); and a control port that answers every
 //! connection with its counts of full and resumed TLS handshakes (what the report's
 //! `full`/`resumed` columns show: the server's view, for either client).
 //!
@@ -66,9 +66,9 @@ use volley_peers::{answer_each_head, loadavg, median, ServerProcess};
 
 /// TEST-ONLY: volley's committed CA, and the `localhost` certificate it issued with its
 /// (public) key.
-const CA_PEM: &[u8] = include_bytes!("../../../src/server/testcert/ca.pem");
-const CERT_PEM: &[u8] = include_bytes!("../../../src/server/testcert/localhost.pem");
-const KEY_PEM: &[u8] = include_bytes!("../../../src/server/testcert/localhost.key");
+const CA_PEM: &[u8] = include_bytes!("../../../testserver/src/testcert/ca.pem");
+const CERT_PEM: &[u8] = include_bytes!("../../../testserver/src/testcert/localhost.pem");
+const KEY_PEM: &[u8] = include_bytes!("../../../testserver/src/testcert/localhost.key");
 
 /// The one response of the server, and its body length.
 const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 13\r\n\r\nhello, world\n";
