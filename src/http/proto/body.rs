@@ -105,7 +105,11 @@ enum State {
 enum Chunk {
     /// Reading the hex size; `digits` so far, `size` their value.
     Size { size: u64, digits: u8 },
-    /// After the size, skipping whitespace or an extension up to CR; `len` bytes so far.
+    /// After the size, in whitespace that may only lead to an extension or the CR (hyper's
+    /// and llhttp's rule: `5 junk` is refused, a leniency that request smuggling relies on);
+    /// `len` bytes of the size line after the digits so far.
+    SizeWs { size: u64, len: usize },
+    /// In an extension (after `;`), skipped up to CR; `len` as above.
     Extension { size: u64, len: usize },
     /// Saw CR after the size line; expecting LF.
     SizeLf { size: u64 },
@@ -268,10 +272,25 @@ impl BodyDecoder {
                     let size = *size;
                     *chunk = match byte {
                         b'\r' => Chunk::SizeLf { size },
-                        b';' | b' ' | b'\t' => Chunk::Extension { size, len: 1 },
+                        b';' => Chunk::Extension { size, len: 1 },
+                        b' ' | b'\t' => Chunk::SizeWs { size, len: 1 },
                         _ => return Err(BodyError::BadChunk("invalid byte after chunk size")),
                     };
                 }
+            },
+            Chunk::SizeWs { size, len } => match byte {
+                b'\r' => *chunk = Chunk::SizeLf { size: *size },
+                b';' => {
+                    *chunk = Chunk::Extension {
+                        size: *size,
+                        len: *len + 1,
+                    }
+                }
+                _ if *len >= MAX_CHUNK_EXTENSION => {
+                    return Err(BodyError::BadChunk("chunk extension too long"))
+                }
+                b' ' | b'\t' => *len += 1,
+                _ => return Err(BodyError::BadChunk("invalid byte after chunk size")),
             },
             Chunk::Extension { size, len } => match byte {
                 b'\r' => *chunk = Chunk::SizeLf { size: *size },
@@ -606,6 +625,27 @@ mod tests {
                 b"1ffffffffffffffff\r\n",
                 false,
                 Want::Fail(ChunkSizeOverflow),
+            ),
+            (
+                "chunked whitespace before CR",
+                Chunked,
+                b"5 \t\r\nhello\r\n0\r\n\r\n",
+                false,
+                Want::Body(b"hello", &[], 0),
+            ),
+            (
+                "chunked text after size and space (regression: was skipped as an extension)",
+                Chunked,
+                b"2 erfrferferf\r\nok\r\n0\r\n\r\n",
+                false,
+                Want::Fail(BadChunk("invalid byte after chunk size")),
+            ),
+            (
+                "chunked text after whitespace on the last chunk",
+                Chunked,
+                b"0 x\r\n\r\n",
+                false,
+                Want::Fail(BadChunk("invalid byte after chunk size")),
             ),
             (
                 "chunked bare LF after size",
