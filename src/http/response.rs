@@ -239,15 +239,18 @@ impl Response {
         }
         loop {
             let before = out.len();
-            // Bodies not kept are counted and dropped piece by piece: a decoded piece is at
-            // most 64 KiB, where reading `all` could inflate a whole buffer of compressed input.
-            let all = keep || self.decoding.is_none();
-            let more = self.read(&mut out, all).await?;
+            // Bodies not kept are counted and dropped piece by piece (one read, or a decoded
+            // piece of at most 64 KiB), so that what is held never grows with the body.
+            let more = self.read(&mut out, keep).await?;
             len += (out.len() - before) as u64;
             if !keep {
                 out.clear();
             }
             if !more {
+                if !keep {
+                    // A cleared Vec keeps its capacity, and `Bytes::from` would keep it too.
+                    out = Vec::new();
+                }
                 return Ok((out, len));
             }
         }
