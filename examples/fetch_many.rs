@@ -37,9 +37,11 @@
 //! resolver's counters: lookups answered locally, from its cache, by sharing a lookup in
 //! flight, or by asking, and the queries sent.
 //!
-//! On a terminal, a progress bar runs on stderr meanwhile. Exit status: 0 once the batch has
-//! run, even if some requests failed (they are counted in the report); 2 for bad arguments;
-//! 1 if the batch cannot run at all (no runtime, no server).
+//! On a terminal, a progress bar runs on stderr meanwhile. Exit status: 0 when every request
+//! got a response (whatever its status code, as curl without `-f`); 1 when any request
+//! failed (no response: refused, reset, timed out, malformed...), after the report, which
+//! counts them and quotes the first errors, or when the batch cannot run at all (no runtime,
+//! no server); 2 for bad arguments.
 
 use std::cell::Cell;
 use std::fmt::Write as _;
@@ -64,7 +66,9 @@ const RESERVED_FDS: u64 = 64;
 const QUOTED_ERRORS: usize = 3;
 
 const USAGE: &str =
-    "usage: fetch_many [-c N] [-n N] [-m SECS] [--json] [--tls] [--system-dns] [URL...]";
+    "usage: fetch_many [-c N] [-n N] [-m SECS] [--json] [--tls] [--system-dns] [URL...]
+exit status: 0 if every request got a response (any status code), 1 if any request failed
+or the batch could not run, 2 for bad arguments";
 
 /// How often, at most, the thread count is sampled during the batch.
 const THREAD_SAMPLE_EVERY: Duration = Duration::from_millis(10);
@@ -148,33 +152,44 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
+    ExitCode::from(run(std::env::args().skip(1)))
+}
+
+/// Everything `main` does, returning the exit status (see the module docs).
+fn run(argv: impl Iterator<Item = String>) -> u8 {
+    let args = match parse_args(argv) {
         Ok(args) => args,
         Err(message) => {
             if !message.is_empty() {
                 eprintln!("fetch_many: {message}");
             }
             eprintln!("{USAGE}");
-            return ExitCode::from(2);
+            return 2;
         }
     };
     let rt = match Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("fetch_many: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
+            return 1;
         }
     };
     match rt.block_on(fetch_many(args)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(summary) => exit_status(&summary),
         Err(message) => {
             eprintln!("fetch_many: {message}");
-            ExitCode::FAILURE
+            1
         }
     }
 }
 
-async fn fetch_many(mut args: Args) -> Result<(), String> {
+/// The exit status of a batch that ran: 1 if any request failed, else 0.
+fn exit_status(summary: &BatchSummary) -> u8 {
+    u8::from(summary.failed > 0)
+}
+
+/// Runs the batch and prints its report; returns its summary.
+async fn fetch_many(mut args: Args) -> Result<BatchSummary, String> {
     // No URL: serve ourselves. The embedded server runs as tasks on this same runtime, so the
     // one thread both sends the requests and answers them; its /delay is a timer, not a thread.
     let server = if args.urls.is_empty() {
@@ -269,7 +284,7 @@ async fn fetch_many(mut args: Args) -> Result<(), String> {
 
     if args.json {
         println!("{}", json(&summary, threads.get()));
-        return Ok(());
+        return Ok(summary);
     }
     print!("{}", report(&summary));
     print!(
@@ -288,7 +303,7 @@ async fn fetch_many(mut args: Args) -> Result<(), String> {
             seed_comparison(&summary, total, args.concurrency, SEED_DELAY)
         );
     }
-    Ok(())
+    Ok(summary)
 }
 
 /// The concurrency to use when the embedded server runs in this process: at most `wanted`,
@@ -588,4 +603,41 @@ fn trust_test_ca(
     }
     let _ = tls;
     Ok(builder)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(args: &[&str]) -> impl Iterator<Item = String> {
+        args.iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    /// Regression (issue 14): a batch whose every request failed exited 0. Five URLs on a
+    /// port nobody listens on: the run ends with status 1.
+    #[test]
+    fn failed_requests_exit_1() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port(); // the listener is closed again: connecting is refused
+        let url = format!("http://127.0.0.1:{port}/x?{{n}}");
+        assert_eq!(run(argv(&["--json", "-n", "5", &url])), 1);
+    }
+
+    /// Every request answered (the embedded server, five of its 100 ms requests): status 0.
+    #[test]
+    fn answered_requests_exit_0() {
+        assert_eq!(run(argv(&["--json", "-n", "5"])), 0);
+    }
+
+    /// Bad arguments: status 2.
+    #[test]
+    fn bad_arguments_exit_2() {
+        assert_eq!(run(argv(&["-c", "0"])), 2);
+        assert_eq!(run(argv(&["ftp://example.test/"])), 2);
+    }
 }
