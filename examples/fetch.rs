@@ -1,13 +1,18 @@
-//! cargo run --release --example fetch -- [-i] [-I] [-X METHOD] [-H 'Name: value']... [-d DATA] [-m SECS] [--max-redirects N] [--resolve HOST:PORT:ADDR]... [--system-dns] [--tls] URL
+//! cargo run --release --example fetch -- [-i] [-I] [-L] [-X METHOD] [-H 'Name: value']... [-d DATA]... [-m SECS] [--max-redirs N] [--resolve HOST:PORT:ADDR]... [--system-dns] [--tls] URL
 //!
 //! A curl-like fetch of one URL, and a stable interface for scripts:
 //!
 //! - the response body goes to stdout, byte for byte;
 //! - `-i` first prints the status line, each header as `Name: value` and a blank line, with
 //!   CRLF line endings; `-I` sends HEAD and implies `-i`;
-//! - `-X` sets the method, `-H` adds a header, `-d` sends a body (and makes the method POST
-//!   unless `-X` says otherwise), `-m` sets the total timeout in seconds, `--max-redirects`
-//!   the redirect limit (default 10, as the library's);
+//! - the flags it shares with curl do what curl's do:
+//!   - `-X` sets the method, `-H` adds a header;
+//!   - `-d` sends a body, as `application/x-www-form-urlencoded` unless a `-H` sets
+//!     `Content-Type`, and makes the method POST unless `-X` says otherwise; several `-d`
+//!     are joined with `&`;
+//!   - redirects are followed only with `-L` (up to 50, or `--max-redirs N`); without it,
+//!     a 3xx is the response;
+//!   - `-m` sets the total timeout in seconds;
 //! - `--resolve HOST:PORT:ADDR[,ADDR]...` sends requests for HOST to those addresses, as
 //!   curl's (IPv6 addresses in brackets); unlike curl's, the mapping holds for every port of
 //!   HOST, and PORT is only checked to be a number; `--system-dns` resolves with
@@ -34,6 +39,8 @@ struct Args {
     headers: Vec<(String, String)>,
     data: Option<Vec<u8>>,
     max_time: Option<Duration>,
+    /// `-L`: follow redirects.
+    location: bool,
     max_redirects: Option<usize>,
     /// Serve the embedded server over HTTPS (no URL given).
     tls: bool,
@@ -44,7 +51,10 @@ struct Args {
     url: Option<String>,
 }
 
-const USAGE: &str = "usage: fetch [-i] [-I] [-X METHOD] [-H 'Name: value']... [-d DATA] [-m SECS] [--max-redirects N] [--resolve HOST:PORT:ADDR]... [--system-dns] [--tls] URL";
+const USAGE: &str = "usage: fetch [-i] [-I] [-L] [-X METHOD] [-H 'Name: value']... [-d DATA]... [-m SECS] [--max-redirs N] [--resolve HOST:PORT:ADDR]... [--system-dns] [--tls] URL";
+
+/// curl's default `--max-redirs` with `-L`.
+const CURL_MAX_REDIRS: usize = 50;
 
 fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut args = Args::default();
@@ -62,7 +72,18 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
                 args.headers
                     .push((name.trim().to_owned(), val.trim().to_owned()));
             }
-            "-d" | "--data" => args.data = Some(value("-d")?.into_bytes()),
+            "-d" | "--data" => {
+                // As curl: several -d are joined with '&'.
+                let data = value("-d")?.into_bytes();
+                match &mut args.data {
+                    Some(joined) => {
+                        joined.push(b'&');
+                        joined.extend_from_slice(&data);
+                    }
+                    None => args.data = Some(data),
+                }
+            }
+            "-L" | "--location" => args.location = true,
             "-m" | "--max-time" => {
                 let secs: f64 = value("-m")?
                     .parse()
@@ -71,11 +92,11 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
                     Duration::try_from_secs_f64(secs).map_err(|_| "-m takes seconds".to_owned())?,
                 );
             }
-            "--max-redirects" => {
+            "--max-redirs" | "--max-redirects" => {
                 args.max_redirects = Some(
-                    value("--max-redirects")?
+                    value("--max-redirs")?
                         .parse()
-                        .map_err(|_| "--max-redirects takes a number".to_owned())?,
+                        .map_err(|_| "--max-redirs takes a number".to_owned())?,
                 )
             }
             "--resolve" => {
@@ -167,31 +188,16 @@ async fn fetch(args: Args) -> Result<(), String> {
     if args.system_dns {
         builder = builder.dns_resolver(volley::Resolver::system());
     }
-    if let Some(n) = args.max_redirects {
-        builder = builder.redirect(redirect::Policy::limited(n));
-    }
+    builder = builder.redirect(redirect_policy(&args));
     if let Some(t) = args.max_time {
         builder = builder.timeout(t);
     }
     let client = builder.build();
 
-    let method = match (&args.method, args.head, &args.data) {
-        (Some(m), _, _) => {
-            Method::from_bytes(m.as_bytes()).map_err(|_| format!("invalid method {m:?}"))?
-        }
-        (None, true, _) => Method::HEAD,
-        (None, false, Some(_)) => Method::POST,
-        (None, false, None) => Method::GET,
-    };
-    let mut request = client.request(method, &url);
-    for (name, value) in &args.headers {
-        request = request.header(name.as_str(), value.as_str());
-    }
-    if let Some(data) = args.data {
-        request = request.body(data);
-    }
-
-    let mut response = request.send().await.map_err(|e| e.to_string())?;
+    let mut response = build_request(&client, &args, &url)?
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if args.include || args.head {
@@ -222,6 +228,47 @@ async fn fetch(args: Args) -> Result<(), String> {
     }
     out.flush().map_err(|e| format!("writing to stdout: {e}"))?;
     Ok(())
+}
+
+/// curl's: no redirect is followed without `-L`; with it, up to `--max-redirs` (50).
+fn redirect_policy(args: &Args) -> redirect::Policy {
+    match args.location {
+        true => redirect::Policy::limited(args.max_redirects.unwrap_or(CURL_MAX_REDIRS)),
+        false => redirect::Policy::none(),
+    }
+}
+
+/// The request the flags ask for, as curl would send it: the method (`-X`, else HEAD for
+/// `-I`, POST with `-d`, GET), the headers (`-H`), and the body (`-d`, form-encoded unless a
+/// `-H` sets `Content-Type`).
+fn build_request(
+    client: &Client,
+    args: &Args,
+    url: &str,
+) -> Result<volley::RequestBuilder, String> {
+    let method = match (&args.method, args.head, &args.data) {
+        (Some(m), _, _) => {
+            Method::from_bytes(m.as_bytes()).map_err(|_| format!("invalid method {m:?}"))?
+        }
+        (None, true, _) => Method::HEAD,
+        (None, false, Some(_)) => Method::POST,
+        (None, false, None) => Method::GET,
+    };
+    let mut request = client.request(method, url);
+    for (name, value) in &args.headers {
+        request = request.header(name.as_str(), value.as_str());
+    }
+    if let Some(data) = &args.data {
+        let typed = args
+            .headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("content-type"));
+        if !typed {
+            request = request.header("content-type", "application/x-www-form-urlencoded");
+        }
+        request = request.body(data.clone());
+    }
+    Ok(request)
 }
 
 /// The embedded server's settings: HTTPS with the TEST-ONLY certificate if `tls`.
@@ -282,5 +329,91 @@ mod tests {
         ] {
             assert!(parse_resolve(bad).is_err(), "{bad:?}");
         }
+    }
+
+    fn argv(args: &[&str]) -> impl Iterator<Item = String> {
+        args.iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    /// One row per flag shared with curl: the request curl would send for it. Regressions
+    /// (issue 14): `-d` sent no `Content-Type`, and redirects were followed without `-L`.
+    #[test]
+    fn curl_flags_make_curls_request() {
+        struct Case {
+            flags: &'static [&'static str],
+            method: &'static str,
+            content_type: Option<&'static str>,
+            body: Option<&'static str>,
+            redirects: usize,
+        }
+        const FORM: Option<&str> = Some("application/x-www-form-urlencoded");
+        #[rustfmt::skip]
+        let cases = [
+            Case { flags: &[], method: "GET", content_type: None, body: None, redirects: 0 },
+            Case { flags: &["-d", "a=b"], method: "POST", content_type: FORM, body: Some("a=b"), redirects: 0 },
+            Case { flags: &["-d", "a=b", "-d", "c=d"], method: "POST", content_type: FORM, body: Some("a=b&c=d"), redirects: 0 },
+            Case { flags: &["-d", "{}", "-H", "Content-Type: application/json"], method: "POST", content_type: Some("application/json"), body: Some("{}"), redirects: 0 },
+            Case { flags: &["-X", "PUT", "-d", "x"], method: "PUT", content_type: FORM, body: Some("x"), redirects: 0 },
+            Case { flags: &["-I"], method: "HEAD", content_type: None, body: None, redirects: 0 },
+            Case { flags: &["-X", "DELETE"], method: "DELETE", content_type: None, body: None, redirects: 0 },
+            Case { flags: &["-L"], method: "GET", content_type: None, body: None, redirects: CURL_MAX_REDIRS },
+            Case { flags: &["-L", "--max-redirs", "3"], method: "GET", content_type: None, body: None, redirects: 3 },
+            Case { flags: &["--max-redirs", "3"], method: "GET", content_type: None, body: None, redirects: 0 },
+        ];
+        let client = Client::new();
+        for case in cases {
+            let mut all = case.flags.to_vec();
+            all.push("http://127.0.0.1:9/");
+            let args = parse_args(argv(&all)).unwrap();
+            let request = build_request(&client, &args, "http://127.0.0.1:9/")
+                .unwrap()
+                .build()
+                .unwrap();
+            let flags = case.flags.join(" ");
+            assert_eq!(request.method().as_str(), case.method, "{flags}");
+            let content_type = request.headers().get("content-type");
+            assert_eq!(
+                content_type.map(|v| v.to_str().unwrap()),
+                case.content_type,
+                "{flags}"
+            );
+            assert_eq!(
+                request.body().map(|b| std::str::from_utf8(b).unwrap()),
+                case.body,
+                "{flags}"
+            );
+            assert_eq!(redirect_policy(&args).max(), case.redirects, "{flags}");
+        }
+    }
+
+    /// End to end against the test server, as httpbin sees it: `-d a=b` arrives as a form;
+    /// without `-L` a redirect is the response, with `-L` it is followed.
+    #[test]
+    fn form_and_redirects_reach_the_server_as_curls() {
+        let rt = Runtime::new().unwrap();
+        rt.block_on(async {
+            let server = volley_testserver::Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            let send = |flags: &[&str], path: &str| {
+                let mut all = flags.to_vec();
+                let url = server.url(path);
+                all.push(&url);
+                let args = parse_args(argv(&all)).unwrap();
+                let client = Client::builder().redirect(redirect_policy(&args)).build();
+                let request = build_request(&client, &args, &url).unwrap();
+                async move { request.send().await.unwrap() }
+            };
+            let form = send(&["-d", "a=b"], "/anything")
+                .await
+                .text()
+                .await
+                .unwrap();
+            let form: serde_json::Value = serde_json::from_str(&form).unwrap();
+            assert_eq!(form["form"]["a"], "b", "{form}");
+            assert_eq!(send(&[], "/redirect/1").await.status(), 302);
+            assert_eq!(send(&["-L"], "/redirect/1").await.status(), 200);
+        });
     }
 }
