@@ -3,6 +3,7 @@
 //! retry. The server here is a few lines on the same runtime, so each byte is under control.
 
 mod util;
+use util::skip;
 
 use std::cell::Cell;
 use std::future::poll_fn;
@@ -661,7 +662,10 @@ fn ipv6_literal_urls_work() {
     let rt = Runtime::new().unwrap();
     rt.block_on(async {
         let Ok(mut listener) = TcpListener::bind("[::1]:0".parse().unwrap()) else {
-            eprintln!("skipped: this machine has no IPv6 loopback");
+            skip(
+                "client::ipv6_literal_urls_work",
+                "this machine has no IPv6 loopback",
+            );
             return;
         };
         let port = listener.local_addr().unwrap().port();

@@ -4,6 +4,7 @@
 //! IPv6 cases are skipped, with a message, where `::1` cannot be bound.
 
 mod util;
+use util::skip;
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener};
@@ -22,7 +23,10 @@ fn bind_v6() -> Option<TcpListener> {
     match TcpListener::bind("[::1]:0") {
         Ok(l) => Some(l),
         Err(e) => {
-            eprintln!("skipping: cannot bind [::1]: {e}");
+            skip(
+                "happy_eyeballs: IPv6 cases",
+                &format!("cannot bind [::1]: {e}"),
+            );
             None
         }
     }
@@ -83,7 +87,10 @@ impl BlackHole {
         let addr: SocketAddr = "[::1]:0".parse().unwrap();
         let socket = Socket::new(Domain::IPV6, Type::STREAM, None).ok()?;
         if let Err(e) = socket.bind(&addr.into()) {
-            eprintln!("skipping: cannot bind [::1]: {e}");
+            skip(
+                "happy_eyeballs: IPv6 cases",
+                &format!("cannot bind [::1]: {e}"),
+            );
             return None;
         }
         socket.listen(0).unwrap();
@@ -132,7 +139,7 @@ fn ipv6_wins_when_both_listen() {
         let v4 = same_port_v4(v6.local_addr().unwrap().port())?;
         Some((v6, v4))
     }) else {
-        eprintln!("skipping: no port free on both ::1 and 127.0.0.1");
+        skip("happy_eyeballs", "no port free on both ::1 and 127.0.0.1");
         return;
     };
     let (a6, a4) = (v6.local_addr().unwrap(), v4.local_addr().unwrap());
@@ -165,7 +172,7 @@ fn black_hole_and_v4() -> Option<(BlackHole, NamedServer, u16)> {
 fn black_holed_ipv6_falls_back_after_the_attempt_delay() {
     let _dog = watchdog("black_holed_ipv6", 60);
     let Some((hole, server, port)) = black_hole_and_v4() else {
-        eprintln!("skipping: IPv6 black hole not available");
+        skip("happy_eyeballs", "IPv6 black hole not available");
         return;
     };
     let a6 = SocketAddr::new("::1".parse().unwrap(), port);
@@ -205,7 +212,7 @@ fn refused_ipv6_falls_back_at_once() {
         drop(v6); // now refused
         Some((a6, v4))
     }) else {
-        eprintln!("skipping: IPv6 not available");
+        skip("happy_eyeballs", "IPv6 not available");
         return;
     };
     let a4 = v4.local_addr().unwrap();

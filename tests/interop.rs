@@ -1,17 +1,20 @@
 //! The client against a real httpbin (python-httpbin under gunicorn), not our embedded one.
 //!
 //! Runs only when `HTTPBIN_URL` names one on loopback, e.g. `HTTPBIN_URL=http://127.0.0.1:8765`;
-//! `.ci/run` starts one and sets it. Without it each test prints a skip note and passes, so a
-//! plain `cargo test` needs no Python. The expectations below are what httpbin 0.10.x actually
+//! `.ci/run` starts one and sets it. Without it each test prints `SKIPPED interop::<test>: ...`
+//! and passes, so a plain `cargo test` needs no Python; under `CI=true` it fails instead. The expectations below are what httpbin 0.10.x actually
 //! sends, which differs from the embedded server in places (see `range_over_the_cap_is_a_404`
 //! and `encoding_utf8_decodes_as_text`).
 
 use std::future::Future;
-use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use url::{Host, Url};
 use volley::{redirect, Client, ClientBuilder, ErrorKind, Runtime};
+
+#[path = "util/skip.rs"]
+mod skip;
+use skip::skip;
 
 /// Our default `User-Agent`, as the client sends it.
 const USER_AGENT: &str = concat!("volley/", env!("CARGO_PKG_VERSION"));
@@ -74,10 +77,7 @@ where
     Fut: Future<Output = ()>,
 {
     let Some(httpbin) = httpbin() else {
-        // Straight to stderr, past the test harness's capture, so that the skip shows in a
-        // plain `cargo test` too; one write, so that the line stays whole.
-        let note = format!("interop::{test}: skipped, HTTPBIN_URL is not set\n");
-        let _ = std::io::stderr().write_all(note.as_bytes());
+        skip(&format!("interop::{test}"), "HTTPBIN_URL is not set");
         return;
     };
     let rt = Runtime::new().unwrap();

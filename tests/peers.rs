@@ -10,8 +10,8 @@
 //! - `NGINX_URL`, and `NGINX_ACCESS_LOG` for keep-alive as nginx saw it;
 //! - `PYHTTP_URL` (`python3 -m http.server`) and `PYRAW_URL` (`raw_http10.py`).
 //!
-//! A test whose server is not set prints a skip note and passes, so a plain `cargo test` needs
-//! neither nginx nor Python. By hand:
+//! A test whose server is not set prints `SKIPPED peers::<test>: ...` and passes, so a plain
+//! `cargo test` needs neither nginx nor Python; under `CI=true` it fails instead. By hand:
 //!
 //! ```sh
 //! bash tests/peers/start.sh     # prints the exports, then serves until Ctrl-C
@@ -23,13 +23,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use url::{Host, Url};
 use volley::{Client, ClientBuilder, ErrorKind, Phase, Response, Runtime, StatusCode, Version};
+
+#[path = "util/skip.rs"]
+mod skip;
+use skip::skip;
 
 /// The sizes of the `f{size}.bin` files that `tests/peers/files.py` writes.
 const SIZES: [usize; 8] = [0, 1, 13, 4095, 4096, 65536, (1 << 20) + 7, 16 << 20];
@@ -202,10 +205,10 @@ where
     Fut: Future<Output = ()>,
 {
     let Some(peer) = peer(var) else {
-        // Straight to stderr, past the test harness's capture, so that the skip shows in a
-        // plain `cargo test` too; one write, so that the line stays whole.
-        let note = format!("peers::{test}: skipped, {var} is not set (tests/peers/start.sh)\n");
-        let _ = std::io::stderr().write_all(note.as_bytes());
+        skip(
+            &format!("peers::{test}"),
+            &format!("{var} is not set (tests/peers/start.sh)"),
+        );
         return;
     };
     // Read and check the files before the clock starts.
@@ -292,11 +295,6 @@ fn nginx_log(marker: &str, count: usize) -> Option<Vec<(u64, u64)>> {
     }
 }
 
-/// Prints that a check was skipped, like [`with_peer`]'s note.
-fn note(text: &str) {
-    let _ = std::io::stderr().write_all(format!("peers: {text}\n").as_bytes());
-}
-
 #[test]
 fn crc32_is_zlibs() {
     // The standard check value, and zlib.crc32 of one of the files' bytes.
@@ -370,7 +368,10 @@ fn nginx_keep_alive_reuses_one_connection() {
                 assert_eq!(client.idle_connections(), 1, "after request {i}");
             }
             let Some(log) = nginx_log(&marker, 20) else {
-                note("NGINX_ACCESS_LOG is not set: keep-alive not checked on nginx's side");
+                skip(
+                    "peers: nginx's side of keep-alive",
+                    "NGINX_ACCESS_LOG is not set",
+                );
                 return;
             };
             let connections: BTreeSet<u64> = log.iter().map(|&(c, _)| c).collect();

@@ -4,6 +4,7 @@
 //! registration left behind by a dropped `recv`.
 
 mod util;
+use util::skip;
 
 use std::future::{poll_fn, Future};
 use std::io;
@@ -20,7 +21,7 @@ fn local_v6() -> Option<SocketAddr> {
     match std::net::UdpSocket::bind(addr) {
         Ok(_) => Some(addr),
         Err(e) => {
-            eprintln!("skipping the IPv6 case: cannot bind [::1]: {e}");
+            skip("udp: the IPv6 case", &format!("cannot bind [::1]: {e}"));
             None
         }
     }

@@ -13,6 +13,10 @@ use std::time::Duration;
 
 use volley::{Runtime, TcpListener, TcpStream};
 
+mod skip;
+#[allow(unused_imports)] // each test file uses what it needs
+pub use skip::{skip, under_ci};
+
 /// `127.0.0.1:0`: loopback, any free port.
 pub fn local() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
