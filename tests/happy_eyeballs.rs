@@ -231,7 +231,9 @@ fn refused_ipv6_falls_back_at_once() {
     });
     assert_eq!(body, "four");
     assert_eq!(server.served(), 1);
-    assert!(took < Duration::from_millis(150), "took {took:?}");
+    // Below the 250 ms Connection Attempt Delay: the IPv4 attempt did not wait for it. (How
+    // much below is a benchmark's question, not a test's, on a loaded machine.)
+    assert!(took < Duration::from_millis(240), "took {took:?}");
 }
 
 /// (d) every address refuses: a connect error that says all were tried, with the OS error.
@@ -264,7 +266,8 @@ fn all_refused_is_a_connect_error() {
         message.contains(&format!("all {} addresses failed", addrs.len())),
         "{message}"
     );
-    // Each refusal started the next attempt at once.
-    assert!(started.elapsed() < Duration::from_millis(200), "{err}");
+    // Each refusal started the next attempt at once: all of them took less than one
+    // Connection Attempt Delay (250 ms).
+    assert!(started.elapsed() < Duration::from_millis(240), "{err}");
     assert_eq!(rt.stats().io_sources, 0);
 }
