@@ -402,7 +402,7 @@ async fn fetch_page(client: &Client, url: &Url, scope: &Scope) -> Result<Page, v
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map_or(true, |ct| ct.contains("html"));
+        .is_none_or(|ct| ct.contains("html"));
     let body = response.bytes().await?;
     let mut page = Page {
         status: status.as_u16(),

@@ -152,7 +152,7 @@ fn stream_50_is_chunked_json_lines() {
             body.extend_from_slice(&piece);
         }
         assert!(
-            resp.trailers().map_or(true, |t| t.is_empty()),
+            resp.trailers().is_none_or(|t| t.is_empty()),
             "httpbin sends no trailers: {:?}",
             resp.trailers()
         );

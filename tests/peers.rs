@@ -683,7 +683,7 @@ fn nginx_batch_fetches_every_file_concurrently() {
 /// file's bytes; with `reuse` false, none over a reused connection.
 fn check_batch(report: &volley::batch::BatchReport, files: &[PeerFile], reuse: bool) {
     let n = report.results.len();
-    assert!(n > 0 && n % files.len() == 0, "{n} results");
+    assert!(n > 0 && n.is_multiple_of(files.len()), "{n} results");
     assert_eq!(report.summary.ok, n as u64, "{:?}", report.summary.errors);
     assert_eq!(report.summary.failed, 0, "{:?}", report.summary.errors);
     assert_eq!(

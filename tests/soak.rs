@@ -82,7 +82,7 @@ fn mix(i: u64) -> u64 {
 /// Request `i`'s kind, and for a good one its body length (its seed is `i`).
 fn plan(i: u64) -> (Plan, u64) {
     let h = mix(i);
-    if h % 100 == 0 {
+    if h.is_multiple_of(100) {
         (FAULTS[((h / 100) % FAULTS.len() as u64) as usize], 0)
     } else {
         (Plan::Good, (h >> 32) % (MAX_BODY + 1))
@@ -245,7 +245,7 @@ fn soak_keep_alive_with_faults() {
             if done == total / 5 {
                 rss_warm = Some(rss_kib());
             }
-            if done % every == 0 || done == total {
+            if done.is_multiple_of(every) || done == total {
                 let s = stream.summary();
                 let stats = rt.stats();
                 println!(

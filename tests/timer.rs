@@ -281,7 +281,7 @@ fn interval_ticks_at_period_multiples_and_skips_missed() {
         let mut iv = interval(period);
         assert_eq!(iv.period(), period);
         let first = iv.tick().await;
-        let on_grid = |t: Instant| (t - first).as_nanos() % period.as_nanos() == 0;
+        let on_grid = |t: Instant| (t - first).as_nanos().is_multiple_of(period.as_nanos());
         // Consecutive ticks are one period apart unless the loop itself fell a period behind
         // (a noisy machine may do that), and then they stay on the grid anyway.
         let mut last = first;

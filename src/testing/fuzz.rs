@@ -695,7 +695,7 @@ fn check_dns_outcome(msg: &[u8], question: &Question, outcome: &Result<Answer, D
         Err(DnsError::Truncated) => assert!(header.tc),
         Err(DnsError::NxDomain { negative_ttl }) => {
             assert_eq!(header.rcode, 3);
-            assert!(negative_ttl.map_or(true, |t| t <= i32::MAX as u32));
+            assert!(negative_ttl.is_none_or(|t| t <= i32::MAX as u32));
         }
         Err(DnsError::Server(rcode)) => {
             assert_eq!(rcode.0, header.rcode);
@@ -786,8 +786,8 @@ fn check_dns_answer(msg: &[u8], question: &Question, header: DnsHeader, answer: 
         !addrs.is_empty() || cname_target.is_some(),
         "TTL {ttl:?} with {addrs:?} and target {cname_target:?}"
     );
-    assert!(ttl.map_or(true, |t| t <= i32::MAX as u32), "TTL {ttl:?}");
-    assert!(negative_ttl.map_or(true, |t| t <= i32::MAX as u32));
+    assert!(ttl.is_none_or(|t| t <= i32::MAX as u32), "TTL {ttl:?}");
+    assert!(negative_ttl.is_none_or(|t| t <= i32::MAX as u32));
     if !addrs.is_empty() {
         assert_eq!(*negative_ttl, None, "negative TTL with addresses");
         assert_eq!(*cname_target, None, "CNAME target with addresses");

@@ -574,7 +574,7 @@ async fn accept_loop(
         // retry only a second later), but let other tasks run between batches when connects
         // keep arriving.
         accepted += 1;
-        if accepted % ACCEPT_BATCH == 0 {
+        if accepted.is_multiple_of(ACCEPT_BATCH) {
             YieldNow(false).await;
         }
     }

@@ -719,7 +719,7 @@ mod tests {
     #[test]
     fn chunk_extension_is_capped() {
         let mut input = b"5;".to_vec();
-        input.extend(std::iter::repeat(b'x').take(MAX_CHUNK_EXTENSION + 10));
+        input.extend(std::iter::repeat_n(b'x', MAX_CHUNK_EXTENSION + 10));
         assert_eq!(
             run(Framing::Chunked, &input, 0, false),
             Got::Fail(BodyError::BadChunk("chunk extension too long"))
