@@ -2,19 +2,11 @@
 //! the size of the bodies it reads. One test in its own file, so that the process's peak
 //! resident size (`VmHWM`) is this test's alone.
 
-use volley::Client;
-use volley::Runtime;
-use volley_testserver::Server;
+mod util;
 
-/// A field of `/proc/self/status`, in KiB.
-fn status_kib(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"));
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
+use util::status_bytes;
+use volley::{Client, Runtime};
+use volley_testserver::Server;
 
 /// Regression (issue 14): with `keep_bodies(false)`, every result kept the capacity of the
 /// buffer its body was read into, so 300 bodies of 1 MiB held 300 MiB. Now the peak grows by
@@ -25,7 +17,7 @@ fn keep_bodies_false_holds_no_body_memory() {
     const SIZE: usize = 1 << 20;
     let server = Server::spawn_thread("127.0.0.1:0".parse().unwrap()).unwrap();
     let rt = Runtime::new().unwrap();
-    let before = status_kib("VmRSS:");
+    let before = status_bytes("VmRSS:");
     let urls = (0..BODIES).map(|i| server.url(&format!("/bytes/{SIZE}?seed={i}")));
     let report = rt.block_on(
         Client::new()
@@ -34,7 +26,7 @@ fn keep_bodies_false_holds_no_body_memory() {
             .keep_bodies(false)
             .run(),
     );
-    let grown_mib = (status_kib("VmHWM:") - before) / 1024;
+    let grown_mib = (status_bytes("VmHWM:") - before) >> 20;
     assert_eq!(report.summary.ok, BODIES as u64, "{:?}", report.summary);
     for result in &report.results {
         let fetched = result.outcome.as_ref().unwrap();

@@ -239,21 +239,6 @@ fn whole(bytes: Vec<u8>) -> Reply {
 
 // Memory, as tests/security.rs measures it.
 
-/// A field of `/proc/self/status` given in kB, in bytes.
-fn status_bytes(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .unwrap_or_else(|| panic!("a {field} line"));
-    let kib: u64 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .expect("a size in kB");
-    kib * 1024
-}
-
 /// Resets the peak resident set size (`VmHWM`) to the current one; false if the kernel
 /// refused.
 fn reset_peak_rss() -> bool {
@@ -696,7 +681,7 @@ fn a_gzip_bomb_stops_at_max_body_size_in_bounded_memory() {
             .unwrap();
         assert_eq!(&warm[..], b"warm");
 
-        let before = status_bytes("VmRSS:");
+        let before = util::status_bytes("VmRSS:");
         let hwm = reset_peak_rss();
         if !hwm {
             util::skip(
@@ -714,13 +699,13 @@ fn a_gzip_bomb_stops_at_max_body_size_in_bounded_memory() {
             .await
             .unwrap_err();
         let took = started.elapsed();
-        let mut peak = status_bytes("VmRSS:");
+        let mut peak = util::status_bytes("VmRSS:");
         let expected = ErrorKind::TooLarge {
             what: Limit::Body,
             limit: LIMIT,
         };
         if hwm {
-            peak = peak.max(status_bytes("VmHWM:"));
+            peak = peak.max(util::status_bytes("VmHWM:"));
         }
         let grown = peak.saturating_sub(before);
         eprintln!(

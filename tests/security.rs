@@ -531,24 +531,9 @@ fn write_lines(stream: &mut TcpStream, line: &[u8], count: usize) -> std::io::Re
     Ok(())
 }
 
-/// A field of `/proc/self/status` given in kB, in bytes.
-fn status_bytes(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .unwrap_or_else(|| panic!("a {field} line"));
-    let kib: u64 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .expect("a size in kB");
-    kib * 1024
-}
-
 /// This process's resident set size now (`VmRSS`).
 fn rss() -> u64 {
-    status_bytes("VmRSS:")
+    util::status_bytes("VmRSS:")
 }
 
 /// Resets the peak resident set size (`VmHWM`) to the current one; false if the kernel
@@ -559,7 +544,7 @@ fn reset_peak_rss() -> bool {
 
 /// The peak resident set size since the last reset (`VmHWM`).
 fn peak_rss() -> u64 {
-    status_bytes("VmHWM:")
+    util::status_bytes("VmHWM:")
 }
 
 /// `GET /` of `addr` with `client`, read to the end of the body: the error, and how long it

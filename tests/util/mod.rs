@@ -17,6 +17,21 @@ mod skip;
 #[allow(unused_imports)] // each test file uses what it needs
 pub use skip::{skip, under_ci};
 
+/// A field of `/proc/self/status` given in kB, in bytes.
+pub fn status_bytes(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .unwrap_or_else(|| panic!("a {field} line"));
+    let kib: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .expect("a size in kB");
+    kib * 1024
+}
+
 /// `127.0.0.1:0`: loopback, any free port.
 pub fn local() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
