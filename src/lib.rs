@@ -112,14 +112,16 @@
 #[doc = include_str!("../ARCHITECTURE.md")]
 pub mod architecture {}
 pub mod batch;
+pub mod blocking;
 mod dns;
 mod http;
 pub mod net;
 pub mod rt;
+pub mod sync;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod testing;
-
+pub mod threaded;
 pub use crate::dns::native::{DnsStats, NativeResolver};
 pub use crate::dns::resolve::{Resolve, Resolving};
 pub use crate::dns::resolver::Resolver;

@@ -103,6 +103,13 @@ impl IntoRequest for Request {
     }
 }
 
+/// A request, or the error that stood in its way (reported as that request's result).
+impl IntoRequest for Result<Request, Error> {
+    fn into_request(self) -> Result<Request, Error> {
+        self
+    }
+}
+
 impl Client {
     /// Starts a batch that fetches every request of `requests`: URLs (GET) or [`Request`]s.
     /// See [`Batch`] for the settings; nothing happens until [`Batch::run`] or
@@ -334,7 +341,7 @@ pub struct BatchSummary {
 }
 
 impl BatchSummary {
-    fn new(total: Option<usize>) -> BatchSummary {
+    pub(crate) fn new(total: Option<usize>) -> BatchSummary {
         BatchSummary {
             total,
             requests: 0,
@@ -356,7 +363,7 @@ impl BatchSummary {
         }
     }
 
-    fn record(&mut self, result: &FetchResult, elapsed: Duration) {
+    pub(crate) fn record(&mut self, result: &FetchResult, elapsed: Duration) {
         self.requests += 1;
         self.elapsed = elapsed;
         match &result.outcome {

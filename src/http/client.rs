@@ -27,6 +27,44 @@ use super::request::{IntoUrl, Request};
 use super::response::Response;
 use super::timings::Clock;
 
+/// The shorthand request methods (`get`, `head`, `post`, `put`, `patch`, `delete`), each a
+/// call of the type's own `request`; shared by [`Client`] and the threaded and blocking
+/// clients, which differ only in what `send` does.
+macro_rules! request_methods {
+    () => {
+        /// Starts a GET request.
+        pub fn get(&self, url: impl $crate::IntoUrl) -> $crate::RequestBuilder<Self> {
+            self.request(::http::Method::GET, url)
+        }
+
+        /// Starts a HEAD request.
+        pub fn head(&self, url: impl $crate::IntoUrl) -> $crate::RequestBuilder<Self> {
+            self.request(::http::Method::HEAD, url)
+        }
+
+        /// Starts a POST request.
+        pub fn post(&self, url: impl $crate::IntoUrl) -> $crate::RequestBuilder<Self> {
+            self.request(::http::Method::POST, url)
+        }
+
+        /// Starts a PUT request.
+        pub fn put(&self, url: impl $crate::IntoUrl) -> $crate::RequestBuilder<Self> {
+            self.request(::http::Method::PUT, url)
+        }
+
+        /// Starts a PATCH request.
+        pub fn patch(&self, url: impl $crate::IntoUrl) -> $crate::RequestBuilder<Self> {
+            self.request(::http::Method::PATCH, url)
+        }
+
+        /// Starts a DELETE request.
+        pub fn delete(&self, url: impl $crate::IntoUrl) -> $crate::RequestBuilder<Self> {
+            self.request(::http::Method::DELETE, url)
+        }
+    };
+}
+pub(crate) use request_methods;
+
 /// An HTTP/1.1 client: settings, a keep-alive pool and a DNS cache.
 ///
 /// Cloning is cheap and shares the pool. A client belongs to the thread of the runtime it is
@@ -65,42 +103,11 @@ impl Client {
         ClientBuilder::new()
     }
 
-    /// Starts a GET request.
-    pub fn get(&self, url: impl IntoUrl) -> RequestBuilder {
-        self.request(Method::GET, url)
-    }
-
-    /// Starts a HEAD request.
-    pub fn head(&self, url: impl IntoUrl) -> RequestBuilder {
-        self.request(Method::HEAD, url)
-    }
-
-    /// Starts a POST request.
-    pub fn post(&self, url: impl IntoUrl) -> RequestBuilder {
-        self.request(Method::POST, url)
-    }
-
-    /// Starts a PUT request.
-    pub fn put(&self, url: impl IntoUrl) -> RequestBuilder {
-        self.request(Method::PUT, url)
-    }
-
-    /// Starts a PATCH request.
-    pub fn patch(&self, url: impl IntoUrl) -> RequestBuilder {
-        self.request(Method::PATCH, url)
-    }
-
-    /// Starts a DELETE request.
-    pub fn delete(&self, url: impl IntoUrl) -> RequestBuilder {
-        self.request(Method::DELETE, url)
-    }
+    request_methods!();
 
     /// Starts a request with any method.
     pub fn request(&self, method: Method, url: impl IntoUrl) -> RequestBuilder {
-        RequestBuilder {
-            client: self.clone(),
-            request: url.into_url().map(|url| Request::new(method, url)),
-        }
+        RequestBuilder::new(self.clone(), method, url)
     }
 
     /// Number of idle keep-alive connections in the pool.
@@ -153,16 +160,29 @@ impl ClientBuilder {
     }
 }
 
-/// Builds a request step by step; [`send`](Self::send) sends it. An invalid URL or header
-/// is reported by `send`, before anything goes on the wire.
+/// Builds a request step by step; `send` sends it. An invalid URL or header is reported by
+/// `send`, before anything goes on the wire.
+///
+/// One builder for every client: `C` is the client that sends it, [`Client`] (whose `send` is
+/// `async`, on volley's runtime), [`threaded::Client`](crate::threaded::Client) (`async`, on
+/// any executor) or [`blocking::Client`](crate::blocking::Client) (a plain call). The
+/// methods that shape the request are the same for all three.
 #[derive(Debug)]
-#[must_use = "a request does nothing until .send().await"]
-pub struct RequestBuilder {
-    client: Client,
-    request: Result<Request, Error>,
+#[must_use = "a request does nothing until it is sent"]
+pub struct RequestBuilder<C = Client> {
+    pub(crate) client: C,
+    pub(crate) request: Result<Request, Error>,
 }
 
-impl RequestBuilder {
+impl<C> RequestBuilder<C> {
+    /// A builder for a `method` request to `url`, sent by `client`.
+    pub(crate) fn new(client: C, method: Method, url: impl IntoUrl) -> RequestBuilder<C> {
+        RequestBuilder {
+            client,
+            request: url.into_url().map(|url| Request::new(method, url)),
+        }
+    }
+
     /// Adds a header. A name or value that is not valid HTTP (including one with CR, LF or
     /// NUL) makes `send` fail with [`Kind::InvalidRequest`].
     pub fn header<K, V>(mut self, name: K, value: V) -> Self
@@ -231,7 +251,9 @@ impl RequestBuilder {
     pub fn build(self) -> Result<Request, Error> {
         self.request
     }
+}
 
+impl RequestBuilder<Client> {
     /// Sends the request and waits for the final response head.
     pub async fn send(self) -> Result<Response, Error> {
         let request = self.request?;

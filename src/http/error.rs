@@ -89,6 +89,10 @@ pub enum Kind {
     /// rustls error, if any, is the [`source`](StdError::source). A close or reset during the
     /// handshake is [`Kind::Io`] of [`Phase::Tls`], and a timeout a [`Kind::Timeout`] of it.
     Tls(String),
+    /// The volley loop that was to run the request, for a [`threaded`](crate::threaded) or
+    /// [`blocking`](crate::blocking) client, is gone or could not start; says why (a panic
+    /// on the loop thread, a thread or runtime that could not be made).
+    Runtime(String),
 }
 
 /// Why a server's certificate was refused, in [`Kind::Certificate`].
@@ -431,6 +435,7 @@ fn fmt_kind(f: &mut fmt::Formatter<'_>, kind: &Kind, url: &str, source: Source<'
         )?,
         Kind::Certificate(reason) => write!(f, "certificate of {url} refused ({reason})")?,
         Kind::Tls(why) => write!(f, "TLS handshake with {url} failed: {why}")?,
+        Kind::Runtime(why) => write!(f, "request to {url} not run: {why}")?,
     }
     fmt_source(f, source)
 }

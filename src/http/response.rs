@@ -288,19 +288,30 @@ impl Response {
 
     /// The whole body as text, decoded by the `charset` of `Content-Type` (UTF-8 by
     /// default). Bytes invalid in that charset become U+FFFD.
-    pub async fn text(self) -> Result<String, Error> {
-        let encoding = self
-            .head
-            .headers
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(charset)
-            .and_then(|label| encoding_rs::Encoding::for_label(label.as_bytes()))
-            .unwrap_or(encoding_rs::UTF_8);
+    pub async fn text(mut self) -> Result<String, Error> {
+        let headers = std::mem::take(&mut self.head.headers);
         let bytes = self.bytes().await?;
-        let (text, _, _) = encoding.decode(&bytes);
-        Ok(text.into_owned())
+        Ok(decode_text(&headers, &bytes))
     }
+
+    /// The headers, moved out (for the threaded client, which sends the head across before
+    /// the body is read).
+    pub(crate) fn take_headers(&mut self) -> HeaderMap {
+        std::mem::take(&mut self.head.headers)
+    }
+}
+
+/// `bytes` as text, decoded by the `charset` of the `Content-Type` in `headers` (UTF-8 by
+/// default); bytes invalid in that charset become U+FFFD.
+pub(crate) fn decode_text(headers: &HeaderMap, bytes: &[u8]) -> String {
+    let encoding = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(charset)
+        .and_then(|label| encoding_rs::Encoding::for_label(label.as_bytes()))
+        .unwrap_or(encoding_rs::UTF_8);
+    let (text, _, _) = encoding.decode(bytes);
+    text.into_owned()
 }
 
 /// The `charset` parameter of a media type.
