@@ -30,6 +30,9 @@
 //!   which clones it) instead of a `&str` parsed on every request: what URL parsing costs;
 //! - `reqwest`: tokio's current-thread runtime, `tokio::spawn`, one shared
 //!   `reqwest::Client::new()` (default-features off: plain HTTP/1.1 through hyper);
+//! - `volley-tokio`: the `reqwest` setup (tokio current-thread runtime, `tokio::spawn`) with
+//!   `volley::threaded::Client::new()` instead: every request hops to the client's volley
+//!   loop thread and back. The CPU time counts both threads;
 //! - `raw` (reference): blocking `std::net` sockets, C connections in lockstep (write one
 //!   fixed request on each, then read each response); no HTTP parsing beyond the length. A
 //!   ceiling for what the server and loopback allow.
@@ -42,7 +45,9 @@
 //! Options: `-c C` (concurrency, default 50), `-n N` (requests per timed run, default 100000),
 //! `--rounds R` (default 5), `--warmup W` (requests per connection, default 20), `--clients
 //! LIST` (comma-separated, default `volley,reqwest,raw`), `--port P` (use a server already
-//! running on 127.0.0.1:P instead of starting one).
+//! running on 127.0.0.1:P instead of starting one), `--path P` (the path to GET, default `/`;
+//! with nginx serving a 13-byte file, `--port` and `--path` make the W3 workload; `raw` expects
+//! the neutral server's exact response and is for it only).
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -62,6 +67,7 @@ struct Args {
     warmup: usize,
     clients: Vec<String>,
     port: Option<u16>,
+    path: String,
     serve: bool,
 }
 
@@ -73,6 +79,7 @@ fn parse_args() -> Result<Args, String> {
         warmup: 20,
         clients: vec!["volley".into(), "reqwest".into(), "raw".into()],
         port: None,
+        path: "/".into(),
         serve: false,
     };
     let mut it = std::env::args().skip(1);
@@ -94,10 +101,12 @@ fn parse_args() -> Result<Args, String> {
                 let p = value("--port")?;
                 args.port = Some(p.parse().map_err(|e| format!("{p:?}: {e}"))?);
             }
+            "--path" => args.path = value("--path")?,
             "--serve" => args.serve = true,
             "-h" | "--help" => {
                 return Err("usage: keepalive [-c C] [-n N] [--rounds R] [--warmup W] \
-                            [--clients volley,volley-nt,volley-url,reqwest,raw] [--port P] | --serve"
+                            [--clients volley,volley-nt,volley-url,volley-tokio,reqwest,raw] [--port P] \
+                            [--path P] | --serve"
                     .into())
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
@@ -107,7 +116,7 @@ fn parse_args() -> Result<Args, String> {
         return Err("need -c >= 1, -n >= -c and --rounds >= 1".into());
     }
     for c in &args.clients {
-        if !["volley", "volley-nt", "volley-url", "reqwest", "raw"].contains(&c.as_str()) {
+        if !["volley", "volley-nt", "volley-url", "volley-tokio", "reqwest", "raw"].contains(&c.as_str()) {
             return Err(format!("unknown client {c:?}"));
         }
     }
@@ -297,6 +306,38 @@ fn run_reqwest(url: &str, args: &Args) -> Sample {
     timed(args.requests, || batch(args.requests))
 }
 
+/// volley's threaded client from tokio: the tasks run on a tokio current-thread runtime, as
+/// reqwest's do, and every request hops to the client's volley loop thread and back.
+fn run_volley_tokio(url: &str, args: &Args) -> Sample {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let client = volley::threaded::Client::new();
+    let batch = |total: usize| {
+        rt.block_on(async {
+            let tasks: Vec<_> = shares(total, args.concurrency)
+                .map(|count| {
+                    let client = client.clone();
+                    let url = url.to_string();
+                    tokio::spawn(async move {
+                        for _ in 0..count {
+                            let body = client.get(&url).send().await?.bytes().await?;
+                            assert_eq!(body.len(), BODY_LEN);
+                        }
+                        Ok::<(), volley::Error>(())
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.expect("volley-tokio task").expect("volley-tokio request");
+            }
+        })
+    };
+    batch(args.warmup * args.concurrency);
+    timed(args.requests, || batch(args.requests))
+}
+
 fn run_raw(port: u16, args: &Args) -> Sample {
     let request = format!(
         "GET / HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\nuser-agent: raw\r\naccept: */*\r\n\r\n"
@@ -334,12 +375,13 @@ fn run_raw(port: u16, args: &Args) -> Sample {
 }
 
 fn run_client(name: &str, port: u16, args: &Args) -> Sample {
-    let url = format!("http://127.0.0.1:{port}/");
+    let url = format!("http://127.0.0.1:{port}{}", args.path);
     match name {
         "volley" => run_volley(&url, args, true, false),
         "volley-nt" => run_volley(&url, args, false, false),
         "volley-url" => run_volley(&url, args, true, true),
         "reqwest" => run_reqwest(&url, args),
+        "volley-tokio" => run_volley_tokio(&url, args),
         "raw" => run_raw(port, args),
         other => unreachable!("client {other}"),
     }
