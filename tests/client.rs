@@ -122,7 +122,7 @@ fn serve(script: Script) -> (SocketAddr, Rc<Cell<usize>>) {
 enum Want {
     /// Status, body, and whether the connection went back to the pool.
     Ok(u16, &'static [u8], bool),
-    /// An error whose message contains this text.
+    /// An error whose message or cause (`{:#}`) contains this text.
     Err(&'static str),
 }
 
@@ -229,12 +229,12 @@ fn framing_table_whole_and_bytewise() {
                     }
                     (Err(e), Want::Err(text)) => {
                         assert!(
-                            e.to_string().contains(text),
-                            "{name}, pieces of {piece}: {e}"
+                            format!("{e:#}").contains(text),
+                            "{name}, pieces of {piece}: {e:#}"
                         );
                         assert!(
                             e.to_string().contains(&url),
-                            "{name}: the error names the url: {e}"
+                            "{name}: the error names the url: {e:#}"
                         );
                         assert_eq!(
                             client.idle_connections(),
@@ -471,6 +471,10 @@ fn dns_failure_is_a_dns_error() {
         assert_eq!(err.phase(), Some(Phase::Resolve));
         assert_eq!(
             err.to_string(),
+            "dns lookup failed for http://nowhere.test/"
+        );
+        assert_eq!(
+            format!("{err:#}"),
             "dns lookup failed for http://nowhere.test/: nowhere.test: no such host"
         );
     });

@@ -226,10 +226,17 @@ fn close_before_any_byte_is_an_io_error() {
         assert_fast("close before any byte", started.elapsed());
         assert_eq!(err.kind(), &ErrorKind::Io(Phase::ReadHead), "{err}");
         assert_eq!(err.phase(), Some(Phase::ReadHead));
+        // The message says where; the cause, in `{:#}` and `source()`, says what happened.
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "i/o error reading response head from {}",
+                server.url("/fault/close-before-response")
+            )
+        );
         assert!(
-            err.to_string()
-                .contains("connection closed before any response byte"),
-            "{err}"
+            format!("{err:#}").ends_with(": connection closed before any response byte"),
+            "{err:#}"
         );
         assert_eq!(server.stats().connections_accepted, 1, "no retry");
     });
@@ -284,8 +291,7 @@ fn reused_connection_closed_before_the_response_is_retried_once() {
     });
 }
 
-/// Bytes that are not a status line: an invalid-response error (no phase: nothing timed out
-/// or broke), at once.
+/// Bytes that are not a status line: an invalid-response error of the head phase, at once.
 #[test]
 fn garbage_instead_of_a_status_line_is_an_invalid_response() {
     case("garbage", |server| async move {
@@ -298,7 +304,7 @@ fn garbage_instead_of_a_status_line_is_an_invalid_response() {
             .unwrap_err();
         assert_fast("garbage", started.elapsed());
         assert!(matches!(err.kind(), ErrorKind::InvalidResponse(_)), "{err}");
-        assert_eq!(err.phase(), None);
+        assert_eq!(err.phase(), Some(Phase::ReadHead), "{err}");
         assert!(err.to_string().contains("invalid response from"), "{err}");
     });
 }
@@ -322,7 +328,7 @@ fn huge_head_is_a_limit_error_fast() {
             limit: volley::Config::DEFAULT_MAX_HEAD as u64,
         };
         assert_eq!(err.kind(), &want, "{err}");
-        assert_eq!(err.phase(), None);
+        assert_eq!(err.phase(), Some(Phase::ReadHead), "{err}");
     });
 }
 
@@ -453,7 +459,7 @@ fn body_over_max_body_size_is_a_limit_error() {
             },
             "{err}"
         );
-        assert_eq!(err.phase(), None);
+        assert_eq!(err.phase(), Some(Phase::ReadBody), "{err}");
         assert_eq!(client.idle_connections(), 0);
 
         let body = client
@@ -528,7 +534,92 @@ fn refused_port_is_a_connect_error_fast() {
         assert_eq!(err.kind(), &ErrorKind::Connect, "{err}");
         assert_eq!(err.phase(), Some(Phase::Connect));
         assert!(err.is_connect() && !err.is_timeout());
-        assert_eq!(err.os_error(), Some(111), "ECONNREFUSED: {err}");
+        assert_eq!(err.os_error(), Some(111), "ECONNREFUSED: {err:#}");
+    });
+}
+
+/// A refused port reads well through an error reporter: the message names the URL and no
+/// OS error, `{:#}` says "Connection refused" exactly once, and the `source()` chain leads
+/// to the `io::Error` itself.
+#[test]
+fn refused_port_says_the_os_error_once() {
+    case("refused, said once", |_server| async move {
+        let addr = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap()
+        };
+        let url = format!("http://{addr}/get");
+        let err = patient().build().get(&url).send().await.unwrap_err();
+        let message = err.to_string();
+        let line = format!("{err:#}");
+        eprintln!("{{}}:  {message}\n{{:#}}: {line}");
+        assert_eq!(message, format!("connection failed to {url}"));
+        assert!(!message.contains("os error"), "{message}");
+        assert_eq!(line.matches("Connection refused").count(), 1, "{line}");
+        assert_eq!(line.matches("os error 111").count(), 1, "{line}");
+        assert!(line.starts_with(&format!("{message}: ")), "{line}");
+        assert!(line.contains(&addr.to_string()), "{line}");
+        // Each level of the chain says its own thing; the last is the OS error.
+        let mut texts = Vec::new();
+        let mut io = None;
+        let mut cause = std::error::Error::source(&err);
+        while let Some(e) = cause {
+            texts.push(e.to_string());
+            io = e.downcast_ref::<std::io::Error>().or(io);
+            cause = e.source();
+        }
+        let io = io.expect("an io::Error along the chain");
+        assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(io.raw_os_error(), Some(111));
+        assert_eq!(texts.last(), Some(&io.to_string()), "{texts:?}");
+        for pair in texts.windows(2) {
+            assert!(!pair[0].contains(&pair[1]), "said twice: {texts:?}");
+        }
+        // As anyhow prints `{:#}`: the message, then each cause once.
+        assert_eq!(line, format!("{message}: {}", texts.join(": ")));
+    });
+}
+
+/// Where a broken or oversized response failed: `phase()` is the head for a head over
+/// `max_response_header_size`, garbage or a bad `Content-Length`, and the body for a bad
+/// chunk size or a body over `max_body_size`.
+#[test]
+fn invalid_and_too_large_responses_name_their_phase() {
+    case("phases of invalid responses", |server| async move {
+        let client = patient()
+            .max_response_header_size(1024)
+            .max_body_size(50)
+            .build();
+        let head_limit = ErrorKind::TooLarge {
+            what: Limit::Head,
+            limit: 1024,
+        };
+        let body_limit = ErrorKind::TooLarge {
+            what: Limit::Body,
+            limit: 50,
+        };
+        let invalid = ErrorKind::InvalidResponse(String::new());
+        let cases = [
+            ("/fault/huge-head?size=4096", &head_limit, Phase::ReadHead),
+            ("/fault/garbage", &invalid, Phase::ReadHead),
+            ("/fault/bad-length", &invalid, Phase::ReadHead),
+            ("/fault/bad-chunk", &invalid, Phase::ReadBody),
+            ("/bytes/51", &body_limit, Phase::ReadBody),
+        ];
+        for (path, kind, phase) in cases {
+            let url = server.url(path);
+            let err = match client.get(&url).send().await {
+                Ok(resp) => resp.bytes().await.unwrap_err(),
+                Err(e) => e,
+            };
+            let same = match (kind, err.kind()) {
+                (ErrorKind::InvalidResponse(_), ErrorKind::InvalidResponse(_)) => true,
+                (want, got) => want == got,
+            };
+            assert!(same, "{path}: want {kind:?}, got {err:#}");
+            assert_eq!(err.phase(), Some(phase), "{path}: {err:#}");
+            assert!(err.to_string().contains(&url), "{err}");
+        }
     });
 }
 

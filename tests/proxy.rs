@@ -887,7 +887,8 @@ fn failed_tunnels_are_connect_errors() {
                 .proxy_tunnel(true)
                 .build();
             let e = client.get(origin.url("/get")).send().await.unwrap_err();
-            let chain = format!("{e}: {:?}", std::error::Error::source(&e));
+            let chain = format!("{e:#}");
+            eprintln!("{chain}");
             assert_eq!(e.kind(), &ErrorKind::Connect, "{chain}");
             assert!(e.is_connect(), "{chain}");
             assert_eq!(e.phase(), Some(Phase::Connect), "{chain}");
