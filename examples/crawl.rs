@@ -374,7 +374,7 @@ async fn worker(id: usize, client: Client, crawl: Rc<RefCell<Crawl>>) {
             }
             Err(e) => {
                 c.errors += 1;
-                println!("[worker {id}] error: {e}");
+                println!("[worker {id}] error: {e:#}");
             }
         }
         // New links, or perhaps the end of the crawl: either way the idle workers must look.

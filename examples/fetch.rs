@@ -18,7 +18,8 @@
 //!   HOST, and PORT is only checked to be a number; `--system-dns` resolves with
 //!   `getaddrinfo` instead of volley's own resolver;
 //! - exit status 0 means a complete response, whatever its status; on any error it prints one
-//!   `error: ...` line to stderr and exits 1 (2 for bad arguments).
+//!   `error: ...` line to stderr (the error and its causes, `{:#}`) and exits 1 (2 for bad
+//!   arguments).
 //!
 //! With no URL it starts the embedded httpbin-like server and fetches its `/get`; with `--tls`
 //! the server speaks HTTPS with the TEST-ONLY certificate of `volley_testserver::testcert`, whose
@@ -194,10 +195,11 @@ async fn fetch(args: Args) -> Result<(), String> {
     }
     let client = builder.build();
 
+    // `{:#}`: the error's message and its causes, on the one `error: ...` line.
     let mut response = build_request(&client, &args, &url)?
         .send()
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| format!("{e:#}"))?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if args.include || args.head {
@@ -222,7 +224,7 @@ async fn fetch(args: Args) -> Result<(), String> {
             .map_err(|e| format!("writing to stdout: {e}"))?;
     }
     // Stream the body: each piece goes out as it arrives.
-    while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+    while let Some(chunk) = response.chunk().await.map_err(|e| format!("{e:#}"))? {
         out.write_all(&chunk)
             .map_err(|e| format!("writing to stdout: {e}"))?;
     }
@@ -293,7 +295,7 @@ fn trust_test_ca(
     #[cfg(feature = "tls")]
     if tls {
         let ca = volley::Certificate::from_pem(volley_testserver::testcert::CA_PEM)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| format!("{e:#}"))?;
         return Ok(builder.add_root_certificate(ca));
     }
     let _ = tls;

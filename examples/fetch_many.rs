@@ -271,7 +271,8 @@ async fn fetch_many(mut args: Args) -> Result<BatchSummary, String> {
     while let Some(result) = stream.next().await {
         if let Err(e) = &result.outcome {
             if quoted.len() < QUOTED_ERRORS {
-                quoted.push(e.to_string());
+                // `{:#}`: the message and its causes, on one line.
+                quoted.push(format!("{e:#}"));
             }
         }
     }
@@ -598,7 +599,7 @@ fn trust_test_ca(
     #[cfg(feature = "tls")]
     if tls {
         let ca = volley::Certificate::from_pem(volley_testserver::testcert::CA_PEM)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| format!("{e:#}"))?;
         return Ok(builder.add_root_certificate(ca));
     }
     let _ = tls;

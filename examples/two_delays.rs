@@ -151,7 +151,7 @@ async fn two_delays(args: Args) -> Result<bool, String> {
                         "  {:>7.3} s  {status}  {url}  ({len} bytes)",
                         elapsed.as_secs_f64()
                     ),
-                    Err(e) => println!("  {:>7.3} s  failed: {e}", elapsed.as_secs_f64()),
+                    Err(e) => println!("  {:>7.3} s  failed: {e:#}", elapsed.as_secs_f64()),
                 }
                 Fetched { elapsed, outcome }
             })

@@ -219,7 +219,7 @@ fn failures_do_not_affect_the_others() {
             match i % 8 {
                 1 | 3 | 5 | 7 => assert!(r.outcome.is_err(), "{i}"),
                 _ => {
-                    let fetched = r.outcome.as_ref().unwrap_or_else(|e| panic!("{i}: {e}"));
+                    let fetched = r.outcome.as_ref().unwrap_or_else(|e| panic!("{i}: {e:#}"));
                     assert_eq!(
                         fetched.body[..],
                         volley_testserver::seeded_bytes(i as u64, 1000)[..]

@@ -64,7 +64,7 @@ fn child(url: &str) {
             while let Some(result) = stream.next().await {
                 match result.outcome {
                     Ok(_) => ok += 1,
-                    Err(e) => failed.push(e.to_string()),
+                    Err(e) => failed.push(format!("{e:#}")),
                 }
             }
         };

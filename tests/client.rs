@@ -122,7 +122,7 @@ fn serve(script: Script) -> (SocketAddr, Rc<Cell<usize>>) {
 enum Want {
     /// Status, body, and whether the connection went back to the pool.
     Ok(u16, &'static [u8], bool),
-    /// An error whose message contains this text.
+    /// An error whose message or cause (`{:#}`) contains this text.
     Err(&'static str),
 }
 
@@ -184,11 +184,11 @@ fn interim_responses_are_capped() {
             match (result, ok) {
                 (Ok(resp), true) => assert_eq!(&resp.bytes().await.unwrap()[..], b"ok"),
                 (Err(e), false) => {
-                    assert!(matches!(e.kind(), ErrorKind::InvalidResponse(_)), "{e}");
-                    assert!(e.to_string().contains("more than 32 interim"), "{e}");
+                    assert!(matches!(e.kind(), ErrorKind::InvalidResponse(_)), "{e:#}");
+                    assert!(e.to_string().contains("more than 32 interim"), "{e:#}");
                 }
                 (Ok(resp), false) => panic!("{interim} interim: got {}", resp.status()),
-                (Err(e), true) => panic!("{interim} interim: {e}"),
+                (Err(e), true) => panic!("{interim} interim: {e:#}"),
             }
         }
     });
@@ -229,12 +229,12 @@ fn framing_table_whole_and_bytewise() {
                     }
                     (Err(e), Want::Err(text)) => {
                         assert!(
-                            e.to_string().contains(text),
-                            "{name}, pieces of {piece}: {e}"
+                            format!("{e:#}").contains(text),
+                            "{name}, pieces of {piece}: {e:#}"
                         );
                         assert!(
                             e.to_string().contains(&url),
-                            "{name}: the error names the url: {e}"
+                            "{name}: the error names the url: {e:#}"
                         );
                         assert_eq!(
                             client.idle_connections(),
@@ -305,7 +305,7 @@ fn stale_pooled_connection_is_replaced() {
         for round in 0..3 {
             let resp = client.get(format!("http://{addr}/")).send().await;
             let body = resp
-                .unwrap_or_else(|e| panic!("round {round}: {e}"))
+                .unwrap_or_else(|e| panic!("round {round}: {e:#}"))
                 .text()
                 .await
                 .unwrap();
@@ -359,7 +359,7 @@ fn post_is_not_retried() {
         let url = format!("http://{addr}/");
         client.get(&url).send().await.unwrap().text().await.unwrap();
         let err = client.post(&url).body("x").send().await.unwrap_err();
-        assert_eq!(err.phase(), Some(Phase::ReadHead), "{err}");
+        assert_eq!(err.phase(), Some(Phase::ReadHead), "{err:#}");
         assert_eq!(accepted.get(), 1);
     });
 }
@@ -404,8 +404,8 @@ fn refused_connection_is_a_connect_error() {
             .send()
             .await
             .unwrap_err();
-        assert!(err.is_connect(), "{err}");
-        assert!(err.to_string().contains(&addr.to_string()), "{err}");
+        assert!(err.is_connect(), "{err:#}");
+        assert!(err.to_string().contains(&addr.to_string()), "{err:#}");
     });
 }
 
@@ -426,7 +426,10 @@ fn header_injection_is_refused() {
             .send()
             .await
             .unwrap_err();
-        assert!(matches!(err.kind(), ErrorKind::InvalidRequest(_)), "{err}");
+        assert!(
+            matches!(err.kind(), ErrorKind::InvalidRequest(_)),
+            "{err:#}"
+        );
         assert_eq!(accepted.get(), 0, "nothing reached the server");
     });
 }
@@ -438,11 +441,11 @@ fn bad_urls_are_errors() {
     rt.block_on(async {
         let client = Client::new();
         let err = client.get("not a url").send().await.unwrap_err();
-        assert!(matches!(err.kind(), ErrorKind::InvalidUrl(_)), "{err}");
+        assert!(matches!(err.kind(), ErrorKind::InvalidUrl(_)), "{err:#}");
         let err = client.get("ftp://127.0.0.1/").send().await.unwrap_err();
         assert!(
             matches!(err.kind(), ErrorKind::UnsupportedScheme(s) if s == "ftp"),
-            "{err}"
+            "{err:#}"
         );
     });
 }
@@ -471,6 +474,10 @@ fn dns_failure_is_a_dns_error() {
         assert_eq!(err.phase(), Some(Phase::Resolve));
         assert_eq!(
             err.to_string(),
+            "dns lookup failed for http://nowhere.test/"
+        );
+        assert_eq!(
+            format!("{err:#}"),
             "dns lookup failed for http://nowhere.test/: nowhere.test: no such host"
         );
     });
@@ -527,7 +534,7 @@ fn body_over_the_limit_is_refused() {
             let (addr, _) = serve(Script::answering(vec![reply]));
             let client = Client::builder().max_body_size(100).build();
             let err = client.get(format!("http://{addr}/")).send().await.unwrap().bytes().await.unwrap_err();
-            assert_eq!(err.kind(), &ErrorKind::TooLarge { what: volley::Limit::Body, limit: 100 }, "{err}");
+            assert_eq!(err.kind(), &ErrorKind::TooLarge { what: volley::Limit::Body, limit: 100 }, "{err:#}");
             assert_eq!(client.idle_connections(), 0);
         }
     });
@@ -561,7 +568,7 @@ fn head_over_the_limit_is_refused_early() {
                 what: volley::Limit::Head,
                 limit: 4096
             },
-            "{err}"
+            "{err:#}"
         );
     });
 }
@@ -580,7 +587,7 @@ fn slowloris_head_trips_the_total_timeout() {
             .build();
         let started = std::time::Instant::now();
         let err = client.get(format!("http://{addr}/")).send().await.unwrap_err();
-        assert_eq!(err.kind(), &ErrorKind::Timeout { phase: Phase::ReadHead, after: Duration::from_millis(300) }, "{err}");
+        assert_eq!(err.kind(), &ErrorKind::Timeout { phase: Phase::ReadHead, after: Duration::from_millis(300) }, "{err:#}");
         assert!(started.elapsed() < Duration::from_secs(3), "bounded by the total timeout");
     });
 }
@@ -603,7 +610,7 @@ fn stalled_body_times_out_in_its_phase() {
                 phase: Phase::ReadBody,
                 after: Duration::from_millis(200)
             },
-            "{err}"
+            "{err:#}"
         );
     });
 }
@@ -637,7 +644,7 @@ fn connect_timeout_names_its_phase() {
                 phase: Phase::Connect,
                 after: Duration::from_millis(200)
             },
-            "{err}"
+            "{err:#}"
         );
         assert!(err.is_connect() && err.is_timeout());
         drop(listener);

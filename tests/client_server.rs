@@ -116,7 +116,7 @@ fn redirect_limit_and_none() {
         assert_eq!(err.kind(), &ErrorKind::TooManyRedirects(2));
         assert!(
             err.to_string().contains("too many redirects (more than 2)"),
-            "{err}"
+            "{err:#}"
         );
         let client = Client::builder().redirect(redirect::Policy::none()).build();
         let resp = client.get(server.url("/redirect/5")).send().await.unwrap();

@@ -77,7 +77,7 @@ fn default_accept_encoding() -> String {
 
 fn json(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(bytes)))
+        .unwrap_or_else(|e| panic!("not JSON ({e:#}): {}", String::from_utf8_lossy(bytes)))
 }
 
 fn gzip(data: &[u8]) -> Vec<u8> {
@@ -130,18 +130,18 @@ async fn read_chunks(resp: &mut Response) -> Result<(Vec<u8>, usize), Error> {
 /// Asserts that `err` is a decode error whose message names `coding` and says `why`.
 fn assert_decode_error(err: &Error, coding: &str, why: &str) {
     let ErrorKind::Decode(message) = err.kind() else {
-        panic!("not a decode error: {err}");
+        panic!("not a decode error: {err:#}");
     };
     assert!(err.is_decode());
     assert_eq!(err.phase(), Some(Phase::ReadBody));
     assert!(
         message.starts_with(&format!("invalid {coding} body: ")) && message.contains(why),
-        "{err}"
+        "{err:#}"
     );
     assert!(
         err.to_string()
             .starts_with("cannot decode response body from http://"),
-        "{err}"
+        "{err:#}"
     );
 }
 
@@ -604,7 +604,7 @@ fn corrupt_and_truncated_streams_are_decode_errors() {
                 .await
                 .unwrap_err();
             assert_decode_error(&err, coding, why);
-            assert!(err.to_string().contains(path), "{err}");
+            assert!(err.to_string().contains(path), "{err:#}");
             let mut resp = client.get(server.url(path)).send().await.unwrap();
             let err = read_chunks(&mut resp).await.unwrap_err();
             assert_decode_error(&err, coding, why);
@@ -709,7 +709,7 @@ fn a_gzip_bomb_stops_at_max_body_size_in_bounded_memory() {
         }
         let grown = peak.saturating_sub(before);
         eprintln!(
-            "gzip bomb of {BOMB} bytes, limit {LIMIT}: {err} after {took:?}; VmRSS {} KiB \
+            "gzip bomb of {BOMB} bytes, limit {LIMIT}: {err:#} after {took:?}; VmRSS {} KiB \
              before, {} KiB at the peak{}: +{} KiB",
             before / 1024,
             peak / 1024,
@@ -720,7 +720,7 @@ fn a_gzip_bomb_stops_at_max_body_size_in_bounded_memory() {
             grown < 8 * MIB as u64,
             "resident memory grew by {grown} bytes"
         );
-        assert_eq!(err.kind(), &expected, "{err}");
+        assert_eq!(err.kind(), &expected, "{err:#}");
 
         let mut resp = client.get(&url).send().await.unwrap();
         let mut delivered = 0;
@@ -735,7 +735,7 @@ fn a_gzip_bomb_stops_at_max_body_size_in_bounded_memory() {
                 Err(e) => break e,
             }
         };
-        assert_eq!(err.kind(), &expected, "{err}");
+        assert_eq!(err.kind(), &expected, "{err:#}");
         assert!(delivered <= LIMIT, "{delivered}");
 
         let err = client
@@ -746,7 +746,7 @@ fn a_gzip_bomb_stops_at_max_body_size_in_bounded_memory() {
             .bytes()
             .await
             .unwrap_err();
-        assert_eq!(err.kind(), &expected, "{err}");
+        assert_eq!(err.kind(), &expected, "{err:#}");
         // Exactly at the limit is allowed.
         let exact = client
             .get(server.url(&format!("/fault/gzip-bomb?size={LIMIT}")))
@@ -927,7 +927,7 @@ fn brotli_bodies_decode() {
             what: Limit::Body,
             limit: MIB as u64,
         };
-        assert_eq!(err.kind(), &expected, "{err}");
+        assert_eq!(err.kind(), &expected, "{err:#}");
         let err = client.get(&url).send().await.unwrap().bytes().await;
         assert_decode_error(&err.unwrap_err(), "br", "truncated");
         let err = client.get(&url).send().await.unwrap().bytes().await;

@@ -729,7 +729,7 @@ fn batch_of_1000_urls_over_200_hosts_asks_each_name_once() {
     let failed: Vec<String> = report
         .results
         .iter()
-        .filter_map(|r| r.outcome.as_ref().err().map(|e| e.to_string()))
+        .filter_map(|r| r.outcome.as_ref().err().map(|e| format!("{e:#}")))
         .take(3)
         .collect();
     assert_eq!(

@@ -116,13 +116,13 @@ fn stall_before_the_head_times_out_in_the_head_phase() {
             .await
             .unwrap_err();
         let elapsed = started.elapsed();
-        assert_eq!(err.kind(), &timeout(Phase::ReadHead, read), "{err}");
+        assert_eq!(err.kind(), &timeout(Phase::ReadHead, read), "{err:#}");
         assert_eq!(err.phase(), Some(Phase::ReadHead));
         assert!(err.is_timeout() && !err.is_connect());
         assert!(
             err.to_string()
                 .starts_with("timeout reading response head from http://127.0.0.1:"),
-            "{err}"
+            "{err:#}"
         );
         assert_deadline_fired("stall before the head", elapsed, read);
     });
@@ -150,7 +150,7 @@ fn stall_mid_body_times_out_in_the_body_phase() {
         let elapsed = started.elapsed();
         let err = end.unwrap_err();
         assert_eq!(received, 1000, "the bytes sent before the stall arrive");
-        assert_eq!(err.kind(), &timeout(Phase::ReadBody, read), "{err}");
+        assert_eq!(err.kind(), &timeout(Phase::ReadBody, read), "{err:#}");
         assert_eq!(err.phase(), Some(Phase::ReadBody));
         assert_deadline_fired("stall mid-body", elapsed, read);
         assert_eq!(client.idle_connections(), 0);
@@ -175,9 +175,9 @@ fn trickled_head_trips_the_total_timeout() {
             .await
             .unwrap_err();
         let elapsed = started.elapsed();
-        assert_eq!(err.kind(), &timeout(Phase::ReadHead, total), "{err}");
+        assert_eq!(err.kind(), &timeout(Phase::ReadHead, total), "{err:#}");
         assert_eq!(err.phase(), Some(Phase::ReadHead));
-        assert!(err.to_string().ends_with("after 1s"), "{err}");
+        assert!(err.to_string().ends_with("after 1s"), "{err:#}");
         assert_deadline_fired("trickled head, total timeout", elapsed, total);
     });
 }
@@ -198,7 +198,7 @@ fn reset_mid_body_is_an_io_error() {
         assert_eq!(resp.content_length(), Some(1000));
         let err = resp.bytes().await.unwrap_err();
         assert_fast("reset mid-body", started.elapsed());
-        assert_eq!(err.kind(), &ErrorKind::Io(Phase::ReadBody), "{err}");
+        assert_eq!(err.kind(), &ErrorKind::Io(Phase::ReadBody), "{err:#}");
         assert_eq!(err.phase(), Some(Phase::ReadBody));
         assert!(!err.is_timeout());
 
@@ -206,7 +206,7 @@ fn reset_mid_body_is_an_io_error() {
         let (received, end) = read_pieces(&mut resp).await;
         let err = end.expect_err("a body cut short is never Ok");
         assert!(received <= 100, "{received} bytes");
-        assert_eq!(err.kind(), &ErrorKind::Io(Phase::ReadBody), "{err}");
+        assert_eq!(err.kind(), &ErrorKind::Io(Phase::ReadBody), "{err:#}");
         assert_eq!(client.idle_connections(), 0);
     });
 }
@@ -224,12 +224,19 @@ fn close_before_any_byte_is_an_io_error() {
             .await
             .unwrap_err();
         assert_fast("close before any byte", started.elapsed());
-        assert_eq!(err.kind(), &ErrorKind::Io(Phase::ReadHead), "{err}");
+        assert_eq!(err.kind(), &ErrorKind::Io(Phase::ReadHead), "{err:#}");
         assert_eq!(err.phase(), Some(Phase::ReadHead));
+        // The message says where; the cause, in `{:#}` and `source()`, says what happened.
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "i/o error reading response head from {}",
+                server.url("/fault/close-before-response")
+            )
+        );
         assert!(
-            err.to_string()
-                .contains("connection closed before any response byte"),
-            "{err}"
+            format!("{err:#}").ends_with(": connection closed before any response byte"),
+            "{err:#}"
         );
         assert_eq!(server.stats().connections_accepted, 1, "no retry");
     });
@@ -274,7 +281,7 @@ fn reused_connection_closed_before_the_response_is_retried_once() {
         let started = Instant::now();
         let err = client.post(&url).body("once").send().await.unwrap_err();
         assert_fast("POST on a dying connection", started.elapsed());
-        assert_eq!(err.kind(), &ErrorKind::Io(Phase::ReadHead), "{err}");
+        assert_eq!(err.kind(), &ErrorKind::Io(Phase::ReadHead), "{err:#}");
         assert_eq!(
             server.stats().connections_accepted,
             2,
@@ -284,8 +291,7 @@ fn reused_connection_closed_before_the_response_is_retried_once() {
     });
 }
 
-/// Bytes that are not a status line: an invalid-response error (no phase: nothing timed out
-/// or broke), at once.
+/// Bytes that are not a status line: an invalid-response error of the head phase, at once.
 #[test]
 fn garbage_instead_of_a_status_line_is_an_invalid_response() {
     case("garbage", |server| async move {
@@ -297,9 +303,12 @@ fn garbage_instead_of_a_status_line_is_an_invalid_response() {
             .await
             .unwrap_err();
         assert_fast("garbage", started.elapsed());
-        assert!(matches!(err.kind(), ErrorKind::InvalidResponse(_)), "{err}");
-        assert_eq!(err.phase(), None);
-        assert!(err.to_string().contains("invalid response from"), "{err}");
+        assert!(
+            matches!(err.kind(), ErrorKind::InvalidResponse(_)),
+            "{err:#}"
+        );
+        assert_eq!(err.phase(), Some(Phase::ReadHead), "{err:#}");
+        assert!(err.to_string().contains("invalid response from"), "{err:#}");
     });
 }
 
@@ -321,8 +330,8 @@ fn huge_head_is_a_limit_error_fast() {
             what: Limit::Head,
             limit: volley::Config::DEFAULT_MAX_HEAD as u64,
         };
-        assert_eq!(err.kind(), &want, "{err}");
-        assert_eq!(err.phase(), None);
+        assert_eq!(err.kind(), &want, "{err:#}");
+        assert_eq!(err.phase(), Some(Phase::ReadHead), "{err:#}");
     });
 }
 
@@ -409,7 +418,7 @@ fn huge_head_is_refused_before_the_server_has_written_it() {
             what: Limit::Head,
             limit: volley::Config::DEFAULT_MAX_HEAD as u64,
         };
-        assert_eq!(err.kind(), &want, "{err}");
+        assert_eq!(err.kind(), &want, "{err:#}");
         let written = written
             .recv_timeout(Duration::from_secs(20))
             .expect("the writer reports");
@@ -451,9 +460,9 @@ fn body_over_max_body_size_is_a_limit_error() {
                 what: Limit::Body,
                 limit
             },
-            "{err}"
+            "{err:#}"
         );
-        assert_eq!(err.phase(), None);
+        assert_eq!(err.phase(), Some(Phase::ReadBody), "{err:#}");
         assert_eq!(client.idle_connections(), 0);
 
         let body = client
@@ -477,19 +486,19 @@ fn redirect_loop_is_too_many_redirects() {
         let started = Instant::now();
         let err = patient().build().get(&url).send().await.unwrap_err();
         assert_fast("redirect loop", started.elapsed());
-        assert_eq!(err.kind(), &ErrorKind::TooManyRedirects(10), "{err}");
+        assert_eq!(err.kind(), &ErrorKind::TooManyRedirects(10), "{err:#}");
         assert_eq!(err.phase(), None);
         assert!(
             err.to_string()
                 .contains("too many redirects (more than 10)"),
-            "{err}"
+            "{err:#}"
         );
         assert_eq!(server.stats().requests, 11);
         assert_eq!(server.stats().connections_accepted, 1);
 
         let client = patient().redirect(redirect::Policy::limited(3)).build();
         let err = client.get(&url).send().await.unwrap_err();
-        assert_eq!(err.kind(), &ErrorKind::TooManyRedirects(3), "{err}");
+        assert_eq!(err.kind(), &ErrorKind::TooManyRedirects(3), "{err:#}");
         assert_eq!(server.stats().requests, 11 + 4);
     });
 }
@@ -525,10 +534,96 @@ fn refused_port_is_a_connect_error_fast() {
             .await
             .unwrap_err();
         assert_fast("refused port", started.elapsed());
-        assert_eq!(err.kind(), &ErrorKind::Connect, "{err}");
+        assert_eq!(err.kind(), &ErrorKind::Connect, "{err:#}");
         assert_eq!(err.phase(), Some(Phase::Connect));
         assert!(err.is_connect() && !err.is_timeout());
-        assert_eq!(err.os_error(), Some(111), "ECONNREFUSED: {err}");
+        assert_eq!(err.os_error(), Some(111), "ECONNREFUSED: {err:#}");
+    });
+}
+
+/// A refused port reads well through an error reporter: the message names the URL and no
+/// OS error, `{:#}` says "Connection refused" exactly once, and the `source()` chain leads
+/// to the `io::Error` itself.
+#[test]
+fn refused_port_says_the_os_error_once() {
+    case("refused, said once", |_server| async move {
+        let addr = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap()
+        };
+        let url = format!("http://{addr}/get");
+        let err = patient().build().get(&url).send().await.unwrap_err();
+        let message = err.to_string();
+        let line = format!("{err:#}");
+        eprintln!("{{}}:  {message}\n{{:#}}: {line}");
+        assert_eq!(message, format!("connection failed to {url}"));
+        assert!(!message.contains("os error"), "{message}");
+        assert_eq!(line.matches("Connection refused").count(), 1, "{line}");
+        assert_eq!(line.matches("os error 111").count(), 1, "{line}");
+        assert!(line.starts_with(&format!("{message}: ")), "{line}");
+        assert!(line.contains(&addr.to_string()), "{line}");
+        // Each level of the chain says its own thing; the last is the OS error.
+        let mut texts = Vec::new();
+        let mut io = None;
+        let mut cause = std::error::Error::source(&err);
+        while let Some(e) = cause {
+            texts.push(e.to_string());
+            io = e.downcast_ref::<std::io::Error>().or(io);
+            cause = e.source();
+        }
+        let io = io.expect("an io::Error along the chain");
+        assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(io.raw_os_error(), Some(111));
+        assert_eq!(texts.last(), Some(&io.to_string()), "{texts:?}");
+        for pair in texts.windows(2) {
+            assert!(!pair[0].contains(&pair[1]), "said twice: {texts:?}");
+        }
+        // As anyhow prints `{:#}`: the message, then each cause once.
+        assert_eq!(line, format!("{message}: {}", texts.join(": ")));
+    });
+}
+
+/// Where a broken or oversized response failed: `phase()` is the head for a head over
+/// `max_response_header_size`, garbage or a bad `Content-Length`, and the body for a bad
+/// chunk size or a body over `max_body_size`.
+#[test]
+fn invalid_and_too_large_responses_name_their_phase() {
+    case("phases of invalid responses", |server| async move {
+        let client = patient()
+            .max_response_header_size(1024)
+            .max_body_size(50)
+            .build();
+        let head_limit = ErrorKind::TooLarge {
+            what: Limit::Head,
+            limit: 1024,
+        };
+        let body_limit = ErrorKind::TooLarge {
+            what: Limit::Body,
+            limit: 50,
+        };
+        let invalid = ErrorKind::InvalidResponse(String::new());
+        let cases = [
+            ("/fault/huge-head?size=4096", &head_limit, Phase::ReadHead),
+            ("/fault/garbage", &invalid, Phase::ReadHead),
+            ("/fault/bad-length", &invalid, Phase::ReadHead),
+            ("/fault/bad-chunk", &invalid, Phase::ReadBody),
+            ("/bytes/51", &body_limit, Phase::ReadBody),
+        ];
+        for (path, kind, phase) in cases {
+            let url = server.url(path);
+            let err = match client.get(&url).send().await {
+                Ok(resp) => resp.bytes().await.unwrap_err(),
+                Err(e) => e,
+            };
+            let same = match (kind, err.kind()) {
+                (ErrorKind::InvalidResponse(_), ErrorKind::InvalidResponse(_)) => true,
+                (want, got) => want == got,
+            };
+            eprintln!("{path}: {err:#}");
+            assert!(same, "{path}: want {kind:?}, got {err:#}");
+            assert_eq!(err.phase(), Some(phase), "{path}: {err:#}");
+            assert!(err.to_string().contains(&url), "{err:#}");
+        }
     });
 }
 
@@ -546,7 +641,7 @@ fn unknown_host_is_a_dns_error_fast() {
             .await
             .unwrap_err();
         assert_fast("unknown host", started.elapsed());
-        assert_eq!(err.kind(), &ErrorKind::Dns, "{err}");
+        assert_eq!(err.kind(), &ErrorKind::Dns, "{err:#}");
         assert_eq!(err.phase(), Some(Phase::Resolve));
         assert!(!err.is_connect() && !err.is_timeout());
         assert_eq!(*resolver.asked.borrow(), ["nosuchhost.invalid"]);
@@ -733,7 +828,7 @@ fn mixed_batch_good_urls_ok_and_faults_fail_each_in_its_own_way() {
                 Expect::Bytes { n, seed } => {
                     let fetched = match &result.outcome {
                         Ok(fetched) => fetched,
-                        Err(e) => panic!("{url}: {e}"),
+                        Err(e) => panic!("{url}: {e:#}"),
                     };
                     assert_eq!(fetched.status, 200, "{url}");
                     assert_eq!(fetched.body_len, *n as u64, "{url}");
@@ -748,7 +843,7 @@ fn mixed_batch_good_urls_ok_and_faults_fail_each_in_its_own_way() {
                 Expect::Text(text) => {
                     let fetched = match &result.outcome {
                         Ok(fetched) => fetched,
-                        Err(e) => panic!("{url}: {e}"),
+                        Err(e) => panic!("{url}: {e:#}"),
                     };
                     assert_eq!(fetched.body, text.as_bytes(), "{url}");
                     good += 1;
@@ -762,7 +857,7 @@ fn mixed_batch_good_urls_ok_and_faults_fail_each_in_its_own_way() {
                         (ErrorKind::InvalidResponse(_), ErrorKind::InvalidResponse(_)) => true,
                         (want, got) => want == got,
                     };
-                    assert!(same, "{url}: want {kind:?}, got {err}");
+                    assert!(same, "{url}: want {kind:?}, got {err:#}");
                     failed += 1;
                 }
             }

@@ -301,8 +301,8 @@ fn certificate_errors_say_why() {
             let url = server.url("localhost", "/head");
             let client = trusting().resolve("localhost", server.addr).build();
             let e = client.get(&url).send().await.unwrap_err();
-            assert_eq!(e.kind(), &ErrorKind::Certificate(reason), "{e}");
-            assert!(e.is_certificate() && e.is_tls() && !e.is_timeout(), "{e}");
+            assert_eq!(e.kind(), &ErrorKind::Certificate(reason), "{e:#}");
+            assert!(e.is_certificate() && e.is_tls() && !e.is_timeout(), "{e:#}");
             assert_eq!(e.phase(), Some(Phase::Tls));
             assert_eq!(e.url().map(|u| u.as_str()), Some(&*url));
             let message = e.to_string();
@@ -377,10 +377,10 @@ fn stalled_handshake_times_out_in_the_tls_phase() {
                     ..
                 }
             ),
-            "{e}"
+            "{e:#}"
         );
-        assert!(e.is_tls() && e.is_timeout(), "{e}");
-        assert!(e.to_string().contains("TLS handshake"), "{e}");
+        assert!(e.is_tls() && e.is_timeout(), "{e:#}");
+        assert!(e.to_string().contains("TLS handshake"), "{e:#}");
         assert_eq!(Phase::Tls.to_string(), "TLS handshake");
         assert!(
             took >= Duration::from_millis(280) && took < Duration::from_secs(2),
@@ -436,7 +436,7 @@ fn close_delimited_body_needs_close_notify() {
             .await
             .unwrap();
         let e = response.bytes().await.unwrap_err();
-        assert_eq!(e.kind(), &ErrorKind::Io(Phase::ReadBody), "{e}");
+        assert_eq!(e.kind(), &ErrorKind::Io(Phase::ReadBody), "{e:#}");
         let source = std::error::Error::source(&e).unwrap();
         let io = source.downcast_ref::<io::Error>().unwrap();
         assert_eq!(io.kind(), io::ErrorKind::UnexpectedEof, "{io}");
@@ -588,14 +588,17 @@ fn certificates_and_settings() {
     let again = Certificate::from_der(ca.as_der()).unwrap();
     assert_eq!(ca.as_der(), again.as_der());
     let e = Certificate::from_pem(b"nothing here").unwrap_err();
-    assert!(matches!(e.kind(), ErrorKind::Tls(_)), "{e}");
+    assert!(matches!(e.kind(), ErrorKind::Tls(_)), "{e:#}");
     assert!(Certificate::from_der(b"nope").is_err());
     let e = Client::builder()
         .tls_built_in_roots(false)
         .try_build()
         .unwrap_err();
-    assert!(matches!(e.kind(), ErrorKind::Tls(_)), "{e}");
-    assert!(e.to_string().starts_with("unusable TLS settings: "), "{e}");
+    assert!(matches!(e.kind(), ErrorKind::Tls(_)), "{e:#}");
+    assert!(
+        e.to_string().starts_with("unusable TLS settings: "),
+        "{e:#}"
+    );
     Client::builder()
         .tls_built_in_roots(false)
         .add_root_certificate(again)
@@ -665,7 +668,7 @@ fn embedded_server_serves_https() {
         }
         .await
         .unwrap_err();
-        assert_eq!(e.phase(), Some(Phase::ReadBody), "{e}");
+        assert_eq!(e.phase(), Some(Phase::ReadBody), "{e:#}");
         // A plain-HTTP client on the HTTPS port gets nothing it can read as HTTP.
         let plain = format!("http://127.0.0.1:{port}/get");
         assert!(Client::new().get(&plain).send().await.is_err());

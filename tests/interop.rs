@@ -46,7 +46,7 @@ fn httpbin() -> Option<Httpbin> {
     if raw.is_empty() {
         return None;
     }
-    let url = Url::parse(raw).unwrap_or_else(|e| panic!("HTTPBIN_URL={raw:?}: {e}"));
+    let url = Url::parse(raw).unwrap_or_else(|e| panic!("HTTPBIN_URL={raw:?}: {e:#}"));
     let loopback = match url.host() {
         Some(Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
         Some(Host::Ipv4(ip)) => ip.is_loopback(),
@@ -91,7 +91,7 @@ where
 
 /// Parses a body as JSON, showing the body if it is not.
 fn json(body: &str) -> serde_json::Value {
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e:#}): {body}"))
 }
 
 /// `/get` echoes our User-Agent, a custom header and the URL we asked for, and the
@@ -271,7 +271,7 @@ fn redirect_5_ends_at_get() {
             .send()
             .await
             .unwrap_err();
-        assert_eq!(err.kind(), &ErrorKind::TooManyRedirects(2), "{err}");
+        assert_eq!(err.kind(), &ErrorKind::TooManyRedirects(2), "{err:#}");
 
         let resp = client()
             .redirect(redirect::Policy::none())

@@ -68,7 +68,7 @@ fn peer_files() -> &'static [PeerFile] {
         );
         let path = dir.join("MANIFEST");
         let manifest = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+            .unwrap_or_else(|e| panic!("reading {}: {e:#}", path.display()));
         let mut files = Vec::new();
         for line in manifest.lines() {
             if line.starts_with('#') || line.trim().is_empty() {
@@ -81,7 +81,7 @@ fn peer_files() -> &'static [PeerFile] {
             let size: usize = size.parse().unwrap();
             let crc = u32::from_str_radix(crc, 16).unwrap();
             let data = std::fs::read(dir.join(name))
-                .unwrap_or_else(|e| panic!("reading {name} in {}: {e}", dir.display()));
+                .unwrap_or_else(|e| panic!("reading {name} in {}: {e:#}", dir.display()));
             assert_eq!(
                 data.len(),
                 size,
@@ -182,7 +182,7 @@ fn peer(var: &str) -> Option<Peer> {
     if raw.is_empty() {
         return None;
     }
-    let url = Url::parse(raw).unwrap_or_else(|e| panic!("{var}={raw:?}: {e}"));
+    let url = Url::parse(raw).unwrap_or_else(|e| panic!("{var}={raw:?}: {e:#}"));
     let loopback = match url.host() {
         Some(Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
         Some(Host::Ipv4(ip)) => ip.is_loopback(),
@@ -545,7 +545,7 @@ fn nginx_404_keeps_the_connection() {
                 .unwrap_err();
             assert!(
                 matches!(err.kind(), ErrorKind::Status(s) if *s == StatusCode::NOT_FOUND),
-                "{err}"
+                "{err:#}"
             );
 
             let resp = client.get(nginx.url("/f13.bin")).send().await.unwrap();
@@ -697,7 +697,7 @@ fn check_batch(report: &volley::batch::BatchReport, files: &[PeerFile], reuse: b
         let fetched = result
             .outcome
             .as_ref()
-            .unwrap_or_else(|e| panic!("request {i} ({}): {e}", f.name));
+            .unwrap_or_else(|e| panic!("request {i} ({}): {e:#}", f.name));
         assert_eq!(fetched.status, 200, "request {i} ({})", f.name);
         assert_eq!(
             fetched.body_len,
@@ -944,9 +944,9 @@ fn raw_truncated_body_is_an_error() {
                 };
                 assert!(
                     matches!(err.kind(), ErrorKind::Io(Phase::ReadBody)),
-                    "{name}: {err}"
+                    "{name}: {err:#}"
                 );
-                assert_eq!(err.phase(), Some(Phase::ReadBody), "{name}: {err}");
+                assert_eq!(err.phase(), Some(Phase::ReadBody), "{name}: {err:#}");
                 assert_eq!(client.idle_connections(), 0, "{name}: pooled");
             }
 
@@ -970,7 +970,7 @@ fn raw_truncated_body_is_an_error() {
                 &got,
                 &f.data[..f.data.len() / 2],
             );
-            assert_eq!(err.phase(), Some(Phase::ReadBody), "{err}");
+            assert_eq!(err.phase(), Some(Phase::ReadBody), "{err:#}");
             assert_eq!(client.idle_connections(), 0);
         },
     );

@@ -43,13 +43,13 @@ async fn fetch(client: &Client, url: &str) -> (StatusCode, String) {
         .get(url)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        .unwrap_or_else(|e| panic!("GET {url}: {e:#}"));
     let status = resp.status();
     (status, resp.text().await.unwrap())
 }
 
 fn json(body: &str) -> serde_json::Value {
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e:#}: {body}"))
 }
 
 /// What a proxy has seen: requests plus `CONNECT`s.
@@ -385,7 +385,7 @@ fn refused_connect_is_an_error_naming_proxy_and_status() {
                 .build();
             let e = client.get(origin.url("/get")).send().await.unwrap_err();
             let status = StatusCode::from_u16(status).unwrap();
-            assert_eq!(e.kind(), &ErrorKind::ProxyTunnel(status), "{e}");
+            assert_eq!(e.kind(), &ErrorKind::ProxyTunnel(status), "{e:#}");
             assert_eq!(e.proxy(), Some(&*proxy.url()));
             assert_eq!(e.phase(), Some(Phase::Connect));
             assert!(e.is_connect());
@@ -420,7 +420,7 @@ fn connect_407_is_a_proxy_auth_error() {
         for p in [anonymous, wrong] {
             let client = Client::builder().proxy(p).proxy_tunnel(true).build();
             let e = client.get(origin.url("/get")).send().await.unwrap_err();
-            assert_eq!(e.kind(), &ErrorKind::ProxyAuth, "{e}");
+            assert_eq!(e.kind(), &ErrorKind::ProxyAuth, "{e:#}");
             assert_eq!(e.proxy(), Some(&*proxy.url()));
             assert_eq!(e.phase(), Some(Phase::Connect));
             let message = e.to_string();
@@ -457,7 +457,7 @@ fn refused_proxy_port_is_a_connect_error_naming_the_proxy() {
                 .proxy_tunnel(tunnel)
                 .build();
             let e = client.get(origin.url("/get")).send().await.unwrap_err();
-            assert_eq!(e.kind(), &ErrorKind::Connect, "{e}");
+            assert_eq!(e.kind(), &ErrorKind::Connect, "{e:#}");
             assert!(e.is_connect());
             assert_eq!(e.proxy(), Some(&*proxy_url));
             let message = e.to_string();
@@ -609,17 +609,17 @@ fn https_through_proxy_tunnels_then_speaks_tls() {
         let from_env = env_client(&[("HTTPS_PROXY", &proxy.url())]).build();
         for client in [explicit, from_env] {
             let e = client.get(&https_url).send().await.unwrap_err();
-            assert!(e.is_tls(), "{e}");
-            assert_eq!(e.phase(), Some(volley::Phase::Tls), "{e}");
+            assert!(e.is_tls(), "{e:#}");
+            assert_eq!(e.phase(), Some(volley::Phase::Tls), "{e:#}");
             assert_eq!(e.proxy(), Some(&*proxy.url()));
-            assert!(e.to_string().contains("via proxy"), "{e}");
+            assert!(e.to_string().contains("via proxy"), "{e:#}");
         }
         assert_eq!(proxy.stats().connections_accepted, 2);
         let http_only = Client::builder()
             .proxy(Proxy::http(&proxy.url()).unwrap())
             .build();
         let e = http_only.get(&https_url).send().await.unwrap_err();
-        assert!(e.is_tls(), "{e}");
+        assert!(e.is_tls(), "{e:#}");
         assert_eq!(e.proxy(), None);
         volley::sleep(Duration::from_millis(50)).await;
         assert_eq!(proxy.stats().connections_accepted, 2);
@@ -646,10 +646,10 @@ fn https_through_proxy_is_unsupported_before_any_byte() {
             assert_eq!(
                 e.kind(),
                 &ErrorKind::UnsupportedScheme("https".into()),
-                "{e}"
+                "{e:#}"
             );
             assert_eq!(e.proxy(), Some(&*proxy.url()));
-            assert!(e.to_string().contains("via proxy"), "{e}");
+            assert!(e.to_string().contains("via proxy"), "{e:#}");
         }
         let http_only = Client::builder()
             .proxy(Proxy::http(&proxy.url()).unwrap())
@@ -751,7 +751,7 @@ fn unusable_proxy_urls_are_clear_errors() {
             let message = e.to_string();
             assert!(message.starts_with("invalid proxy: "), "{message}");
             assert!(message.contains(says), "{url:?}: {message}");
-            assert!(!message.contains("secret"), "{message}");
+            assert!(!format!("{e:#}").contains("secret"), "{e:#}");
         }
     }
     assert_eq!(
@@ -765,7 +765,7 @@ fn unusable_proxy_urls_are_clear_errors() {
         let message = e.to_string();
         assert!(message.contains("ALL_PROXY"), "{message}");
         assert!(message.contains("SOCKS"), "{message}");
-        assert!(!message.contains("secret"), "{message}");
+        assert!(!format!("{e:#}").contains("secret"), "{e:#}");
         assert_eq!(origin.stats().connections_accepted, 0);
     });
 }
@@ -829,12 +829,12 @@ fn silent_proxy_times_out_naming_the_proxy() {
                     phase,
                     after: short
                 },
-                "{e}"
+                "{e:#}"
             );
             assert_eq!(e.proxy(), Some(&*proxy_url));
             assert!(
                 e.to_string().contains(&format!("via proxy {proxy_url}")),
-                "{e}"
+                "{e:#}"
             );
         }
         assert_eq!(origin.stats().requests, 0);
@@ -887,7 +887,8 @@ fn failed_tunnels_are_connect_errors() {
                 .proxy_tunnel(true)
                 .build();
             let e = client.get(origin.url("/get")).send().await.unwrap_err();
-            let chain = format!("{e}: {:?}", std::error::Error::source(&e));
+            let chain = format!("{e:#}");
+            eprintln!("{chain}");
             assert_eq!(e.kind(), &ErrorKind::Connect, "{chain}");
             assert!(e.is_connect(), "{chain}");
             assert_eq!(e.phase(), Some(Phase::Connect), "{chain}");

@@ -184,7 +184,7 @@ fn cr_lf_and_nul_never_reach_the_wire() {
                 Ok(resp) => panic!("{what}: sent, status {}", resp.status()),
                 Err(err) => err,
             };
-            assert!(is_invalid_input(&err), "{what}: {err}");
+            assert!(is_invalid_input(&err), "{what}: {err:#}");
             assert!(took < FAST, "{what}: took {took:?}");
             refused += 1;
         };
@@ -248,7 +248,7 @@ fn cr_lf_and_nul_never_reach_the_wire() {
                 .user_agent(&format!("agent{bad}Injected: yes"))
                 .try_build()
                 .unwrap_err();
-            assert!(is_invalid_input(&err), "{err}");
+            assert!(is_invalid_input(&err), "{err:#}");
         }
         // The same URLs through a batch.
         let urls: Vec<String> = BAD
@@ -259,7 +259,7 @@ fn cr_lf_and_nul_never_reach_the_wire() {
         assert_eq!(report.summary.failed, 4);
         for result in &report.results {
             let err = result.outcome.as_ref().unwrap_err();
-            assert!(is_invalid_input(err), "{err}");
+            assert!(is_invalid_input(err), "{err:#}");
         }
 
         assert_eq!(refused, 4 * 9);
@@ -463,13 +463,13 @@ fn redirects_to_other_schemes_are_refused() {
             assert_eq!(
                 err.kind(),
                 &ErrorKind::UnsupportedScheme(scheme.to_owned()),
-                "{target}: {err}"
+                "{target}: {err:#}"
             );
-            assert_eq!(err.url().map(|u| u.as_str()), Some(target), "{err}");
+            assert_eq!(err.url().map(|u| u.as_str()), Some(target), "{err:#}");
             assert!(
                 err.to_string()
                     .starts_with(&format!("unsupported url scheme \"{scheme}\" in {target}")),
-                "{err}"
+                "{err:#}"
             );
             assert_eq!(server.stats().requests, before + 1, "{target}");
         }
@@ -592,7 +592,7 @@ fn head_cap_is_configurable_and_exact() {
             }
             let client = builder.build();
             let resp = client.get(format!("http://{under}/")).send().await;
-            let resp = resp.unwrap_or_else(|e| panic!("a {limit}-byte head, limit {limit}: {e}"));
+            let resp = resp.unwrap_or_else(|e| panic!("a {limit}-byte head, limit {limit}: {e:#}"));
             assert_eq!(resp.text().await.unwrap(), "ok");
             let started = Instant::now();
             let err = client
@@ -607,7 +607,7 @@ fn head_cap_is_configurable_and_exact() {
                     what: Limit::Head,
                     limit: limit as u64
                 },
-                "a {}-byte head, limit {limit}: {err}",
+                "a {}-byte head, limit {limit}: {err:#}",
                 limit + 1
             );
         }
@@ -656,7 +656,7 @@ fn body_cap_is_configurable_and_exact() {
                 .unwrap()
                 .bytes()
                 .await
-                .unwrap_or_else(|e| panic!("{framing}, {limit} bytes: {e}"));
+                .unwrap_or_else(|e| panic!("{framing}, {limit} bytes: {e:#}"));
             assert_eq!(body.len(), limit, "{framing}");
             let over = serve(limit + 1);
             let (err, took) = fetch_err(&client, over).await;
@@ -667,7 +667,7 @@ fn body_cap_is_configurable_and_exact() {
                     what: Limit::Body,
                     limit: limit as u64
                 },
-                "{framing}: {err}"
+                "{framing}: {err:#}"
             );
         }
     });
@@ -828,16 +828,17 @@ fn hostile_responses_cannot_make_the_client_allocate_without_bound() {
             let addr = hostile(1, reply);
             let (err, took) = fetch_err(&client, addr).await;
             peak = peak.max(rss());
-            eprintln!("{what}: {took:?}: {err}");
+            eprintln!("{what}: {took:?}: {err:#}");
             assert!(took < FAST, "{what}: took {took:?}");
-            let message = err.to_string();
+            // The why is the message's (an invalid response) or its cause's (an I/O error).
+            let message = format!("{err:#}");
             match want {
                 Want::Invalid(why) => {
                     assert!(
                         matches!(err.kind(), ErrorKind::InvalidResponse(_)),
-                        "{what}: {err}"
+                        "{what}: {err:#}"
                     );
-                    assert!(message.contains(why), "{what}: {err}");
+                    assert!(message.contains(why), "{what}: {err:#}");
                 }
                 Want::TooLarge(what_limit, limit) => assert_eq!(
                     err.kind(),
@@ -845,11 +846,11 @@ fn hostile_responses_cannot_make_the_client_allocate_without_bound() {
                         what: what_limit,
                         limit
                     },
-                    "{what}: {err}"
+                    "{what}: {err:#}"
                 ),
                 Want::Io(phase, why) => {
-                    assert_eq!(err.kind(), &ErrorKind::Io(phase), "{what}: {err}");
-                    assert!(message.contains(why), "{what}: {err}");
+                    assert_eq!(err.kind(), &ErrorKind::Io(phase), "{what}: {err:#}");
+                    assert!(message.contains(why), "{what}: {err:#}");
                 }
             }
         }

@@ -148,7 +148,10 @@ fn check(i: u64, outcome: &Result<Fetched, Error>) -> Result<(), String> {
         (Plan::Garbage, Err(e)) if matches!(e.kind(), ErrorKind::InvalidResponse(_)) => Ok(()),
         (_, Err(e)) if expected_error.as_ref() == Some(e.kind()) => Ok(()),
         (_, Ok(f)) => Err(format!("{plan:?}: unexpected {} response", f.status)),
-        (_, Err(e)) => Err(format!("{plan:?}: unexpected error: {e} ({:?})", e.kind())),
+        (_, Err(e)) => Err(format!(
+            "{plan:?}: unexpected error: {e:#} ({:?})",
+            e.kind()
+        )),
     }
 }
 

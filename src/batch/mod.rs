@@ -397,6 +397,7 @@ fn error_label(e: &Error) -> &'static str {
         Kind::TooManyRedirects(_) => "too many redirects",
         Kind::InvalidProxy(_) => "invalid proxy",
         Kind::ProxyAuth | Kind::ProxyTunnel(_) => "proxy",
+        Kind::Runtime(_) => "runtime",
         _ => "other",
     }
 }

@@ -548,7 +548,11 @@ async fn happy_eyeballs(
     .await
 }
 
-/// A connect error with the address that refused.
+/// Which address a connect failed on: the [`Error`]'s source, the OS error its own.
+///
+/// It says only the address (and, after a race, how many were tried), so that a report of
+/// the chain reads `connection failed to URL: address 127.0.0.1:9: Connection refused`, or
+/// after a race `...: all 3 addresses failed, the last [::1]:9: Connection refused`.
 #[derive(Debug)]
 struct ConnectError {
     addr: SocketAddr,
@@ -560,12 +564,8 @@ struct ConnectError {
 impl std::fmt::Display for ConnectError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.tried {
-            0 | 1 => write!(f, "{} ({})", self.source, self.addr),
-            n => write!(
-                f,
-                "{} ({}; all {n} addresses failed)",
-                self.source, self.addr
-            ),
+            0 | 1 => write!(f, "address {}", self.addr),
+            n => write!(f, "all {n} addresses failed, the last {}", self.addr),
         }
     }
 }
@@ -673,7 +673,7 @@ pub(crate) async fn read_head(
             other => Kind::InvalidResponse(other.to_string()),
         };
         HeadFailure {
-            error: Error::new(kind).with_url(url),
+            error: Error::new(kind).with_url(url).with_phase(Phase::ReadHead),
             nothing_received: false,
         }
     };
@@ -768,7 +768,8 @@ pub(crate) async fn start_tls(
             return Err(Error::new(Kind::InvalidResponse(
                 "bytes arrived before the TLS handshake began".into(),
             ))
-            .with_url(url))
+            .with_url(url)
+            .with_phase(Phase::Tls))
         }
     };
     let name = crate::net::tls::server_name(url.host_str().unwrap_or(""))

@@ -6,14 +6,41 @@ use std::time::Duration;
 
 use url::Url;
 
-/// The error of an HTTP request: one line that names what failed, for which URL, and why.
+/// The error of an HTTP request: what failed, for which URL, and why.
 ///
-/// ```text
-/// timeout reading response head from http://127.0.0.1:8090/stall-head after 1s
+/// Three ways to show it, following the Rust API guidelines (C-GOOD-ERR):
+///
+/// - `{}` (`to_string()`) is this error's own message, one lowercase line that names what
+///   failed, the URL, the proxy, the phase and the setting or limit involved, but never the
+///   text of the cause:
+///
+///   ```text
+///   connection failed to http://127.0.0.1:9/
+///   timeout reading response head from http://127.0.0.1:8090/stall-head after 1s
+///   ```
+///
+/// - [`source`](StdError::source) is the cause, where there is one (the I/O error, the
+///   parse error, the rustls error), and so on down the chain. Error reporters such as
+///   `anyhow` and `eyre` walk it, so the cause is printed once, by them.
+///
+/// - `{:#}` is the one line for a CLI or a log: the message, then every cause along the
+///   `source` chain, each after `": "`. A cause whose text is already in the one before it
+///   is left out, so nothing is said twice:
+///
+///   ```text
+///   connection failed to http://127.0.0.1:9/: address 127.0.0.1:9: Connection refused (os error 111)
+///   ```
+///
+/// ```
+/// let e = volley::Client::new().get("not a url").build().unwrap_err();
+/// assert_eq!(e.to_string(), r#"invalid url "not a url""#);
+/// assert_eq!(format!("{e:#}"), r#"invalid url "not a url": relative URL without a base"#);
+/// let cause = std::error::Error::source(&e).unwrap();
+/// assert_eq!(cause.to_string(), "relative URL without a base");
 /// ```
 ///
-/// [`kind`](Error::kind) tells the cases apart; [`source`](StdError::source) gives the
-/// underlying I/O or parse error where there is one.
+/// [`kind`](Error::kind) tells the cases apart, and [`phase`](Error::phase) says where the
+/// request was.
 pub struct Error {
     inner: Box<Inner>,
 }
@@ -23,6 +50,9 @@ struct Inner {
     url: Option<Url>,
     /// The proxy the request went through (`http://host:port`, no credentials), if any.
     proxy: Option<String>,
+    /// Where the request was, for the kinds that do not carry it themselves
+    /// ([`Kind::InvalidResponse`], [`Kind::TooLarge`]); see [`Error::phase`].
+    phase: Option<Phase>,
     source: Option<Box<dyn StdError + Send + Sync + 'static>>,
 }
 
@@ -218,6 +248,7 @@ impl Error {
                 kind,
                 url: None,
                 proxy: None,
+                phase: None,
                 source: None,
             }),
         }
@@ -231,6 +262,13 @@ impl Error {
     /// Names the proxy the request went through (`http://host:port`, no credentials).
     pub(crate) fn with_proxy(mut self, proxy: &str) -> Error {
         self.inner.proxy = Some(proxy.to_owned());
+        self
+    }
+
+    /// Records the phase the request was in, for the kinds that do not carry one
+    /// ([`Kind::InvalidResponse`], [`Kind::TooLarge`]).
+    pub(crate) fn with_phase(mut self, phase: Phase) -> Error {
+        self.inner.phase = Some(phase);
         self
     }
 
@@ -319,15 +357,45 @@ impl Error {
         None
     }
 
-    /// The phase the request was in, for timeouts and I/O errors.
+    /// The phase the request was in when it failed, for every error that happened during a
+    /// request:
+    ///
+    /// - the phase they carry, for [`Kind::Timeout`] and [`Kind::Io`];
+    /// - [`Phase::Resolve`] for [`Kind::Dns`];
+    /// - [`Phase::Connect`] for [`Kind::Connect`], [`Kind::ProxyAuth`] and
+    ///   [`Kind::ProxyTunnel`];
+    /// - [`Phase::Tls`] for [`Kind::Certificate`] and a [`Kind::Tls`] of a request;
+    /// - for [`Kind::InvalidResponse`], [`Phase::ReadHead`] for a bad status line, header,
+    ///   framing (`Content-Length`, `Transfer-Encoding`) or redirect `Location`,
+    ///   [`Phase::ReadBody`] for a bad chunk or trailer, [`Phase::Tls`] for bytes that came
+    ///   before the handshake;
+    /// - for [`Kind::TooLarge`], [`Phase::ReadHead`] for the head and [`Phase::ReadBody`] for
+    ///   the body and for trailers (which count against the head's limit);
+    /// - [`Phase::ReadBody`] for [`Kind::Decode`].
+    ///
+    /// `None` for the kinds that are not a failure of a phase: a request refused before it
+    /// started ([`Kind::InvalidUrl`], [`Kind::UnsupportedScheme`], [`Kind::InvalidRequest`],
+    /// [`Kind::InvalidProxy`], a [`Kind::Tls`] setting refused by
+    /// [`ClientBuilder::try_build`](crate::ClientBuilder::try_build)), and a verdict on a
+    /// response that arrived whole ([`Kind::TooManyRedirects`], [`Kind::Status`]), and a
+    /// request no loop ran ([`Kind::Runtime`]).
     pub fn phase(&self) -> Option<Phase> {
         match self.inner.kind {
             Kind::Timeout { phase, .. } | Kind::Io(phase) => Some(phase),
             Kind::Decode(_) => Some(Phase::ReadBody),
             Kind::Dns => Some(Phase::Resolve),
             Kind::Connect | Kind::ProxyAuth | Kind::ProxyTunnel(_) => Some(Phase::Connect),
-            Kind::Certificate(_) | Kind::Tls(_) => Some(Phase::Tls),
-            _ => None,
+            Kind::Certificate(_) => Some(Phase::Tls),
+            // A setting refused by `try_build` has no URL: no request, no phase.
+            Kind::Tls(_) => self.inner.url.as_ref().map(|_| Phase::Tls),
+            Kind::InvalidResponse(_) | Kind::TooLarge { .. } => self.inner.phase,
+            Kind::InvalidUrl(_)
+            | Kind::UnsupportedScheme(_)
+            | Kind::InvalidRequest(_)
+            | Kind::InvalidProxy(_)
+            | Kind::TooManyRedirects(_)
+            | Kind::Status(_)
+            | Kind::Runtime(_) => None,
         }
     }
 }
@@ -348,96 +416,106 @@ impl fmt::Display for Human {
     }
 }
 
+/// `{}`: the message alone. `{:#}`: the message, then the causes along the `source` chain,
+/// each after `": "`, leaving out one whose text the one before it already says.
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !f.alternate() {
+            return self.fmt_message(f);
+        }
+        let mut said = Message(self).to_string();
+        f.write_str(&said)?;
+        let mut cause = self.source();
+        while let Some(e) = cause {
+            let text = e.to_string();
+            if !text.is_empty() && !said.contains(&text) {
+                write!(f, ": {text}")?;
+                said = text;
+            }
+            cause = e.source();
+        }
+        Ok(())
+    }
+}
+
+/// An error's own message, as `{}` shows it.
+struct Message<'a>(&'a Error);
+
+impl fmt::Display for Message<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt_message(f)
+    }
+}
+
+impl Error {
+    /// This error's own message, without its cause's.
+    fn fmt_message(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let url = match (&self.inner.url, &self.inner.kind) {
             (Some(url), _) => url.as_str(),
-            (None, Kind::InvalidProxy(why)) => {
-                // A setting refused by `Proxy::http` and friends, before any request.
-                write!(f, "invalid proxy: {why}")?;
-                return fmt_source(f, self.inner.source.as_deref());
-            }
-            (None, Kind::Tls(why)) => {
-                // A TLS setting refused by `ClientBuilder::try_build`, before any request.
-                write!(f, "unusable TLS settings: {why}")?;
-                return fmt_source(f, self.inner.source.as_deref());
-            }
+            // A setting refused by `Proxy::http` and friends, before any request.
+            (None, Kind::InvalidProxy(why)) => return write!(f, "invalid proxy: {why}"),
+            // A TLS setting refused by `ClientBuilder::try_build`, before any request.
+            (None, Kind::Tls(why)) => return write!(f, "unusable TLS settings: {why}"),
             (None, _) => "(no url)",
         };
-        if let Some(proxy) = &self.inner.proxy {
-            // Through a proxy, the client resolves and connects to the proxy, not the origin.
-            match &self.inner.kind {
-                Kind::Dns => write!(f, "dns lookup failed for proxy {proxy} (requesting {url})")?,
-                Kind::Connect => {
-                    write!(f, "connection failed to proxy {proxy} (requesting {url})")?
-                }
-                Kind::ProxyAuth => write!(
-                    f,
-                    "proxy {proxy} requires authentication (407) to open a tunnel for {url}"
-                )?,
-                Kind::ProxyTunnel(status) => write!(
-                    f,
-                    "proxy {proxy} refused to open a tunnel for {url}: status {status}"
-                )?,
-                _ => {
-                    let url = format!("{url} via proxy {proxy}");
-                    return fmt_kind(f, &self.inner.kind, &url, self.inner.source.as_deref());
-                }
-            }
-            return fmt_source(f, self.inner.source.as_deref());
+        let Some(proxy) = &self.inner.proxy else {
+            return fmt_kind(f, &self.inner.kind, url);
+        };
+        // Through a proxy, the client resolves and connects to the proxy, not the origin.
+        match &self.inner.kind {
+            Kind::Dns => write!(f, "dns lookup failed for proxy {proxy} (requesting {url})"),
+            Kind::Connect => write!(f, "connection failed to proxy {proxy} (requesting {url})"),
+            Kind::ProxyAuth => write!(
+                f,
+                "proxy {proxy} requires authentication (407) to open a tunnel for {url}"
+            ),
+            Kind::ProxyTunnel(status) => write!(
+                f,
+                "proxy {proxy} refused to open a tunnel for {url}: status {status}"
+            ),
+            kind => fmt_kind(f, kind, &format!("{url} via proxy {proxy}")),
         }
-        fmt_kind(f, &self.inner.kind, url, self.inner.source.as_deref())
     }
 }
 
-type Source<'a> = Option<&'a (dyn StdError + Send + Sync + 'static)>;
-
-fn fmt_source(f: &mut fmt::Formatter<'_>, source: Source<'_>) -> fmt::Result {
-    if let Some(source) = source {
-        write!(f, ": {source}")?;
-    }
-    Ok(())
-}
-
-/// The message of `kind` for the request to `url`, then `: source`.
-fn fmt_kind(f: &mut fmt::Formatter<'_>, kind: &Kind, url: &str, source: Source<'_>) -> fmt::Result {
+/// The message of `kind` for the request to `url`.
+fn fmt_kind(f: &mut fmt::Formatter<'_>, kind: &Kind, url: &str) -> fmt::Result {
     match kind {
-        Kind::InvalidUrl(input) => write!(f, "invalid url {input:?}")?,
-        Kind::UnsupportedScheme(scheme) => write!(f, "unsupported url scheme {scheme:?} in {url}")?,
-        Kind::InvalidRequest(why) => write!(f, "invalid request to {url}: {why}")?,
-        Kind::Dns => write!(f, "dns lookup failed for {url}")?,
-        Kind::Connect => write!(f, "connection failed to {url}")?,
+        Kind::InvalidUrl(input) => write!(f, "invalid url {input:?}"),
+        Kind::UnsupportedScheme(scheme) => write!(f, "unsupported url scheme {scheme:?} in {url}"),
+        Kind::InvalidRequest(why) => write!(f, "invalid request to {url}: {why}"),
+        Kind::Dns => write!(f, "dns lookup failed for {url}"),
+        Kind::Connect => write!(f, "connection failed to {url}"),
         Kind::Timeout { phase, after } => {
-            write!(f, "timeout {} {url} after {}", phase.doing(), Human(*after))?
+            write!(f, "timeout {} {url} after {}", phase.doing(), Human(*after))
         }
-        Kind::Io(phase) => write!(f, "i/o error {} {url}", phase.doing())?,
-        Kind::InvalidResponse(why) => write!(f, "invalid response from {url}: {why}")?,
-        Kind::Decode(why) => write!(f, "cannot decode response body from {url}: {why}")?,
+        Kind::Io(phase) => write!(f, "i/o error {} {url}", phase.doing()),
+        Kind::InvalidResponse(why) => write!(f, "invalid response from {url}: {why}"),
+        Kind::Decode(why) => write!(f, "cannot decode response body from {url}: {why}"),
         Kind::TooLarge { what, limit } => {
             let what = match what {
                 Limit::Head => "response head",
                 Limit::Body => "response body",
             };
-            write!(f, "{what} from {url} exceeds the limit of {limit} bytes")?
+            write!(f, "{what} from {url} exceeds the limit of {limit} bytes")
         }
         Kind::TooManyRedirects(limit) => {
-            write!(f, "too many redirects (more than {limit}) from {url}")?
+            write!(f, "too many redirects (more than {limit}) from {url}")
         }
-        Kind::Status(status) => write!(f, "http status {status} from {url}")?,
-        Kind::InvalidProxy(why) => write!(f, "invalid proxy for {url}: {why}")?,
+        Kind::Status(status) => write!(f, "http status {status} from {url}"),
+        Kind::InvalidProxy(why) => write!(f, "invalid proxy for {url}: {why}"),
         Kind::ProxyAuth => write!(
             f,
             "proxy requires authentication (407) to open a tunnel for {url}"
-        )?,
+        ),
         Kind::ProxyTunnel(status) => write!(
             f,
             "proxy refused to open a tunnel for {url}: status {status}"
-        )?,
-        Kind::Certificate(reason) => write!(f, "certificate of {url} refused ({reason})")?,
-        Kind::Tls(why) => write!(f, "TLS handshake with {url} failed: {why}")?,
-        Kind::Runtime(why) => write!(f, "request to {url} not run: {why}")?,
+        ),
+        Kind::Certificate(reason) => write!(f, "certificate of {url} refused ({reason})"),
+        Kind::Tls(why) => write!(f, "TLS handshake with {url} failed: {why}"),
+        Kind::Runtime(why) => write!(f, "request to {url} not run: {why}"),
     }
-    fmt_source(f, source)
 }
 
 impl fmt::Debug for Error {
@@ -446,6 +524,7 @@ impl fmt::Debug for Error {
             .field("kind", &self.inner.kind)
             .field("url", &self.inner.url.as_ref().map(Url::as_str))
             .field("proxy", &self.inner.proxy)
+            .field("phase", &self.inner.phase)
             .field("source", &self.inner.source)
             .finish()
     }
@@ -484,11 +563,127 @@ mod tests {
             .with_url(&url)
             .with_source(refused);
         assert!(e.is_connect());
-        assert!(e
-            .to_string()
-            .starts_with("connection failed to http://127.0.0.1:8090/stall-head: "));
+        assert_eq!(
+            e.to_string(),
+            "connection failed to http://127.0.0.1:8090/stall-head"
+        );
+        assert_eq!(
+            format!("{e:#}"),
+            "connection failed to http://127.0.0.1:8090/stall-head: connection refused"
+        );
         assert!(e.source().is_some());
         assert_eq!(Human(Duration::from_millis(250)).to_string(), "250ms");
         assert_eq!(Human(Duration::from_millis(1500)).to_string(), "1.5s");
+    }
+
+    /// A cause that says its own cause again.
+    #[derive(Debug)]
+    struct Wrapper {
+        text: &'static str,
+        source: Option<Box<dyn StdError + Send + Sync>>,
+    }
+
+    impl fmt::Display for Wrapper {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.text)
+        }
+    }
+
+    impl StdError for Wrapper {
+        fn source(&self) -> Option<&(dyn StdError + 'static)> {
+            self.source
+                .as_deref()
+                .map(|e| e as &(dyn StdError + 'static))
+        }
+    }
+
+    /// `{:#}` joins the chain with ": " and leaves out a cause the one before already said;
+    /// `{}` is the message alone.
+    #[test]
+    fn alternate_form_says_each_cause_once() {
+        let url = Url::parse("http://example.test/").unwrap();
+        let cases: [(&[&'static str], &str); 5] = [
+            (&[], ""),
+            (&["refused"], ": refused"),
+            // Identical, and contained: left out; the next one still comes.
+            (&["refused", "refused", "x"], ": refused: x"),
+            (
+                &["a: refused (os error 111)", "refused (os error 111)"],
+                ": a: refused (os error 111)",
+            ),
+            // Empty texts add nothing.
+            (&["", "late"], ": late"),
+        ];
+        for (chain, tail) in cases {
+            let mut source: Option<Box<dyn StdError + Send + Sync>> = None;
+            for text in chain.iter().rev() {
+                source = Some(Box::new(Wrapper { text, source }));
+            }
+            let mut e = Error::new(Kind::Io(Phase::Send)).with_url(&url);
+            if let Some(source) = source {
+                e = e.with_source(source);
+            }
+            let message = "i/o error sending request to http://example.test/";
+            assert_eq!(e.to_string(), message, "{chain:?}");
+            assert_eq!(format!("{e:#}"), format!("{message}{tail}"), "{chain:?}");
+        }
+    }
+
+    /// Every kind's message leaves the cause to `source()`.
+    #[test]
+    fn plain_form_never_shows_the_source() {
+        let url = Url::parse("http://example.test/").unwrap();
+        let kinds = [
+            Kind::InvalidUrl("x".into()),
+            Kind::InvalidRequest("bad header".into()),
+            Kind::Dns,
+            Kind::Connect,
+            Kind::Io(Phase::ReadBody),
+            Kind::InvalidResponse("bad chunk size".into()),
+            Kind::Tls("TLS protocol error".into()),
+            Kind::Certificate(CertReason::Expired),
+            Kind::InvalidProxy("not a URL".into()),
+        ];
+        for kind in kinds {
+            for proxy in [None, Some("http://127.0.0.1:3128")] {
+                let mut e = Error::new(kind.clone())
+                    .with_url(&url)
+                    .with_source("SECRET CAUSE");
+                if let Some(proxy) = proxy {
+                    e = e.with_proxy(proxy);
+                }
+                assert!(!e.to_string().contains("SECRET"), "{e}");
+                assert!(format!("{e:#}").ends_with(": SECRET CAUSE"), "{e:#}");
+            }
+        }
+        // Settings refused before any request have no URL.
+        let e = Error::new(Kind::InvalidProxy("no host".into())).with_source("SECRET");
+        assert_eq!(e.to_string(), "invalid proxy: no host");
+        assert_eq!(format!("{e:#}"), "invalid proxy: no host: SECRET");
+        assert_eq!(e.phase(), None);
+    }
+
+    /// The phase of a limit or a protocol error is the one it was recorded with.
+    #[test]
+    fn recorded_phase_is_reported() {
+        let url = Url::parse("http://example.test/").unwrap();
+        let head = Error::new(Kind::TooLarge {
+            what: Limit::Head,
+            limit: 1024,
+        })
+        .with_url(&url)
+        .with_phase(Phase::ReadHead);
+        assert_eq!(head.phase(), Some(Phase::ReadHead));
+        let chunk = Error::new(Kind::InvalidResponse("bad chunk size".into()))
+            .with_url(&url)
+            .with_phase(Phase::ReadBody);
+        assert_eq!(chunk.phase(), Some(Phase::ReadBody));
+        assert_eq!(
+            Error::new(Kind::Status(http::StatusCode::NOT_FOUND)).phase(),
+            None
+        );
+        let tls_setting = Error::new(Kind::Tls("no roots".into()));
+        assert_eq!(tls_setting.phase(), None);
+        assert_eq!(tls_setting.with_url(&url).phase(), Some(Phase::Tls));
     }
 }

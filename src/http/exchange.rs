@@ -124,8 +124,11 @@ impl Outgoing<'_> {
     ) -> Result<Response, Error> {
         let Exchanged { conn, head, sent } = exchanged;
         let url = self.url;
-        let mut plan = framing(self.method, &head)
-            .map_err(|e| Error::new(Kind::InvalidResponse(e.to_string())).with_url(url))?;
+        let mut plan = framing(self.method, &head).map_err(|e| {
+            Error::new(Kind::InvalidResponse(e.to_string()))
+                .with_url(url)
+                .with_phase(Phase::ReadHead)
+        })?;
         plan.reusable &= !self.client_closes && sent == Sent::Complete;
         let source = BodySource {
             conn,

@@ -24,7 +24,7 @@ use url::Url;
 
 use super::conn::Deadlines;
 use super::context::ClientContext;
-use super::error::{Error, Kind};
+use super::error::{Error, Kind, Phase};
 use super::exchange::{attempt, Outgoing};
 use super::proto::decode;
 use super::redirect::{self, Policy};
@@ -165,6 +165,7 @@ fn next_hop(
                 "redirect with an invalid location".into(),
             ))
             .with_url(url)
+            .with_phase(Phase::ReadHead)
         })?;
     if !matches!(next.scheme(), "http" | "https") {
         return Err(Error::new(Kind::UnsupportedScheme(next.scheme().to_owned())).with_url(&next));

@@ -737,7 +737,11 @@ pub(crate) async fn open_tunnel(
     let answer = deadlines
         .run(Phase::Connect, url, handshake)
         .await?
-        .map_err(|e| failed(format!("the proxy's answer to CONNECT: {e}")))?;
+        .map_err(|e| {
+            Error::new(Kind::Connect)
+                .with_url(url)
+                .with_source(NoAnswer(e))
+        })?;
     match answer.status.as_u16() {
         // Anything past the answer came before the request was sent: not the origin's.
         200..=299 if !conn.buf.is_empty() => Err(failed(format!(
@@ -747,6 +751,23 @@ pub(crate) async fn open_tunnel(
         200..=299 => Ok(()),
         407 => Err(Error::new(Kind::ProxyAuth).with_url(url)),
         _ => Err(Error::new(Kind::ProxyTunnel(answer.status)).with_url(url)),
+    }
+}
+
+/// A `CONNECT` that got no usable answer: the cause of the [`Kind::Connect`] error, with the
+/// error of the exchange (a close, a timeout, an invalid head) as its own source.
+#[derive(Debug)]
+struct NoAnswer(Error);
+
+impl std::fmt::Display for NoAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("reading the proxy's answer to CONNECT")
+    }
+}
+
+impl std::error::Error for NoAnswer {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
     }
 }
 

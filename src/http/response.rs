@@ -353,7 +353,8 @@ impl Body {
                         what: Limit::Body,
                         limit,
                     })
-                    .with_url(url));
+                    .with_url(url)
+                    .with_phase(Phase::ReadBody));
                 }
             }
             if self.decoder.is_done() {
@@ -446,7 +447,7 @@ impl Decoding {
                     what: Limit::Body,
                     limit,
                 });
-                return Err(self.fail(body, e.with_url(url)));
+                return Err(self.fail(body, e.with_url(url).with_phase(Phase::ReadBody)));
             }
             if n == room {
                 // More may be ready without waiting for input.
@@ -493,12 +494,16 @@ fn body_error(e: BodyError, url: &Url) -> Error {
                 std::io::ErrorKind::UnexpectedEof,
                 e.to_string(),
             )),
+        // Trailers count against the head's limit, but arrive while the body is read.
         BodyError::TrailersTooLarge(limit) => Error::new(Kind::TooLarge {
             what: Limit::Head,
             limit: limit as u64,
         })
-        .with_url(url),
-        other => Error::new(Kind::InvalidResponse(other.to_string())).with_url(url),
+        .with_url(url)
+        .with_phase(Phase::ReadBody),
+        other => Error::new(Kind::InvalidResponse(other.to_string()))
+            .with_url(url)
+            .with_phase(Phase::ReadBody),
     }
 }
 

@@ -323,7 +323,7 @@ fn run_volley(
         let mut first_error = None;
         while let Some(result) = stream.next().await {
             if let (Err(e), None) = (&result.outcome, &first_error) {
-                first_error = Some(e.to_string());
+                first_error = Some(format!("{e:#}"));
             }
         }
         let s = stream.summary();
