@@ -102,9 +102,22 @@
 //!
 //! ## Features
 //!
-//! `tls` (default: HTTPS with rustls and *ring*), `gzip` and `deflate` (default), `brotli`,
+//! `tls` (default: HTTPS with rustls and *ring*), `gzip` and `deflate` (default), `json`
+//! (default: reqwest's serde conveniences, `RequestBuilder::json`, `query` and `form`, and
+//! `Response::json`, with serde, serde_json and serde_urlencoded), `cookies` (a cookie
+//! store per client, `ClientBuilder::cookie_store`, with the cookie_store crate), `brotli`,
 //! `zstd`, `native-roots` (the platform's root certificates), `futures-io` (`AsyncRead` and
 //! `AsyncWrite` for [`TcpStream`]).
+//!
+//! ## Coming from reqwest
+//!
+//! The request and response API keeps reqwest's names, so most code ports by replacing
+//! `reqwest::` with `volley::`: `Client::get(..).header(..).query(..).json(..)`,
+//! `basic_auth`, `bearer_auth`, `timeout`, `send`; `Response::status`, `headers`,
+//! `content_length`, `remote_addr`, `error_for_status(_ref)`, `chunk`, `bytes`, `text` and
+//! `json`; `Error::is_timeout`, `is_connect`, `is_decode`; [`Url`] is re-exported. What
+//! differs: the futures run on volley's [`Runtime`], not tokio, and a [`Client`] belongs to
+//! its thread; timeouts are on by default (see [`Client`]).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, rust_2018_idioms)]
@@ -137,6 +150,7 @@ pub use crate::http::timings::Timings;
 #[cfg(feature = "tls")]
 pub use crate::http::tls::Certificate;
 pub use ::http::{header, HeaderMap, Method, StatusCode, Version};
+pub use ::url::Url;
 pub use batch::{Batch, FetchResult, Fetched};
 pub use net::fdlimit::raise_fd_limit;
 pub use net::{TcpListener, TcpStream, UdpSocket};

@@ -228,6 +228,12 @@ impl Response {
         self.inner.content_length()
     }
 
+    /// The address of the server (or proxy) the response came from: as
+    /// [`crate::Response::remote_addr`].
+    pub fn remote_addr(&self) -> Option<std::net::SocketAddr> {
+        self.inner.remote_addr()
+    }
+
     /// The trailer fields of a chunked body, once the body has been read to the end.
     pub fn trailers(&self) -> Option<&HeaderMap> {
         self.inner.trailers()
@@ -279,6 +285,26 @@ impl Response {
         let headers = self.inner.headers().clone();
         let bytes = self.bytes()?;
         Ok(crate::http::response::decode_text(&headers, &bytes))
+    }
+
+    /// The whole body, parsed as JSON: as [`crate::Response::json`]. (Feature `json`.)
+    ///
+    /// ```
+    /// # let server = volley_testserver::Server::spawn_thread("127.0.0.1:0".parse().unwrap())?;
+    /// let client = volley::blocking::Client::new();
+    /// let echo: serde_json::Value = client
+    ///     .post(server.url("/anything"))
+    ///     .json(&serde_json::json!({"n": 1}))
+    ///     .send()?
+    ///     .json()?;
+    /// assert_eq!(echo["json"]["n"], 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "json")]
+    pub fn json<T: serde::de::DeserializeOwned>(self) -> Result<T, Error> {
+        let url = self.inner.url().clone();
+        let bytes = self.bytes()?;
+        crate::http::response::parse_json(&bytes, &url)
     }
 }
 

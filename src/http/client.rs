@@ -16,13 +16,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
+#[cfg(any(feature = "json", feature = "cookies"))]
 use url::Url;
 
 use super::config::{ClientBuilder, Config};
 use super::context::ClientContext;
 use super::error::{Error, Kind};
 use super::policy;
-use super::proto::encode::basic_auth_from_url;
+use super::proto::encode::basic_auth_value;
 use super::request::{IntoUrl, Request};
 use super::response::Response;
 use super::timings::Clock;
@@ -118,6 +119,50 @@ impl Client {
     /// The client's settings, as built.
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// The `Cookie` header the client would send to `url` from its cookie store (feature
+    /// `cookies`): the matching cookies as `name=value` pairs joined by `; `, or `None` if
+    /// none matches or the client has no store (see
+    /// [`ClientBuilder::cookie_store`]). Like reqwest's `CookieStore::cookies`.
+    ///
+    /// ```
+    /// # volley::Runtime::new()?.block_on(async {
+    /// # let server = volley_testserver::Server::bind("127.0.0.1:0".parse().unwrap())?;
+    /// let client = volley::Client::builder().cookie_store(true).build();
+    /// client.get(server.url("/cookies/set?a=1")).send().await?;
+    /// let url = volley::Url::parse(&server.url("/"))?;
+    /// assert_eq!(client.cookies(&url).unwrap(), "a=1");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "cookies")]
+    pub fn cookies(&self, url: &Url) -> Option<HeaderValue> {
+        self.inner.cookies.header_for(url)
+    }
+
+    /// Stores a cookie given as a `Set-Cookie` value (`name=value; Path=/; ...`), as if a
+    /// response from `url` had set it, like reqwest's `Jar::add_cookie_str` (feature
+    /// `cookies`). Returns whether it was stored: `false` if the client has no store (see
+    /// [`ClientBuilder::cookie_store`]), or if the cookie does not parse or `url` may not
+    /// set it.
+    ///
+    /// ```
+    /// # volley::Runtime::new()?.block_on(async {
+    /// # let server = volley_testserver::Server::bind("127.0.0.1:0".parse().unwrap())?;
+    /// let client = volley::Client::builder().cookie_store(true).build();
+    /// let url = volley::Url::parse(&server.url("/"))?;
+    /// assert!(client.add_cookie_str("token=abc; Path=/", &url));
+    /// let page = client.get(server.url("/cookies")).send().await?.text().await?;
+    /// assert!(page.contains(r#""token": "abc""#));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "cookies")]
+    pub fn add_cookie_str(&self, cookie: &str, url: &Url) -> bool {
+        self.inner.cookies.add_str(cookie, url)
     }
 
     /// Sends `request`, follows redirects per the policy, and returns the final response once
@@ -228,15 +273,34 @@ impl<C> RequestBuilder<C> {
         self
     }
 
-    /// Sends `Authorization: Basic` with these credentials.
-    pub fn basic_auth(self, user: &str, password: Option<&str>) -> Self {
-        let mut url = Url::parse("http://h/").expect("static url parses");
-        let _ = url.set_username(user);
-        let _ = url.set_password(password);
-        match basic_auth_from_url(&url) {
-            Some(value) => self.header(AUTHORIZATION, value),
-            None => self,
-        }
+    /// Sends `Authorization: Basic` with these credentials, reqwest's signature: the user
+    /// name and password are written as they display, joined by `:` (with nothing after it
+    /// when `password` is `None`), and base64-encoded. The header is marked sensitive
+    /// ([`HeaderValue::set_sensitive`]). It replaces the credentials of the URL's userinfo.
+    ///
+    /// ```
+    /// # volley::Runtime::new()?.block_on(async {
+    /// # let server = volley_testserver::Server::bind("127.0.0.1:0".parse().unwrap())?;
+    /// let resp = volley::Client::new()
+    ///     .get(server.url("/basic-auth/ann/s3cret"))
+    ///     .basic_auth("ann", Some("s3cret"))
+    ///     .send()
+    ///     .await?;
+    /// assert_eq!(resp.status(), 200);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn basic_auth<U: fmt::Display, P: fmt::Display>(
+        self,
+        username: U,
+        password: Option<P>,
+    ) -> Self {
+        let password = password.map(|p| p.to_string()).unwrap_or_default();
+        self.header_sensitive(
+            AUTHORIZATION,
+            basic_auth_value(&username.to_string(), &password),
+        )
     }
 
     /// The total timeout for this request, overriding the client's.
@@ -261,4 +325,176 @@ impl RequestBuilder<Client> {
             .execute_request(Cow::Owned(request), Clock::start())
             .await
     }
+}
+
+/// reqwest's conveniences, by reqwest's names.
+impl<C> RequestBuilder<C> {
+    /// Sends `Authorization: Bearer {token}`, marked sensitive
+    /// ([`HeaderValue::set_sensitive`]). A token that cannot be a header value (CR, LF, NUL)
+    /// makes `send` fail with [`Kind::InvalidRequest`].
+    ///
+    /// ```
+    /// # volley::Runtime::new()?.block_on(async {
+    /// # let server = volley_testserver::Server::bind("127.0.0.1:0".parse().unwrap())?;
+    /// let resp = volley::Client::new()
+    ///     .get(server.url("/bearer"))
+    ///     .bearer_auth("t0ken")
+    ///     .send()
+    ///     .await?;
+    /// assert_eq!(resp.status(), 200);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn bearer_auth<T: fmt::Display>(self, token: T) -> Self {
+        self.header_sensitive(AUTHORIZATION, format!("Bearer {token}"))
+    }
+
+    /// Adds a header whose value is marked sensitive, as [`header`](Self::header) does
+    /// otherwise.
+    fn header_sensitive(mut self, name: HeaderName, value: String) -> Self {
+        if let Ok(request) = &mut self.request {
+            match HeaderValue::try_from(value) {
+                Ok(mut value) => {
+                    value.set_sensitive(true);
+                    request.headers.append(name, value);
+                }
+                Err(_) => {
+                    let why = format!("invalid value for header {name}");
+                    let e = Error::new(Kind::InvalidRequest(why)).with_url(&request.url);
+                    self.request = Err(e);
+                }
+            }
+        }
+        self
+    }
+
+    /// Appends `query`, serialized as `application/x-www-form-urlencoded` (serde_urlencoded),
+    /// to the URL's query, after the pairs it already has (feature `json`). Anything that
+    /// serializes to a sequence of pairs will do: a map, a struct, a slice of pairs. A value
+    /// that cannot be serialized so (a nested map, say) makes `send` fail with
+    /// [`Kind::InvalidRequest`], which says so. As in reqwest, an empty result leaves a URL
+    /// without a query as it was (no trailing `?`).
+    ///
+    /// ```
+    /// # volley::Runtime::new()?.block_on(async {
+    /// # let server = volley_testserver::Server::bind("127.0.0.1:0".parse().unwrap())?;
+    /// let request = volley::Client::new()
+    ///     .get(server.url("/get?a=1"))
+    ///     .query(&[("b", "2 3"), ("c", "&")])
+    ///     .build()?;
+    /// assert_eq!(request.url().query(), Some("a=1&b=2+3&c=%26"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "json")]
+    pub fn query<T: serde::Serialize + ?Sized>(mut self, query: &T) -> Self {
+        if let Ok(request) = &mut self.request {
+            let mut url = request.url.clone();
+            let serialized = query
+                .serialize(serde_urlencoded::Serializer::new(
+                    &mut url.query_pairs_mut(),
+                ))
+                .map(drop);
+            match serialized {
+                Ok(()) => {
+                    if url.query() == Some("") {
+                        url.set_query(None);
+                    }
+                    request.url = url;
+                }
+                Err(e) => self.request = Err(serialize_error(&request.url, "query", e)),
+            }
+        }
+        self
+    }
+
+    /// Sets the body to `form`, serialized as `application/x-www-form-urlencoded`
+    /// (serde_urlencoded), and `Content-Type: application/x-www-form-urlencoded` unless the
+    /// request has a `Content-Type` already (feature `json`). A value that cannot be
+    /// serialized so makes `send` fail with [`Kind::InvalidRequest`].
+    ///
+    /// ```
+    /// # volley::Runtime::new()?.block_on(async {
+    /// # let server = volley_testserver::Server::bind("127.0.0.1:0".parse().unwrap())?;
+    /// let echo: serde_json::Value = volley::Client::new()
+    ///     .post(server.url("/post"))
+    ///     .form(&[("name", "Ann Lee"), ("lang", "fr")])
+    ///     .send()
+    ///     .await?
+    ///     .json()
+    ///     .await?;
+    /// assert_eq!(echo["form"]["name"], "Ann Lee");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "json")]
+    pub fn form<T: serde::Serialize + ?Sized>(self, form: &T) -> Self {
+        let body = serde_urlencoded::to_string(form).map_err(|e| ("form body", e.to_string()));
+        self.serialized_body(body, "application/x-www-form-urlencoded")
+    }
+
+    /// Sets the body to `json`, serialized with serde_json, and `Content-Type:
+    /// application/json` unless the request has a `Content-Type` already (feature `json`). A
+    /// value that cannot be serialized (a map with keys that are not strings, say) makes
+    /// `send` fail with [`Kind::InvalidRequest`].
+    ///
+    /// ```
+    /// # volley::Runtime::new()?.block_on(async {
+    /// # let server = volley_testserver::Server::bind("127.0.0.1:0".parse().unwrap())?;
+    /// let echo: serde_json::Value = volley::Client::new()
+    ///     .post(server.url("/post"))
+    ///     .json(&serde_json::json!({ "id": 7, "tags": ["a", "b"] }))
+    ///     .send()
+    ///     .await?
+    ///     .json()
+    ///     .await?;
+    /// assert_eq!(echo["json"]["id"], 7);
+    /// assert_eq!(echo["headers"]["Content-Type"], "application/json");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "json")]
+    pub fn json<T: serde::Serialize + ?Sized>(self, json: &T) -> Self {
+        let body = serde_json::to_vec(json).map_err(|e| ("JSON body", e.to_string()));
+        self.serialized_body(body, "application/json")
+    }
+
+    /// Sets a serialized body and its `Content-Type` (unless the request has one), or
+    /// defers the serializer's error (`what` failed, and why) to `send`.
+    #[cfg(feature = "json")]
+    fn serialized_body(
+        mut self,
+        body: Result<impl Into<Bytes>, (&str, String)>,
+        content_type: &'static str,
+    ) -> Self {
+        let Ok(request) = &mut self.request else {
+            return self;
+        };
+        match body {
+            Ok(body) => {
+                request
+                    .headers
+                    .entry(http::header::CONTENT_TYPE)
+                    .or_insert(HeaderValue::from_static(content_type));
+                self.body(body)
+            }
+            Err((what, e)) => {
+                self.request = Err(serialize_error(&request.url, what, e));
+                self
+            }
+        }
+    }
+}
+
+/// The error of a request part that could not be serialized: says which, and why.
+#[cfg(feature = "json")]
+fn serialize_error(url: &Url, what: &str, e: impl fmt::Display) -> Error {
+    Error::new(Kind::InvalidRequest(format!(
+        "cannot serialize the {what}: {e}"
+    )))
+    .with_url(url)
 }

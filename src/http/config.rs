@@ -67,6 +67,9 @@ pub struct Config {
     /// The content codings asked for with `Accept-Encoding` and decoded (none once built if
     /// the default headers have the user's own `Accept-Encoding`); see `proto/decode.rs`.
     pub(crate) decoding: Codings,
+    /// `cookie_store(true)`: the client keeps a cookie store (feature `cookies`).
+    #[cfg(feature = "cookies")]
+    pub(crate) cookie_store: bool,
     /// The TLS settings, made into the client's one connector when it is built.
     #[cfg(feature = "tls")]
     pub(crate) tls: TlsConfig,
@@ -114,6 +117,8 @@ impl Config {
             proxy_env: None,
             proxy_tunnel: false,
             decoding: Codings::compiled(),
+            #[cfg(feature = "cookies")]
+            cookie_store: false,
             #[cfg(feature = "tls")]
             tls: TlsConfig::new(),
         }
@@ -166,6 +171,13 @@ impl Config {
     /// [`ClientBuilder::default_headers`].
     pub fn default_headers(&self) -> &HeaderMap {
         &self.default_headers
+    }
+
+    /// Whether the client keeps a cookie store ([`ClientBuilder::cookie_store`]; feature
+    /// `cookies`).
+    #[cfg(feature = "cookies")]
+    pub fn cookie_store(&self) -> bool {
+        self.cookie_store
     }
 }
 
@@ -289,6 +301,38 @@ impl ClientBuilder {
             self.config.default_headers.remove(name);
         }
         self.config.default_headers.extend(headers);
+        self
+    }
+}
+
+/// Cookies (feature `cookies`).
+#[cfg(feature = "cookies")]
+impl ClientBuilder {
+    /// Whether the client keeps a cookie store (default `false`), as reqwest's
+    /// `cookie_store`. The store is the client's, shared by its clones, and starts empty:
+    /// every response's `Set-Cookie` fields are stored, each hop of a redirect chain
+    /// included, and every request (each hop too) sends the cookies that match its URL
+    /// (RFC 6265's domain, path, expiry and `Secure` rules, by the `cookie_store` crate) in
+    /// a `Cookie` header. A request that sets its own `Cookie` header, or a client whose
+    /// [`default_headers`](Self::default_headers) has one, sends that one instead, and then
+    /// no stored cookie on any of its hops. No public-suffix list is loaded (as in reqwest),
+    /// so a server may set a cookie for a whole top-level domain such as `Domain=com`.
+    /// [`Client::cookies`](crate::Client::cookies) reads the store, and
+    /// [`Client::add_cookie_str`](crate::Client::add_cookie_str) adds to it.
+    ///
+    /// ```
+    /// # volley::Runtime::new()?.block_on(async {
+    /// # let server = volley_testserver::Server::bind("127.0.0.1:0".parse().unwrap())?;
+    /// let client = volley::Client::builder().cookie_store(true).build();
+    /// // Sets the cookie, then redirects to /cookies, which shows the Cookie header it got.
+    /// let page = client.get(server.url("/cookies/set?session=42")).send().await?;
+    /// assert!(page.text().await?.contains(r#""session": "42""#));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn cookie_store(mut self, enable: bool) -> Self {
+        self.config.cookie_store = enable;
         self
     }
 }

@@ -211,13 +211,18 @@ impl ReadBuf {
 pub(crate) struct Conn {
     pub(crate) stream: Stream,
     pub(crate) buf: ReadBuf,
+    /// The address connected to (a proxy's, through one): known when the connect finished,
+    /// kept so that each response can tell it without a `getpeername`.
+    pub(crate) peer: SocketAddr,
 }
 
 impl Conn {
-    pub(crate) fn new(stream: TcpStream) -> Conn {
+    /// A connection on `stream`, which is connected to `peer`.
+    pub(crate) fn new(stream: TcpStream, peer: SocketAddr) -> Conn {
         Conn {
             stream: Stream::Tcp(stream),
             buf: ReadBuf::new(),
+            peer,
         }
     }
 
@@ -229,7 +234,7 @@ impl Conn {
         url: &Url,
         max_size: usize,
     ) -> Result<usize, Error> {
-        let Conn { stream, buf } = self;
+        let Conn { stream, buf, .. } = self;
         let read = poll_fn(|cx| buf.poll_fill(cx, stream, max_size));
         deadlines
             .run(phase, url, read)
@@ -321,7 +326,7 @@ pub(crate) async fn connect(
     deadlines: &Deadlines,
     url: &Url,
 ) -> Result<Conn, Error> {
-    let stream = match addrs {
+    let (stream, peer) = match addrs {
         [] => {
             return Err(Error::new(Kind::Dns)
                 .with_url(url)
@@ -331,7 +336,7 @@ pub(crate) async fn connect(
             .run(Phase::Connect, url, TcpStream::connect(addr))
             .await?
         {
-            Ok(stream) => stream,
+            Ok(stream) => (stream, addr),
             Err(e) => return Err(connect_error(url, addr, e, 1)),
         },
         _ => happy_eyeballs(addrs, deadlines, url).await?,
@@ -340,7 +345,7 @@ pub(crate) async fn connect(
     stream
         .set_nodelay(true)
         .map_err(|e| Error::new(Kind::Connect).with_url(url).with_source(e))?;
-    Ok(Conn::new(stream))
+    Ok(Conn::new(stream, peer))
 }
 
 fn connect_error(url: &Url, addr: SocketAddr, source: io::Error, tried: usize) -> Error {
@@ -473,13 +478,14 @@ impl Attempt {
 
 /// Races connection attempts to `addrs` (two or more) as RFC 8305 §5 says: in
 /// [`Interleave`] order, the next one [`CONNECTION_ATTEMPT_DELAY`] after the last start or at
-/// once when one fails, earlier ones kept running. The first to connect wins; returning drops
-/// the others, which closes their sockets and takes them out of the reactor.
+/// once when one fails, earlier ones kept running. The first to connect wins (its stream and
+/// address are returned); returning drops the others, which closes their sockets and takes
+/// them out of the reactor.
 async fn happy_eyeballs(
     addrs: &[SocketAddr],
     deadlines: &Deadlines,
     url: &Url,
-) -> Result<TcpStream, Error> {
+) -> Result<(TcpStream, SocketAddr), Error> {
     let mut order = Interleave::new(addrs);
     let mut pending = order.next();
     let mut attempts: Vec<Attempt> = Vec::new();
@@ -507,8 +513,9 @@ async fn happy_eyeballs(
             match attempts[i].poll(cx, deadlines, url, tried) {
                 Poll::Pending => i += 1,
                 Poll::Ready(Ok(stream)) => {
+                    let addr = attempts[i].addr;
                     attempts.clear(); // the losers: closed now, not when the future goes
-                    return Poll::Ready(Ok(stream));
+                    return Poll::Ready(Ok((stream, addr)));
                 }
                 Poll::Ready(Err(Failed::Total(e))) => {
                     attempts.clear();
@@ -596,7 +603,7 @@ pub(crate) async fn send_request(
 ) -> Result<Sent, Error> {
     let mut part = 0;
     let mut offset = 0;
-    let Conn { stream, buf } = conn;
+    let Conn { stream, buf, .. } = conn;
     let write = poll_fn(|cx| loop {
         let polled = match request.get(part) {
             Some(bytes) if offset == bytes.len() => {
@@ -761,7 +768,7 @@ pub(crate) async fn start_tls(
     spent: &mut Duration,
 ) -> Result<Conn, Error> {
     let started = Instant::now();
-    let Conn { stream, buf } = conn;
+    let Conn { stream, buf, peer } = conn;
     let tcp = match stream {
         Stream::Tcp(tcp) if buf.is_empty() => tcp,
         _ => {
@@ -782,5 +789,6 @@ pub(crate) async fn start_tls(
     Ok(Conn {
         stream: Stream::Tls(Box::new(tls)),
         buf,
+        peer,
     })
 }

@@ -6,6 +6,7 @@
 use std::cell::RefCell;
 
 use super::config::Config;
+use super::cookies::Cookies;
 use super::error::Error;
 use super::names::DnsCache;
 use super::pool::PoolHandle;
@@ -21,6 +22,8 @@ pub(crate) struct ClientContext {
     pub(crate) dns: RefCell<DnsCache>,
     /// The routing table made from the proxy settings (and the environment).
     pub(crate) proxies: ProxyRoutes,
+    /// The cookie store, if `cookie_store(true)` was set (feature `cookies`).
+    pub(crate) cookies: Cookies,
     /// Made once from the settings and shared by every connection, so sessions resume.
     #[cfg(feature = "tls")]
     pub(crate) tls: crate::net::tls::TlsConnector,
@@ -42,6 +45,10 @@ impl ClientContext {
             pool: PoolHandle::new(config.pool_idle_timeout, config.pool_max_idle_per_host),
             dns: RefCell::new(DnsCache::default()),
             proxies,
+            #[cfg(feature = "cookies")]
+            cookies: Cookies::new(config.cookie_store),
+            #[cfg(not(feature = "cookies"))]
+            cookies: Cookies,
             #[cfg(feature = "tls")]
             tls,
             config,

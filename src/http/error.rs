@@ -83,7 +83,9 @@ pub enum Kind {
     InvalidResponse(String),
     /// The body is not valid in its content coding (a corrupt or truncated gzip, deflate,
     /// brotli or zstd stream); says which coding and what is wrong, such as
-    /// `invalid gzip body: CRC-32 mismatch`. Only for bodies the client decodes itself.
+    /// `invalid gzip body: CRC-32 mismatch`. Only for bodies the client decodes itself. Also
+    /// a body that [`Response::json`](crate::Response) could not parse: then it says
+    /// `invalid JSON`, and the `serde_json::Error` is the [`source`](StdError::source).
     Decode(String),
     /// The response exceeded a configured size limit.
     TooLarge {

@@ -6,7 +6,10 @@
 //!   response is replaced by a fresh one, once, for a method that may be sent twice
 //!   ([`exchange`]);
 //! - the redirect loop: whether a response is final, or which URL the next hop goes to
-//!   ([`next_hop`]; how the request changes is [`redirect::follow`]).
+//!   ([`next_hop`]; how the request changes is [`redirect::follow`]);
+//! - cookies, with a store (feature `cookies`): each hop sends the stored cookies for its URL
+//!   and stores its response's `Set-Cookie` fields (`cookies.rs`), so a cookie set by a
+//!   redirect goes with the next hop.
 //!
 //! This is where retries, backoff and rate limits go: each decision here sees the request,
 //! the attempt's outcome and the client's [`Config`](crate::Config), and may wait before the
@@ -18,7 +21,7 @@ use std::borrow::Cow;
 use std::future::Future;
 
 use bytes::Bytes;
-use http::header::{ACCEPT_ENCODING, LOCATION};
+use http::header::{ACCEPT_ENCODING, COOKIE, LOCATION};
 use http::{HeaderMap, Method};
 use url::Url;
 
@@ -69,6 +72,9 @@ pub(crate) fn execute<'a>(
         clock,
     };
     let codings = decode::for_request(config.decoding, own_accept_encoding, &mut hop.headers);
+    // The cookie store fills in `Cookie` per hop, unless the request (or the client's
+    // defaults) has its own.
+    let store_cookies = ctx.cookies.enabled() && !hop.headers.contains_key(COOKIE);
     async move {
         let hop = &mut hop;
         // The clocks start when the request is first polled.
@@ -79,6 +85,9 @@ pub(crate) fn execute<'a>(
         );
         let mut followed = 0;
         loop {
+            if store_cookies {
+                ctx.cookies.add_to(&hop.url, &mut hop.headers);
+            }
             let response = exchange(
                 ctx,
                 &hop.method,
@@ -90,6 +99,7 @@ pub(crate) fn execute<'a>(
             )
             .await
             .map_err(|e| ctx.proxies.annotate(e, &hop.url))?;
+            ctx.cookies.store(&hop.url, response.headers());
             let Some(next) = next_hop(&response, &hop.url, followed, config.redirect)? else {
                 return Ok(response.decoded(codings));
             };

@@ -176,7 +176,8 @@ mod tests {
     fn conn_with_buffer(listener: &std::net::TcpListener) -> (Conn, std::net::TcpStream) {
         let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, _) = listener.accept().unwrap();
-        let mut conn = Conn::new(TcpStream::from_std(client).unwrap());
+        let peer = client.peer_addr().unwrap();
+        let mut conn = Conn::new(TcpStream::from_std(client).unwrap(), peer);
         conn.buf.fill_for_test(b"x");
         conn.buf.consume(1);
         assert!(conn.buf.has_heap());

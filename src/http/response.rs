@@ -1,6 +1,7 @@
 //! [`Response`]: the head of a response and a body still to be read from its connection.
 
 use std::fmt;
+use std::net::SocketAddr;
 
 use bytes::Bytes;
 use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
@@ -47,6 +48,9 @@ pub struct Response {
     body: Body,
     /// The content decoder, for a body decoded by its `Content-Encoding`.
     decoding: Option<Box<Decoding>>,
+    /// The address of the connection that carried the response (a proxy's, through one),
+    /// kept after the connection went back to the pool.
+    remote_addr: SocketAddr,
 }
 
 /// The body's source and progress.
@@ -97,6 +101,7 @@ impl Response {
         let decoder = BodyDecoder::new(plan.framing, max_head);
         let reusable = plan.reusable;
         let mut response = Response {
+            remote_addr: conn.peer,
             head,
             url,
             body: Body {
@@ -170,6 +175,19 @@ impl Response {
     /// reqwest does. `None` for chunked and close-delimited bodies, and for a body the client
     /// decodes (see [Compressed bodies](Self#compressed-bodies)). The header itself is in
     /// [`headers`](Self::headers).
+    ///
+    /// ```
+    /// # volley::Runtime::new()?.block_on(async {
+    /// # let server = volley_testserver::Server::bind("127.0.0.1:0".parse().unwrap())?;
+    /// let client = volley::Client::new();
+    /// let resp = client.get(server.url("/bytes/1000")).send().await?;
+    /// assert_eq!(resp.content_length(), Some(1000));
+    /// let resp = client.head(server.url("/bytes/1000")).send().await?;
+    /// assert_eq!(resp.content_length(), Some(0)); // a HEAD response has no body
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn content_length(&self) -> Option<u64> {
         if self.decoding.is_some() {
             return None;
@@ -312,6 +330,95 @@ pub(crate) fn decode_text(headers: &HeaderMap, bytes: &[u8]) -> String {
         .unwrap_or(encoding_rs::UTF_8);
     let (text, _, _) = encoding.decode(bytes);
     text.into_owned()
+}
+
+/// reqwest's conveniences, by reqwest's names.
+impl Response {
+    /// Like [`error_for_status`](Self::error_for_status), without giving the response up: an
+    /// error of kind [`Kind::Status`] naming the URL for a 4xx or 5xx, else the response.
+    ///
+    /// ```
+    /// # volley::Runtime::new()?.block_on(async {
+    /// # let server = volley_testserver::Server::bind("127.0.0.1:0".parse().unwrap())?;
+    /// let resp = volley::Client::new().get(server.url("/status/404")).send().await?;
+    /// let err = resp.error_for_status_ref().unwrap_err();
+    /// assert_eq!(err.kind(), &volley::ErrorKind::Status(volley::StatusCode::NOT_FOUND));
+    /// assert_eq!(resp.status(), 404); // still there, body and all
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn error_for_status_ref(&self) -> Result<&Response, Error> {
+        let status = self.head.status;
+        if status.is_client_error() || status.is_server_error() {
+            Err(Error::new(Kind::Status(status)).with_url(&self.url))
+        } else {
+            Ok(self)
+        }
+    }
+
+    /// The address at the other end of the connection that carried this response: the
+    /// server's, or, through an HTTP proxy (forward or `CONNECT` tunnel), the proxy's. It is
+    /// taken when the connection is made, so a response on a pooled connection has it too,
+    /// and it stays after the body is read. Always `Some` in volley; an `Option` to keep
+    /// reqwest's signature.
+    ///
+    /// ```
+    /// # volley::Runtime::new()?.block_on(async {
+    /// let server = volley_testserver::Server::bind("127.0.0.1:0".parse().unwrap())?;
+    /// let resp = volley::Client::new().get(server.url("/get")).send().await?;
+    /// assert_eq!(resp.remote_addr(), Some(server.local_addr()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        Some(self.remote_addr)
+    }
+
+    /// The whole body, parsed as JSON into a `T` (feature `json`). The `Content-Type` is not
+    /// looked at, as in reqwest.
+    ///
+    /// A body that is not valid JSON for `T` is an error of kind [`Kind::Decode`] naming the
+    /// URL, with the `serde_json::Error` as its [`source`](std::error::Error::source), so
+    /// that [`Error::is_decode`] is true as reqwest's is; its message says
+    /// `invalid JSON: ...` where a content-coding failure names its coding. (`Kind::Decode`
+    /// rather than a kind of its own: both are "the body arrived but could not be turned into
+    /// what was asked", and code ported from reqwest checks `is_decode`.) An error while
+    /// reading the body is returned as [`bytes`](Self::bytes) returns it.
+    ///
+    /// ```
+    /// # volley::Runtime::new()?.block_on(async {
+    /// # let server = volley_testserver::Server::bind("127.0.0.1:0".parse().unwrap())?;
+    /// let client = volley::Client::new();
+    /// let doc: serde_json::Value = client.get(server.url("/json")).send().await?.json().await?;
+    /// assert!(doc.is_object());
+    ///
+    /// let err = client.get(server.url("/html")).send().await?.json::<serde_json::Value>().await;
+    /// assert!(err.unwrap_err().is_decode());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "json")]
+    pub async fn json<T: serde::de::DeserializeOwned>(self) -> Result<T, Error> {
+        let url = self.url.clone();
+        let body = self.bytes().await?;
+        parse_json(&body, &url)
+    }
+}
+
+/// `body` as JSON of type `T`; an error of kind [`Kind::Decode`] naming `url` if it is not.
+#[cfg(feature = "json")]
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    url: &Url,
+) -> Result<T, Error> {
+    serde_json::from_slice(body).map_err(|e| {
+        Error::new(Kind::Decode("invalid JSON".into()))
+            .with_url(url)
+            .with_source(e)
+    })
 }
 
 /// The `charset` parameter of a media type.

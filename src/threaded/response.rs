@@ -87,6 +87,12 @@ impl Response {
         self.head.content_length
     }
 
+    /// The address of the server (or proxy) the response came from: as
+    /// [`crate::Response::remote_addr`].
+    pub fn remote_addr(&self) -> Option<std::net::SocketAddr> {
+        self.head.remote_addr
+    }
+
     /// The trailer fields of a chunked body, once the body has been read to the end.
     pub fn trailers(&self) -> Option<&HeaderMap> {
         match &self.head.body {
@@ -177,5 +183,13 @@ impl Response {
         let headers = std::mem::take(&mut self.head.headers);
         let bytes = self.bytes().await?;
         Ok(decode_text(&headers, &bytes))
+    }
+
+    /// The whole body, parsed as JSON: as [`crate::Response::json`]. (Feature `json`.)
+    #[cfg(feature = "json")]
+    pub async fn json<T: serde::de::DeserializeOwned>(self) -> Result<T, Error> {
+        let url = self.head.url.clone();
+        let body = self.bytes().await?;
+        crate::http::response::parse_json(&body, &url)
     }
 }

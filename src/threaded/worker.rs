@@ -174,6 +174,7 @@ pub(crate) struct Head {
     pub(crate) headers: HeaderMap,
     pub(crate) url: Url,
     pub(crate) content_length: Option<u64>,
+    pub(crate) remote_addr: Option<std::net::SocketAddr>,
     pub(crate) timings: Timings,
     pub(crate) body: BodyFrom,
 }
@@ -221,6 +222,7 @@ pub(crate) async fn serve(
         headers: response.take_headers(),
         url: response.url().clone(),
         content_length: response.content_length(),
+        remote_addr: response.remote_addr(),
         timings: response.timings(),
         body: BodyFrom::Done(Bytes::new(), None),
     };
