@@ -36,6 +36,43 @@ thread_local! {
     static RUNNING: RefCell<Option<Rc<Executor>>> = const { RefCell::new(None) };
 }
 
+thread_local! {
+    /// Wakes that [`defer_wake`] held back during this loop turn, for [`flush_deferred`].
+    static DEFERRED: RefCell<Vec<Waker>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Wakes `waker` at the end of this loop turn if a runtime is running on this thread, else
+/// now. The cross-thread channels (`crate::sync`) wake through this: a loop that answers
+/// many requests of another thread's tasks in one turn then wakes that thread's executor
+/// once with all of them, instead of once per answer while it is still busy (each such wake
+/// can cost the other side a syscall and a trip through its poll).
+pub(crate) fn defer_wake(waker: Waker) {
+    let in_loop = RUNNING
+        .try_with(|r| r.try_borrow().is_ok_and(|r| r.is_some()))
+        .unwrap_or(false);
+    if in_loop {
+        DEFERRED.with(|d| d.borrow_mut().push(waker));
+    } else {
+        waker.wake();
+    }
+}
+
+/// How many wakes [`defer_wake`] holds back on this thread now.
+pub(crate) fn deferred_len() -> usize {
+    DEFERRED.try_with(|d| d.borrow().len()).unwrap_or(0)
+}
+
+/// Wakes every waker [`defer_wake`] held back on this thread. Called by the loop once per
+/// turn, after running tasks and before polling, and when `block_on` returns.
+pub(crate) fn flush_deferred() {
+    let wakers = DEFERRED
+        .try_with(|d| std::mem::take(&mut *d.borrow_mut()))
+        .unwrap_or_default();
+    for waker in wakers {
+        waker.wake();
+    }
+}
+
 /// Restores the previous [`RUNNING`] executor when dropped, also during a panic.
 #[derive(Debug)]
 pub(crate) struct Entered {

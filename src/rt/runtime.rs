@@ -9,6 +9,9 @@
 //! 1. **Run ready tasks.** Pop woken task ids and poll each task once, the `block_on` future
 //!    included, up to [`MAX_POLLS_PER_TURN`] so that I/O is never starved by tasks that keep
 //!    waking each other.
+//!    Then the wakes that tasks sent to other threads' executors through `crate::sync`'s
+//!    channels, held back during the run, go out together (`executor::defer_wake`), unless
+//!    tasks are still queued and fewer than 64 are held.
 //! 2. **Compute the timeout.** Zero if a task is still queued; otherwise the time until the
 //!    earliest timer deadline; otherwise none (sleep until an event).
 //! 3. **Poll.** `mio::Poll::poll` with that timeout.
@@ -31,10 +34,13 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use super::context::{self, Core};
-use super::executor::{Executor, Shared, TaskId};
+use super::executor::{deferred_len, flush_deferred, Executor, Shared, TaskId};
 use super::reactor::Reactor;
 use super::task::{spawn_on, JoinHandle};
 use super::timer::Timers;
+
+/// The most wakes for other threads' tasks held back across busy loop turns.
+const MAX_DEFERRED_WAKES: usize = 64;
 
 /// How many tasks one loop turn polls before it looks at I/O and timers again.
 pub const MAX_POLLS_PER_TURN: usize = 256;
@@ -113,14 +119,23 @@ impl Runtime {
                     Executor::begin_poll(&main_handle);
                     let mut cx = Context::from_waker(&main_waker);
                     if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+                        flush_deferred();
                         return output;
                     }
                 } else {
                     executor.run(id);
                 }
             }
+            // Wakes for other threads' tasks, held back while tasks ran, go out together:
+            // before the loop may sleep, or once enough have gathered. While tasks are still
+            // queued the loop turns again at once, so holding them one more turn costs
+            // microseconds and saves the other thread a wake-up per answer.
+            let busy = executor.has_woken();
+            if !busy || deferred_len() >= MAX_DEFERRED_WAKES {
+                flush_deferred();
+            }
             // 2. Compute the timeout.
-            let timeout = if executor.has_woken() {
+            let timeout = if busy {
                 Some(std::time::Duration::ZERO)
             } else {
                 self.core
@@ -167,5 +182,7 @@ impl Drop for Runtime {
         // Destructors of tasks may spawn, sleep or touch I/O: let them find this runtime.
         let _entered = context::enter_for_drop(&self.core);
         self.core.executor.shutdown();
+        // Dropped tasks may have closed channels whose other ends wait on other threads.
+        flush_deferred();
     }
 }

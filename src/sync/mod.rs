@@ -39,7 +39,11 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
-//! Where it sits: at the bottom, beside `rt`; it imports nothing of the crate.
+//! A wake made on a volley loop thread is held back until the end of the loop's turn
+//! (`rt::defer_wake`), so that a loop answering many tasks of another executor wakes it once
+//! for all of them.
+//!
+//! Where it sits: just above `rt`, whose deferred wake it uses; nothing else of the crate.
 
 mod combinators;
 pub mod mpsc;
@@ -52,6 +56,11 @@ pub(crate) use park::block_on;
 use std::sync::{Mutex, MutexGuard};
 
 use lock_ignoring_poison as lock;
+
+/// Wakes `waker`: at the end of the loop turn on a volley loop thread, else now.
+fn wake(waker: std::task::Waker) {
+    crate::rt::defer_wake(waker);
+}
 
 /// Locks `mutex`, ignoring poisoning: every critical section in this module leaves its state
 /// whole before anything that could panic (a waker's `wake` runs after the lock is released).

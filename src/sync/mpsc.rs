@@ -26,7 +26,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
-use super::lock;
+use super::{lock, wake};
 
 /// A channel that holds at most `capacity` values (at least 1); [`Sender::send`] waits for
 /// room.
@@ -156,7 +156,7 @@ impl<T> Sender<T> {
             state.rx_waker.take()
         };
         if let Some(waker) = waker {
-            waker.wake();
+            wake(waker);
         }
         Ok(())
     }
@@ -216,7 +216,7 @@ impl<T> Drop for Sender<T> {
             state.rx_waker.take()
         };
         if let Some(waker) = waker {
-            waker.wake();
+            wake(waker);
         }
     }
 }
@@ -247,7 +247,7 @@ impl<T> Receiver<T> {
                 }
             }
         };
-        wakers.into_iter().for_each(Waker::wake);
+        wakers.into_iter().for_each(wake);
         Poll::Ready(Some(value))
     }
 
@@ -258,7 +258,7 @@ impl<T> Receiver<T> {
             let value = state.queue.pop_front()?;
             (value, std::mem::take(&mut state.tx_wakers))
         };
-        wakers.into_iter().for_each(Waker::wake);
+        wakers.into_iter().for_each(wake);
         Some(value)
     }
 
@@ -274,7 +274,7 @@ impl<T> Receiver<T> {
             state.rx_gone = true;
             std::mem::take(&mut state.tx_wakers)
         };
-        wakers.into_iter().for_each(Waker::wake);
+        wakers.into_iter().for_each(wake);
     }
 }
 
@@ -291,7 +291,7 @@ impl<T> Drop for Receiver<T> {
         // Queued values (and whatever they own: reply channels, sockets) drop outside the
         // lock, so their own destructors may use channels freely.
         drop(queue);
-        wakers.into_iter().for_each(Waker::wake);
+        wakers.into_iter().for_each(wake);
     }
 }
 

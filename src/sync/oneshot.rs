@@ -17,7 +17,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
-use super::lock;
+use super::{lock, wake};
 
 /// Makes a channel for one value.
 pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
@@ -81,7 +81,7 @@ impl<T> Sender<T> {
             inner.rx_waker.take()
         };
         if let Some(waker) = waker {
-            waker.wake();
+            wake(waker);
         }
         Ok(())
     }
@@ -121,7 +121,7 @@ impl<T> Drop for Sender<T> {
             inner.rx_waker.take()
         };
         if let Some(waker) = waker {
-            waker.wake();
+            wake(waker);
         }
     }
 }
@@ -175,7 +175,7 @@ impl<T> Drop for Receiver<T> {
         // A value sent but never received is dropped here, outside the lock.
         drop(value);
         if let Some(waker) = waker {
-            waker.wake();
+            wake(waker);
         }
     }
 }
