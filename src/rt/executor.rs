@@ -39,17 +39,27 @@ thread_local! {
 thread_local! {
     /// Wakes that [`defer_wake`] held back during this loop turn, for [`flush_deferred`].
     static DEFERRED: RefCell<Vec<Waker>> = const { RefCell::new(Vec::new()) };
+    /// Whether [`defer_wake`] may hold wakes back on this thread: set only on the threaded
+    /// client's loop threads, where no code blocks the thread waiting for an answer.
+    static DEFER_ENABLED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Wakes `waker` at the end of this loop turn if a runtime is running on this thread, else
-/// now. The cross-thread channels (`crate::sync`) wake through this: a loop that answers
+/// Lets [`defer_wake`] hold wakes back on this thread, which must be a loop thread whose
+/// tasks never block it waiting for another thread (a held wake would never go out).
+pub(crate) fn enable_deferred_wakes() {
+    DEFER_ENABLED.with(|d| d.set(true));
+}
+
+/// Wakes `waker` at the end of this loop turn if a runtime is running on this thread and it
+/// is one of the threaded client's loop threads ([`enable_deferred_wakes`]), else now. The cross-thread channels (`crate::sync`) wake through this: a loop that answers
 /// many requests of another thread's tasks in one turn then wakes that thread's executor
 /// once with all of them, instead of once per answer while it is still busy (each such wake
 /// can cost the other side a syscall and a trip through its poll).
 pub(crate) fn defer_wake(waker: Waker) {
-    let in_loop = RUNNING
-        .try_with(|r| r.try_borrow().is_ok_and(|r| r.is_some()))
-        .unwrap_or(false);
+    let in_loop = DEFER_ENABLED.try_with(|d| d.get()).unwrap_or(false)
+        && RUNNING
+            .try_with(|r| r.try_borrow().is_ok_and(|r| r.is_some()))
+            .unwrap_or(false);
     if in_loop {
         DEFERRED.with(|d| d.borrow_mut().push(waker));
     } else {

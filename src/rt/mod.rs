@@ -56,7 +56,7 @@ mod timer;
 
 pub use blocking::{spawn_blocking, BlockingTask, BLOCKING_KEEP_ALIVE, MAX_BLOCKING_THREADS};
 pub use context::in_runtime;
-pub(crate) use executor::defer_wake;
+pub(crate) use executor::{defer_wake, enable_deferred_wakes, flush_deferred};
 pub use runtime::{Runtime, RuntimeStats, MAX_POLLS_PER_TURN};
 pub use sleep::{interval, sleep, sleep_until, timeout, timeout_at, Elapsed, Interval, Sleep};
 pub use task::{spawn, JoinError, JoinHandle};

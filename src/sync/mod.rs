@@ -39,9 +39,9 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
-//! A wake made on a volley loop thread is held back until the end of the loop's turn
-//! (`rt::defer_wake`), so that a loop answering many tasks of another executor wakes it once
-//! for all of them.
+//! On the [`threaded`](crate::threaded) client's loop threads (and nowhere else), a wake is
+//! held back until the end of the loop's turn (`rt::defer_wake`), so that a loop answering
+//! many tasks of another executor wakes it once for all of them.
 //!
 //! Where it sits: just above `rt`, whose deferred wake it uses; nothing else of the crate.
 
@@ -57,7 +57,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use lock_ignoring_poison as lock;
 
-/// Wakes `waker`: at the end of the loop turn on a volley loop thread, else now.
+/// Wakes `waker`: at the end of the loop turn on a threaded client's loop thread, else now.
 fn wake(waker: std::task::Waker) {
     crate::rt::defer_wake(waker);
 }

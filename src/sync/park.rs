@@ -30,6 +30,9 @@ pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
         if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
             return output;
         }
+        // Wakes this thread held back for the end of a loop turn must not wait behind the
+        // park: the answer may depend on them.
+        crate::rt::flush_deferred();
         // A wake between the poll and here leaves the token set, so this returns at once.
         thread::park();
     }

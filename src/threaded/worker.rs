@@ -118,6 +118,9 @@ impl Drop for Worker {
 
 /// The loop thread: build the runtime and the client, run jobs until the channel closes.
 fn run(mut jobs: mpsc::Receiver<Job>, configure: Configure, stopped: Arc<Mutex<Option<String>>>) {
+    // This thread runs only the loop: answers to other threads may wait for the end of a
+    // turn and go out together (see `rt::defer_wake`).
+    crate::rt::enable_deferred_wakes();
     let outcome = catch_unwind(AssertUnwindSafe(|| -> Result<(), String> {
         let rt = Runtime::new().map_err(|e| format!("it could not create its runtime: {e}"))?;
         let client = configure(ClientBuilder::new())
