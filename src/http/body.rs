@@ -55,17 +55,19 @@ const READ_CHUNK: usize = 64 * 1024;
 ///
 /// `Body` is `Send`: a request can be built on one thread and sent from another.
 ///
-/// ```no_run
+/// ```
 /// use volley::{Body, Client};
 ///
 /// # volley::Runtime::new().unwrap().block_on(async {
+/// # let server = volley_testserver::Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
 /// let client = Client::new();
 /// // Buffered: Content-Length, replayable.
-/// client.post("http://127.0.0.1:8080/post").body("a=1").send().await?;
-/// // A file, streamed with its length known.
-/// let file = std::fs::File::open("upload.bin").unwrap();
-/// let len = file.metadata().unwrap().len();
-/// client.put("http://127.0.0.1:8080/put").body(Body::sized_reader(file, len)).send().await?;
+/// client.post(server.url("/post")).body("a=1").send().await?;
+/// // A reader (a file, say), streamed with its length known.
+/// let file = std::io::Cursor::new(vec![b'x'; 1 << 20]);
+/// let body = Body::sized_reader(file, 1 << 20);
+/// let response = client.put(server.url("/count")).body(body).send().await?;
+/// assert!(response.text().await?.contains("\"length\": 1048576"));
 /// # Ok::<(), volley::Error>(())
 /// # }).unwrap();
 /// ```
@@ -75,7 +77,8 @@ pub struct Body {
 
 enum Inner {
     Bytes(Bytes),
-    Stream(Streaming),
+    /// Boxed: rare, and a `Body` then takes no more room than `Bytes` in every request.
+    Stream(Box<Streaming>),
 }
 
 /// A streamed body: where its pieces come from, and its declared length.
@@ -106,15 +109,17 @@ impl Body {
     /// the body is never held whole. An error from the reader fails the request with
     /// [`BodyFailure::Read`], the `io::Error` as its source.
     ///
-    /// ```no_run
+    /// ```
     /// # volley::Runtime::new().unwrap().block_on(async {
-    /// let stdin = std::io::stdin();
+    /// # let server = volley_testserver::Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// let reader = std::io::Read::take(std::io::repeat(b'x'), 100_000); // a pipe, say
     /// let client = volley::Client::new();
     /// let response = client
-    ///     .post("http://127.0.0.1:8080/count")
-    ///     .body(volley::Body::from_reader(stdin))
+    ///     .post(server.url("/count"))
+    ///     .body(volley::Body::from_reader(reader))
     ///     .send()
     ///     .await?;
+    /// assert!(response.text().await?.contains("\"length\": 100000"));
     /// # Ok::<(), volley::Error>(())
     /// # }).unwrap();
     /// ```
@@ -148,10 +153,11 @@ impl Body {
     /// request with [`BodyFailure::Aborted`]; the body's end (`0\r\n\r\n`) is never sent, so
     /// the server cannot take what came before for the whole body.
     ///
-    /// ```no_run
+    /// ```
     /// use volley::{Body, Client};
     ///
     /// # volley::Runtime::new().unwrap().block_on(async {
+    /// # let server = volley_testserver::Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     /// let (mut sender, body) = Body::channel();
     /// std::thread::spawn(move || {
     ///     for line in ["one\n", "two\n", "three\n"] {
@@ -162,7 +168,8 @@ impl Body {
     ///     sender.finish();
     /// });
     /// let client = Client::new();
-    /// let response = client.post("http://127.0.0.1:8080/post").body(body).send().await?;
+    /// let response = client.post(server.url("/post")).body(body).send().await?;
+    /// assert!(response.text().await?.contains("one\\ntwo\\nthree\\n"));
     /// # Ok::<(), volley::Error>(())
     /// # }).unwrap();
     /// ```
@@ -178,11 +185,11 @@ impl Body {
 
     fn stream(source: Source, len: Option<u64>) -> Body {
         Body {
-            inner: Inner::Stream(Streaming {
+            inner: Inner::Stream(Box::new(Streaming {
                 source,
                 len,
                 started: false,
-            }),
+            })),
         }
     }
 

@@ -278,10 +278,11 @@ impl Response {
     /// alive; the connection takes a new one. A decoded body comes in pieces of at most
     /// 64 KiB (see [Compressed bodies](Self#compressed-bodies)).
     ///
-    /// ```no_run
+    /// ```
     /// # volley::Runtime::new().unwrap().block_on(async {
+    /// # let server = volley_testserver::Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     /// let client = volley::Client::new();
-    /// let mut response = client.get("http://127.0.0.1:8080/bytes/1000000").send().await?;
+    /// let mut response = client.get(server.url("/bytes/1000000")).send().await?;
     /// let mut total = 0;
     /// while let Some(piece) = response.chunk().await? {
     ///     total += piece.len();
@@ -645,14 +646,15 @@ fn body_error(e: BodyError, url: &Url) -> Error {
 /// volley [`Error`] (kind [`Other`](std::io::ErrorKind::Other)). Like every volley I/O, it
 /// must be polled on a volley [`Runtime`](crate::Runtime).
 ///
-/// ```no_run
+/// ```
 /// use std::future::poll_fn;
 /// use std::pin::Pin;
 /// use futures_io::AsyncRead;
 ///
 /// # volley::Runtime::new().unwrap().block_on(async {
+/// # let server = volley_testserver::Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
 /// let client = volley::Client::new();
-/// let mut response = client.get("http://127.0.0.1:8080/bytes/100000").send().await?;
+/// let mut response = client.get(server.url("/bytes/100000")).send().await?;
 /// let mut buf = [0u8; 8192];
 /// let mut total = 0;
 /// loop {
@@ -663,7 +665,7 @@ fn body_error(e: BodyError, url: &Url) -> Error {
 ///     total += n;
 /// }
 /// assert_eq!(total, 100_000);
-/// # Ok::<(), std::io::Error>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// # }).unwrap();
 /// ```
 #[cfg(feature = "futures-io")]
