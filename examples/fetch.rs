@@ -383,7 +383,9 @@ mod tests {
                 "{flags}"
             );
             assert_eq!(
-                request.body().map(|b| std::str::from_utf8(b).unwrap()),
+                request
+                    .body()
+                    .map(|b| std::str::from_utf8(b.as_bytes().unwrap()).unwrap()),
                 case.body,
                 "{flags}"
             );

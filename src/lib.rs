@@ -54,7 +54,10 @@
 //! ## Streaming a body
 //!
 //! [`Response::chunk`] hands the body over as it arrives, decoded (gzip, deflate; br and zstd
-//! with their features), without holding all of it.
+//! with their features), without holding all of it; a body that is not decoded comes in
+//! pieces of up to 64 KiB, shared with the connection's buffer rather than copied. A request
+//! [`Body`] can stream too: from a reader, a channel fed by another thread or task, or an
+//! `AsyncRead`.
 //!
 //! ```
 //! use volley::{Client, Runtime};
@@ -93,7 +96,8 @@
 //! - `http` (private, re-exported): the client. [`Client`]; every setting in one [`Config`]
 //!   with one [`ClientBuilder`]; the policy between a request and the wire (redirects, the
 //!   stale-connection retry); the driver that moves bytes between the wire code and a socket;
-//!   the keep-alive pool, [`Proxy`], [`redirect`], [`Response`] and the one [`Error`].
+//!   the keep-alive pool, [`Proxy`], [`redirect`], the request [`Body`] (buffered or
+//!   streamed), [`Response`] and the one [`Error`].
 //! - [`batch`]: [`Client::fetch_all`]: many requests, bounded in flight, per host.
 //!
 //! Test code is not part of the library: the test server is the `volley-testserver` crate of
@@ -107,7 +111,7 @@
 //! `Response::json`, with serde, serde_json and serde_urlencoded), `cookies` (a cookie
 //! store per client, `ClientBuilder::cookie_store`, with the cookie_store crate), `brotli`,
 //! `zstd`, `native-roots` (the platform's root certificates), `futures-io` (`AsyncRead` and
-//! `AsyncWrite` for [`TcpStream`]).
+//! `AsyncWrite` for [`TcpStream`], `AsyncRead` for [`Response`], `Body::from_async_read`).
 //!
 //! ## Coming from reqwest
 //!
@@ -139,9 +143,10 @@ pub use crate::dns::native::{DnsStats, NativeResolver};
 pub use crate::dns::resolve::{Resolve, Resolving};
 pub use crate::dns::resolver::Resolver;
 pub use crate::dns::system::SystemResolver;
+pub use crate::http::body::{Body, BodySendError, BodySender};
 pub use crate::http::client::{Client, RequestBuilder};
 pub use crate::http::config::{ClientBuilder, Config};
-pub use crate::http::error::{CertReason, Error, Kind as ErrorKind, Limit, Phase};
+pub use crate::http::error::{BodyFailure, CertReason, Error, Kind as ErrorKind, Limit, Phase};
 pub use crate::http::proxy::Proxy;
 pub use crate::http::redirect;
 pub use crate::http::request::{IntoUrl, Request};

@@ -314,8 +314,8 @@ mod json {
                 .build()
                 .unwrap();
             assert_eq!(
-                request.body().unwrap().as_ref(),
-                b"name=Ann+Lee&sym=a%26b%3Dc"
+                request.body().unwrap().as_bytes().unwrap(),
+                &b"name=Ann+Lee&sym=a%26b%3Dc"[..]
             );
             let echo = doc_of(Client::new().post(server.url("/post")).form(&form)).await;
             assert_eq!(echo["form"], json!({ "name": "Ann Lee", "sym": "a&b=c" }));

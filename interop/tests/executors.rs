@@ -131,3 +131,23 @@ fn futures_executor_block_on() {
     });
     assert_eq!(body, 500_000);
 }
+
+/// The threaded response as a `futures_io::AsyncRead` (feature `futures-io`, which this
+/// package turns on), copied with the `futures` crate's own `copy`.
+#[test]
+fn threaded_response_is_async_read() {
+    use futures::io::AsyncReadExt;
+    let server = server();
+    let client = Client::new();
+    let body = futures::executor::block_on(async {
+        let mut resp = client
+            .get(server.url("/bytes/300000?seed=3"))
+            .send()
+            .await
+            .unwrap();
+        let mut body = Vec::new();
+        resp.read_to_end(&mut body).await.unwrap();
+        body
+    });
+    assert_eq!(body.len(), 300_000);
+}

@@ -809,7 +809,7 @@ async fn fetch(
         (e, timings)
     };
     let mut response = client
-        .execute_request(std::borrow::Cow::Borrowed(request), clock)
+        .execute_request(crate::http::request::RequestCow::Borrowed(request), clock)
         .await
         .map_err(failed)?;
     let body = response.read_all(keep).await;

@@ -7,24 +7,23 @@
 //! request and reads the head, while `policy.rs` decides on retrying a stale connection and
 //! on following a redirect.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::rc::Rc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 #[cfg(any(feature = "json", feature = "cookies"))]
 use url::Url;
 
+use super::body::Body;
 use super::config::{ClientBuilder, Config};
 use super::context::ClientContext;
 use super::error::{Error, Kind};
 use super::policy;
 use super::proto::encode::basic_auth_value;
-use super::request::{IntoUrl, Request};
+use super::request::{IntoUrl, Request, RequestCow};
 use super::response::Response;
 use super::timings::Clock;
 
@@ -168,14 +167,14 @@ impl Client {
     /// Sends `request`, follows redirects per the policy, and returns the final response once
     /// its head has arrived.
     pub fn execute(&self, request: Request) -> impl Future<Output = Result<Response, Error>> + '_ {
-        self.execute_request(Cow::Owned(request), Clock::start())
+        self.execute_request(RequestCow::Owned(request), Clock::start())
     }
 
     /// The request future: [`policy::execute`], which the batch calls too, with a borrowed
     /// request and a clock started when it was queued.
     pub(crate) fn execute_request<'a>(
         &'a self,
-        request: Cow<'a, Request>,
+        request: RequestCow<'a>,
         clock: Clock,
     ) -> impl Future<Output = Result<Response, Error>> + 'a {
         policy::execute(&self.inner, request, clock)
@@ -265,8 +264,10 @@ impl<C> RequestBuilder<C> {
         self
     }
 
-    /// Sets the body, sent with `Content-Length`.
-    pub fn body(mut self, body: impl Into<Bytes>) -> Self {
+    /// Sets the body: bytes (`Bytes`, `Vec<u8>`, `String`, `&'static str`), sent with
+    /// `Content-Length`, or a streamed [`Body`] (from a reader, a channel or an `AsyncRead`),
+    /// sent as it is produced. See [`Body`].
+    pub fn body(mut self, body: impl Into<Body>) -> Self {
         if let Ok(request) = &mut self.request {
             request.body = Some(body.into());
         }
@@ -322,7 +323,7 @@ impl RequestBuilder<Client> {
     pub async fn send(self) -> Result<Response, Error> {
         let request = self.request?;
         self.client
-            .execute_request(Cow::Owned(request), Clock::start())
+            .execute_request(RequestCow::Owned(request), Clock::start())
             .await
     }
 }
@@ -468,7 +469,7 @@ impl<C> RequestBuilder<C> {
     #[cfg(feature = "json")]
     fn serialized_body(
         mut self,
-        body: Result<impl Into<Bytes>, (&str, String)>,
+        body: Result<impl Into<bytes::Bytes>, (&str, String)>,
         content_type: &'static str,
     ) -> Self {
         let Ok(request) = &mut self.request else {
@@ -480,7 +481,7 @@ impl<C> RequestBuilder<C> {
                     .headers
                     .entry(http::header::CONTENT_TYPE)
                     .or_insert(HeaderValue::from_static(content_type));
-                self.body(body)
+                self.body(body.into())
             }
             Err((what, e)) => {
                 self.request = Err(serialize_error(&request.url, what, e));

@@ -28,6 +28,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use bytes::{Buf, Bytes, BytesMut};
 use url::Url;
 
 use super::error::{Error, Kind, Limit, Phase};
@@ -94,115 +95,149 @@ impl Stream {
 const INITIAL_BUFFER: usize = 2 * 1024;
 
 /// The largest the buffer grows to for body reads; heads may need up to their own limit.
+/// A fast sender fills it in one read, so a body comes in pieces of up to this size.
 const MAX_BODY_BUFFER: usize = 64 * 1024;
 
 /// A byte buffer filled from a socket, consumed from the front.
+///
+/// The bytes live in a [`BytesMut`], so that body data can leave as [`Bytes`] without a copy
+/// ([`split_to`](Self::split_to)): the piece shares the allocation, and the buffer gets a new
+/// one (or reclaims its own, once every piece handed out is dropped) when it next needs room.
+///
+/// **Growth.** The buffer holds no heap memory until bytes arrive, then [`INITIAL_BUFFER`].
+/// Each read is offered the room up to the buffer's target size; a read that fills all of it
+/// means the sender is ahead of us, and the target doubles, up to the `max_size` of the read
+/// ([`MAX_BODY_BUFFER`] for bodies, the head limit for heads). A slow or small response never
+/// fills it and stays at 2 KiB. [`idle`](Self::idle) (a connection going back to the pool)
+/// gives a grown buffer back, so idle connections stay cheap.
 #[derive(Debug)]
 pub(crate) struct ReadBuf {
-    data: Vec<u8>,
-    /// Unconsumed bytes are `data[start..end]`.
-    start: usize,
-    end: usize,
+    /// The unconsumed bytes (its length); its spare capacity is where the next read lands.
+    data: BytesMut,
+    /// The size the buffer is kept at: what a read may fill, unconsumed bytes included. 0
+    /// while no heap buffer is held (a split-off piece can leave `data` with no capacity,
+    /// so that cannot tell).
+    size: usize,
 }
 
 impl ReadBuf {
     pub(crate) fn new() -> ReadBuf {
         ReadBuf {
-            data: Vec::new(),
-            start: 0,
-            end: 0,
+            data: BytesMut::new(),
+            size: 0,
         }
     }
 
     /// The bytes received and not yet consumed.
     pub(crate) fn filled(&self) -> &[u8] {
-        &self.data[self.start..self.end]
+        &self.data
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.start == self.end
+        self.data.is_empty()
     }
 
     /// Gives the heap buffer back if it holds no unconsumed bytes.
     pub(crate) fn release(&mut self) {
         if self.is_empty() {
-            self.data = Vec::new();
+            self.data = BytesMut::new();
+            self.size = 0;
+        }
+    }
+
+    /// The connection goes idle: a buffer grown past its first size is given back (the next
+    /// response starts small again); a small one is kept for the next exchange.
+    pub(crate) fn idle(&mut self) {
+        if self.size > INITIAL_BUFFER {
+            self.release();
         }
     }
 
     /// True if a heap buffer is held.
     #[cfg(test)]
     pub(crate) fn has_heap(&self) -> bool {
-        !self.data.is_empty()
+        self.data.capacity() > 0
     }
 
-    /// Appends `bytes` as if read from the socket.
+    /// Appends `bytes` as if read from the socket, growing the buffer to hold them.
     #[cfg(test)]
     pub(crate) fn fill_for_test(&mut self, bytes: &[u8]) {
-        self.data.truncate(self.end);
+        self.data.reserve(INITIAL_BUFFER.max(bytes.len()));
         self.data.extend_from_slice(bytes);
-        self.end = self.data.len();
-        self.data.resize(self.data.len().max(INITIAL_BUFFER), 0);
+        self.size = self
+            .size
+            .max(INITIAL_BUFFER)
+            .max(self.data.len().next_power_of_two());
     }
 
     /// Drops `n` bytes from the front.
     pub(crate) fn consume(&mut self, n: usize) {
-        self.start += n;
-        debug_assert!(self.start <= self.end);
-        if self.start == self.end {
-            self.start = 0;
-            self.end = 0;
-        }
+        debug_assert!(n <= self.data.len());
+        self.data.advance(n);
     }
 
-    /// Reads once from `stream` into free space, making room first: compacting, then
-    /// doubling up to `max_size`. Returns the bytes read; 0 means the peer closed.
+    /// Takes `n` bytes from the front, without copying them.
+    pub(crate) fn split_to(&mut self, n: usize) -> Bytes {
+        self.data.split_to(n).freeze()
+    }
+
+    /// Reads once from `stream` into free space, making room first (see the type's docs on
+    /// growth). Returns the bytes read; 0 means the peer closed.
     pub(crate) fn poll_fill(
         &mut self,
         cx: &mut Context<'_>,
         stream: &mut Stream,
         max_size: usize,
     ) -> Poll<io::Result<usize>> {
-        if self.data.is_empty() {
+        let max_size = max_size.max(INITIAL_BUFFER);
+        if self.size == 0 {
             // No heap buffer until bytes arrive: ten thousand connections waiting on slow
             // servers then hold none. The first read lands on the stack and is copied once.
             let mut first = [0u8; INITIAL_BUFFER];
             return match stream.poll_read(cx, &mut first) {
                 Poll::Ready(Ok(n)) => {
                     if n > 0 {
-                        self.data = vec![0; INITIAL_BUFFER];
-                        self.data[..n].copy_from_slice(&first[..n]);
-                        self.start = 0;
-                        self.end = n;
+                        self.size = INITIAL_BUFFER;
+                        if n == INITIAL_BUFFER {
+                            self.size = (2 * INITIAL_BUFFER).min(max_size);
+                        }
+                        self.data = BytesMut::with_capacity(self.size);
+                        self.data.extend_from_slice(&first[..n]);
                     }
                     Poll::Ready(Ok(n))
                 }
                 other => other,
             };
         }
-        if self.end == self.data.len() {
-            if self.start > 0 {
-                self.data.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
+        let len = self.data.len();
+        if len >= self.size {
+            // Full of unconsumed bytes (a head longer than the buffer): grow, to the limit.
+            if self.size >= max_size {
+                return Poll::Ready(Err(io::Error::other("read buffer full")));
             }
-            if self.end == self.data.len() {
-                let grown =
-                    (self.data.len() * 2).clamp(INITIAL_BUFFER, max_size.max(INITIAL_BUFFER));
-                if grown == self.data.len() {
-                    return Poll::Ready(Err(io::Error::other("read buffer full")));
-                }
-                self.data.resize(grown, 0);
-            }
+            self.size = (self.size * 2).min(max_size);
         }
-        let end = self.end;
-        match stream.poll_read(cx, &mut self.data[end..]) {
-            Poll::Ready(Ok(n)) => {
-                self.end += n;
-                Poll::Ready(Ok(n))
-            }
-            other => other,
+        let room = self.size - self.data.len();
+        if self.data.capacity() - len < room && !self.data.try_reclaim(room) {
+            // Pieces handed out still share the allocation (or it is too small): move the
+            // unconsumed bytes to a buffer of the current size.
+            let mut fresh = BytesMut::with_capacity(self.size);
+            fresh.extend_from_slice(&self.data);
+            self.data = fresh;
         }
+        // Safe code cannot read into uninitialized capacity: zero the room, read, cut back.
+        self.data.resize(len + room, 0);
+        let polled = stream.poll_read(cx, &mut self.data[len..]);
+        let n = match &polled {
+            Poll::Ready(Ok(n)) => *n,
+            _ => 0,
+        };
+        self.data.truncate(len + n);
+        if n == room && self.size < max_size {
+            // The sender filled all we offered: it is ahead of us.
+            self.size = (self.size * 2).min(max_size);
+        }
+        polled
     }
 }
 
@@ -240,6 +275,46 @@ impl Conn {
             .run(phase, url, read)
             .await?
             .map_err(|e| Error::new(Kind::Io(phase)).with_url(url).with_source(e))
+    }
+
+    /// Polls for more bytes, as [`fill`](Self::fill) waits for them, for code that is not
+    /// `async`: `timer` holds the deadline of the wait in progress (armed when the read first
+    /// has to wait, cleared when it completes), so each read still gets the phase's timeout.
+    pub(crate) fn poll_fill(
+        &mut self,
+        cx: &mut Context<'_>,
+        timer: &mut Option<(Duration, crate::rt::Sleep)>,
+        deadlines: &Deadlines,
+        phase: Phase,
+        url: &Url,
+        max_size: usize,
+    ) -> Poll<Result<usize, Error>> {
+        match self.buf.poll_fill(cx, &mut self.stream, max_size) {
+            Poll::Ready(result) => {
+                *timer = None;
+                Poll::Ready(
+                    result.map_err(|e| Error::new(Kind::Io(phase)).with_url(url).with_source(e)),
+                )
+            }
+            Poll::Pending => {
+                if timer.is_none() {
+                    *timer = deadlines
+                        .earliest(phase, Instant::now())
+                        .map(|(after, end)| (after, crate::rt::sleep_until(end)));
+                }
+                if let Some((after, sleep)) = timer {
+                    if Pin::new(sleep).poll(cx).is_ready() {
+                        let after = *after;
+                        *timer = None;
+                        let e = Error::new(Kind::Timeout { phase, after }).with_url(url);
+                        return Poll::Ready(Err(e));
+                    }
+                }
+                // The reactor wakes us on READABLE for this token, or the timer when the
+                // deadline passes.
+                Poll::Pending
+            }
+        }
     }
 
     /// True if an idle pooled connection still looks usable: nothing arrived on it while it

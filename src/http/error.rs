@@ -125,6 +125,28 @@ pub enum Kind {
     /// [`blocking`](crate::blocking) client, is gone or could not start; says why (a panic
     /// on the loop thread, a thread or runtime that could not be made).
     Runtime(String),
+    /// The request's streamed [`Body`](crate::Body) could not be sent whole; says why. The
+    /// connection is closed, so the server never takes part of a body for all of it.
+    RequestBody(BodyFailure),
+}
+
+/// Why a streamed request body could not be sent, in [`Kind::RequestBody`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BodyFailure {
+    /// Its [`BodySender`](crate::BodySender) called `abort`, or was dropped before `finish`.
+    Aborted,
+    /// Its source gave another length than the one declared (`sized_reader`, or the
+    /// request's `Content-Length` header).
+    LengthMismatch {
+        /// The length declared.
+        declared: u64,
+        /// The bytes the source gave: all of them if fewer, or as far as the first piece past
+        /// the declared length if more.
+        given: u64,
+    },
+    /// Reading its source failed; the `io::Error` is the [`source`](StdError::source).
+    Read,
 }
 
 /// Why a server's certificate was refused, in [`Kind::Certificate`].
@@ -391,6 +413,7 @@ impl Error {
             // A setting refused by `try_build` has no URL: no request, no phase.
             Kind::Tls(_) => self.inner.url.as_ref().map(|_| Phase::Tls),
             Kind::InvalidResponse(_) | Kind::TooLarge { .. } => self.inner.phase,
+            Kind::RequestBody(_) => Some(Phase::Send),
             Kind::InvalidUrl(_)
             | Kind::UnsupportedScheme(_)
             | Kind::InvalidRequest(_)
@@ -500,6 +523,22 @@ fn fmt_kind(f: &mut fmt::Formatter<'_>, kind: &Kind, url: &str) -> fmt::Result {
                 Limit::Body => "response body",
             };
             write!(f, "{what} from {url} exceeds the limit of {limit} bytes")
+        }
+        Kind::RequestBody(BodyFailure::Aborted) => {
+            write!(f, "request body to {url} was aborted by its sender")
+        }
+        Kind::RequestBody(BodyFailure::LengthMismatch { declared, given }) if given > declared => {
+            write!(
+                f,
+                "request body to {url} is longer than its declared {declared} bytes"
+            )
+        }
+        Kind::RequestBody(BodyFailure::LengthMismatch { declared, given }) => write!(
+            f,
+            "request body to {url} ended after {given} of its declared {declared} bytes"
+        ),
+        Kind::RequestBody(BodyFailure::Read) => {
+            write!(f, "cannot read the request body for {url}")
         }
         Kind::TooManyRedirects(limit) => {
             write!(f, "too many redirects (more than {limit}) from {url}")

@@ -1,6 +1,7 @@
 //! One exchange on a connection, below the policy: the request's route and head bytes
 //! ([`Outgoing`]), then one [`attempt`]: a connection (from the pool, or resolved, connected,
-//! tunnelled and TLS'd), the request written and the final head read; then
+//! tunnelled and TLS'd), the request written (a streamed body after its head, piece by
+//! piece: [`send_stream`]) and the final head read; then
 //! [`Outgoing::response`], a [`Response`] whose body is still on the connection. Deciding
 //! what to do when an attempt fails is `policy.rs`'s job; an attempt only says whether its
 //! pooled connection had gone stale.
@@ -10,18 +11,19 @@ use std::future::Future;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, AUTHORIZATION, CONNECTION};
+use http::header::{HeaderValue, AUTHORIZATION, CONNECTION, CONTENT_LENGTH};
 use http::{HeaderMap, Method};
 use url::Url;
 
+use super::body::Streaming;
 #[cfg(feature = "tls")]
 use super::conn::start_tls;
 use super::conn::{connect, read_head, send_request, Conn, Deadlines, Sent};
 use super::context::ClientContext;
-use super::error::{Error, Kind, Phase};
+use super::error::{BodyFailure, Error, Kind, Phase};
 use super::names::resolve;
 use super::pool::PoolKey;
-use super::proto::encode::{basic_auth_from_url, encode_head};
+use super::proto::encode::{basic_auth_from_url, chunk_prefix, encode_head, BodyLen, LAST_CHUNK};
 use super::proto::head::{framing, has_token, ResponseHead};
 use super::proxy::{open_tunnel, Route};
 use super::response::{BodySource, Response};
@@ -42,6 +44,8 @@ pub(crate) struct Outgoing<'a> {
     head: Vec<u8>,
     /// A body too large to join the head: written after it.
     tail: &'a [u8],
+    /// How a streamed body is framed; `None` if the body is not streamed.
+    stream: Option<BodyLen>,
     key: PoolKey,
     /// The request asked to close the connection after the response.
     client_closes: bool,
@@ -50,13 +54,14 @@ pub(crate) struct Outgoing<'a> {
 impl<'a> Outgoing<'a> {
     /// Routes the request (direct or through a proxy) and encodes its head. Fails before
     /// any connection for a scheme this build cannot send, or a request that cannot be
-    /// encoded.
+    /// encoded. `body` is a buffered body; `stream`, for a streamed one, its declared length.
     pub(crate) fn new(
         ctx: &'a ClientContext,
         method: &'a Method,
         url: &'a Url,
         headers: &'a HeaderMap,
         body: Option<&'a Bytes>,
+        stream: Option<Option<u64>>,
     ) -> Result<Outgoing<'a>, Error> {
         // Decided first, so that an https:// URL refused below still names its proxy.
         let route = ctx.proxies.route(url)?;
@@ -74,13 +79,17 @@ impl<'a> Outgoing<'a> {
             }
         }
         route.proxy_headers(&mut sent_headers);
+        let stream = match stream {
+            Some(len) => Some(stream_framing(len, headers, url)?),
+            None => None,
+        };
         encode_head(
             &mut head,
             method,
             url,
             route.target_form(),
             &sent_headers,
-            body.map(|b| b.len() as u64),
+            stream.or(body.map(|b| BodyLen::Known(b.len() as u64))),
         )
         .map_err(|e| Error::new(Kind::InvalidRequest(e.to_string())).with_url(url))?;
         // A small body joins the head in one write; a large one follows it.
@@ -99,6 +108,7 @@ impl<'a> Outgoing<'a> {
             route,
             head,
             tail,
+            stream,
             key: route.pool_key(url)?,
             client_closes: has_token(headers, &CONNECTION, "close"),
         })
@@ -160,8 +170,102 @@ impl From<Error> for Failed {
     }
 }
 
+/// How a streamed body of declared length `len` is framed: `Content-Length` if it is known,
+/// from the body or from the request's own `Content-Length` header (which must then agree),
+/// else chunked.
+fn stream_framing(len: Option<u64>, headers: &HeaderMap, url: &Url) -> Result<BodyLen, Error> {
+    let header = match headers.get(CONTENT_LENGTH) {
+        None => None,
+        Some(value) => {
+            let parsed = value
+                .to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            let why = "invalid Content-Length header for a streamed body";
+            Some(parsed.ok_or_else(|| Error::new(Kind::InvalidRequest(why.into())).with_url(url))?)
+        }
+    };
+    match (len, header) {
+        (Some(len), Some(header)) if len != header => {
+            let why = format!("Content-Length {header} differs from the body's length {len}");
+            Err(Error::new(Kind::InvalidRequest(why)).with_url(url))
+        }
+        (Some(n), _) | (None, Some(n)) => Ok(BodyLen::Known(n)),
+        (None, None) => Ok(BodyLen::Chunked),
+    }
+}
+
+/// Writes a streamed body after its head, one piece per write (chunked: the size line, then
+/// the piece), each under the write timeout; the wait for the next piece is bounded by the
+/// total timeout only. A body that gives more or fewer bytes than its `Content-Length`, or
+/// fails, is an error: the caller drops the connection, so the server never sees a short body
+/// as complete (nor a chunked one end: its last chunk is not sent). `Interrupted` if the
+/// server answered before taking it all.
+async fn send_stream(
+    conn: &mut Conn,
+    stream: &mut Streaming,
+    framing: BodyLen,
+    deadlines: &Deadlines,
+    url: &Url,
+) -> Result<Sent, Error> {
+    let declared = match framing {
+        BodyLen::Known(n) => Some(n),
+        BodyLen::Chunked => None,
+    };
+    let mismatch = |given| {
+        let declared = declared.unwrap_or_default();
+        Error::new(Kind::RequestBody(BodyFailure::LengthMismatch {
+            declared,
+            given,
+        }))
+        .with_url(url)
+    };
+    let mut given = 0u64;
+    let mut prefix = Vec::new();
+    let mut first = true;
+    loop {
+        let next = stream.next();
+        let piece = match deadlines.total {
+            Some((after, end)) => crate::rt::timeout_at(end, next).await.map_err(|_| {
+                let phase = Phase::Send;
+                Error::new(Kind::Timeout { phase, after }).with_url(url)
+            })?,
+            None => next.await,
+        }
+        .map_err(|e| e.with_url(url))?;
+        let Some(piece) = piece else { break };
+        if piece.is_empty() {
+            continue;
+        }
+        given += piece.len() as u64;
+        if declared.is_some_and(|declared| given > declared) {
+            return Err(mismatch(given));
+        }
+        let parts: [&[u8]; 2] = match declared {
+            Some(_) => [&piece, &[]],
+            None => {
+                chunk_prefix(&mut prefix, piece.len(), first);
+                [&prefix, &piece]
+            }
+        };
+        first = false;
+        if send_request(conn, &parts, deadlines, url).await? == Sent::Interrupted {
+            return Ok(Sent::Interrupted);
+        }
+    }
+    match declared {
+        Some(declared) if given != declared => Err(mismatch(given)),
+        Some(_) => Ok(Sent::Complete),
+        None => {
+            let end: [&[u8]; 2] = [if first { b"" } else { b"\r\n" }, LAST_CHUNK];
+            send_request(conn, &end, deadlines, url).await
+        }
+    }
+}
+
 /// One attempt at `out`: a connection (a pooled one unless `fresh_only`, else resolved,
-/// connected, tunnelled and TLS'd), the request written, the final head read.
+/// connected, tunnelled and TLS'd), the request written (with `stream`, a streamed body, after
+/// the head), the final head read.
 ///
 /// A plain function returning an `async move` block, like the request future it runs in
 /// (see `policy::execute`): the block captures its arguments once.
@@ -173,6 +277,7 @@ pub(crate) fn attempt<'r>(
     fresh_only: bool,
     deadlines: &'r Deadlines,
     clock: &'r mut Clock,
+    stream: Option<&'r mut Streaming>,
 ) -> impl Future<Output = Result<Exchanged, Failed>> + 'r {
     async move {
         let config = &ctx.config;
@@ -226,12 +331,23 @@ pub(crate) fn attempt<'r>(
         }
         clock.timings.reused = reused;
         let parts: [&[u8]; 2] = [&out.head, out.tail];
-        let sent = send_request(&mut conn, &parts, deadlines, url)
+        let mut sent = send_request(&mut conn, &parts, deadlines, url)
             .await
             .map_err(|error| Failed {
                 error,
                 stale: reused,
             })?;
+        if let (Some(stream), Some(framing), Sent::Complete) = (stream, out.stream, &sent) {
+            // Boxed: rare, and it would add its size to every request's future.
+            sent = Box::pin(send_stream(&mut conn, stream, framing, deadlines, url))
+                .await
+                .map_err(|error| Failed {
+                    // Only an I/O error can mean a stale connection; the policy retries only
+                    // if no piece of the body was taken.
+                    stale: reused && matches!(error.kind(), Kind::Io(_)),
+                    error,
+                })?;
+        }
         let max_head = config.max_response_header_size;
         let head = read_head(&mut conn, deadlines, url, max_head, clock)
             .await

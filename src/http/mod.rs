@@ -4,10 +4,12 @@
 //! (redirects, the stale-connection retry: where retries, backoff and rate limits go) →
 //! `exchange.rs` (one exchange: route, connection, send, head) → `conn.rs` (the driver:
 //! connect, TLS, write, read) over `proto/`. Beside them: `config.rs` (every setting, one
-//! builder), `context.rs` (what a client shares), `cookies.rs` (the cookie store), `request.rs`, `response.rs`, `pool.rs`,
+//! builder), `context.rs` (what a client shares), `cookies.rs` (the cookie store),
+//! `request.rs`, `body.rs` (the request `Body`, buffered or streamed), `response.rs`, `pool.rs`,
 //! `names.rs` (the client's name layer over `crate::dns`), `proxy.rs`, `tls.rs`,
 //! `redirect.rs`, `error.rs`, `timings.rs`. Every module imports only ones below it.
 
+pub(crate) mod body;
 pub(crate) mod client;
 pub(crate) mod config;
 pub(crate) mod conn;

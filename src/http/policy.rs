@@ -3,10 +3,12 @@
 //! on a connection" (`exchange.rs`), it decides whether to try again and where to go next:
 //!
 //! - the stale-connection retry: a pooled connection that fails before any byte of a
-//!   response is replaced by a fresh one, once, for a method that may be sent twice
-//!   ([`exchange`]);
+//!   response is replaced by a fresh one, once, for a method that may be sent twice, unless
+//!   a streamed body had begun (it cannot be sent again) ([`exchange`]);
 //! - the redirect loop: whether a response is final, or which URL the next hop goes to
-//!   ([`next_hop`]; how the request changes is [`redirect::follow`]);
+//!   ([`next_hop`]; how the request changes is [`redirect::follow`]). A 307 or 308, which
+//!   keeps the body, is the final response when the body was streamed: it was sent once and
+//!   cannot be sent again (reqwest does the same).
 //! - cookies, with a store (feature `cookies`): each hop sends the stored cookies for its URL
 //!   and stores its response's `Set-Cookie` fields (`cookies.rs`), so a cookie set by a
 //!   redirect goes with the next hop.
@@ -20,18 +22,18 @@
 use std::borrow::Cow;
 use std::future::Future;
 
-use bytes::Bytes;
 use http::header::{ACCEPT_ENCODING, COOKIE, LOCATION};
 use http::{HeaderMap, Method};
 use url::Url;
 
+use super::body::Body;
 use super::conn::Deadlines;
 use super::context::ClientContext;
 use super::error::{Error, Kind, Phase};
 use super::exchange::{attempt, Outgoing};
 use super::proto::decode;
 use super::redirect::{self, Policy};
-use super::request::Request;
+use super::request::RequestCow;
 use super::response::Response;
 use super::timings::Clock;
 
@@ -47,21 +49,34 @@ const DRAIN_LIMIT: u64 = 64 * 1024;
 /// every in-flight request. The block captures `hop` and works on it in place.
 pub(crate) fn execute<'a>(
     ctx: &'a ClientContext,
-    request: Cow<'a, Request>,
+    request: RequestCow<'a>,
     clock: Clock,
 ) -> impl Future<Output = Result<Response, Error>> + 'a {
     let config = &ctx.config;
     // An owned request gives up its parts; a borrowed one (a batch keeps its requests, to
     // send one again if no descriptor was free) is copied as far as a redirect may change it.
-    let (method, url, own_headers, body, timeout) = match request {
-        Cow::Owned(r) => (r.method, r.url, Cow::Owned(r.headers), r.body, r.timeout),
-        Cow::Borrowed(r) => (
-            r.method.clone(),
-            r.url.clone(),
-            Cow::Borrowed(&r.headers),
-            r.body.clone(),
+    // A borrowed request's streamed body cannot be taken (nor sent twice): refused below.
+    let (method, url, own_headers, body, timeout, unsendable) = match request {
+        RequestCow::Owned(r) => (
+            r.method,
+            r.url,
+            Cow::Owned(r.headers),
+            r.body,
             r.timeout,
+            false,
         ),
+        RequestCow::Borrowed(r) => {
+            let body = r.body.as_ref().map(Body::try_clone);
+            let unsendable = matches!(body, Some(None));
+            (
+                r.method.clone(),
+                r.url.clone(),
+                Cow::Borrowed(&r.headers),
+                body.flatten(),
+                r.timeout,
+                unsendable,
+            )
+        }
     };
     let own_accept_encoding = own_headers.contains_key(ACCEPT_ENCODING);
     let mut hop = Hop {
@@ -77,6 +92,11 @@ pub(crate) fn execute<'a>(
     let store_cookies = ctx.cookies.enabled() && !hop.headers.contains_key(COOKIE);
     async move {
         let hop = &mut hop;
+        if unsendable {
+            let why = "a streamed body cannot be sent from a borrowed request \
+                       (a batch keeps its requests to send them again: give it buffered bodies)";
+            return Err(Error::new(Kind::InvalidRequest(why.into())).with_url(&hop.url));
+        }
         // The clocks start when the request is first polled.
         let deadlines = Deadlines::start(
             timeout.or(config.timeout),
@@ -93,7 +113,7 @@ pub(crate) fn execute<'a>(
                 &hop.method,
                 &hop.url,
                 &hop.headers,
-                hop.body.as_ref(),
+                hop.body.as_mut(),
                 &deadlines,
                 &mut hop.clock,
             )
@@ -111,6 +131,10 @@ pub(crate) fn execute<'a>(
                 hop.headers.to_mut(),
             ) {
                 hop.body = None;
+            } else if hop.body.as_ref().is_some_and(Body::is_stream) {
+                // A 307 or 308 would send the body again, and a streamed one was consumed:
+                // the redirect is the answer.
+                return Ok(response.decoded(codings));
             }
             // Boxed: the drain holds a whole response, and inlining it would make every
             // request's future that much larger for the rare redirect.
@@ -123,7 +147,8 @@ pub(crate) fn execute<'a>(
 
 /// One hop: an [`attempt`] on a pooled connection or a new one. A pooled connection that
 /// fails before any response byte is replaced by a fresh one, once, for idempotent methods:
-/// the server closed it while it sat idle.
+/// the server closed it while it sat idle. Not once a streamed body has begun: the failure
+/// is the answer, as the body cannot be sent again.
 // Not an `async fn`, which would store each argument twice in every request's future.
 #[allow(clippy::manual_async_fn)]
 fn exchange<'a>(
@@ -131,17 +156,37 @@ fn exchange<'a>(
     method: &'a Method,
     url: &'a Url,
     headers: &'a HeaderMap,
-    body: Option<&'a Bytes>,
+    body: Option<&'a mut Body>,
     deadlines: &'a Deadlines,
     clock: &'a mut Clock,
 ) -> impl Future<Output = Result<Response, Error>> + 'a {
     async move {
-        let out = Outgoing::new(ctx, method, url, headers, body)?;
+        let (bytes, mut stream) = match body {
+            Some(body) => body.parts_mut(),
+            None => (None, None),
+        };
+        let declared = stream.as_deref().map(|s| s.len());
+        let out = Outgoing::new(ctx, method, url, headers, bytes, declared)?;
         let mut fresh_only = false;
         let exchanged = loop {
-            match attempt(ctx, &out, fresh_only, deadlines, clock).await {
+            match attempt(
+                ctx,
+                &out,
+                fresh_only,
+                deadlines,
+                clock,
+                stream.as_deref_mut(),
+            )
+            .await
+            {
                 Ok(exchanged) => break exchanged,
-                Err(failed) if failed.stale && is_idempotent(method) => fresh_only = true,
+                Err(failed)
+                    if failed.stale
+                        && is_idempotent(method)
+                        && !stream.as_deref().is_some_and(|s| s.started()) =>
+                {
+                    fresh_only = true
+                }
                 Err(failed) => return Err(failed.error),
             }
         };
@@ -189,7 +234,7 @@ struct Hop<'a> {
     url: Url,
     /// The client's default headers, borrowed while the request adds none of its own.
     headers: Cow<'a, HeaderMap>,
-    body: Option<Bytes>,
+    body: Option<Body>,
     clock: Clock,
 }
 

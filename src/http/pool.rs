@@ -109,6 +109,8 @@ impl IdlePool {
         let mut conn = conn;
         if list.len() >= BUFFERED_IDLE_PER_HOST {
             conn.buf.release();
+        } else {
+            conn.buf.idle();
         }
         list.push(Idle { conn, since: now });
     }
@@ -182,6 +184,23 @@ mod tests {
         conn.buf.consume(1);
         assert!(conn.buf.has_heap());
         (conn, server)
+    }
+
+    /// A buffer that grew for a large body is given back when its connection goes idle;
+    /// a small one is kept for the next exchange.
+    #[test]
+    fn grown_buffers_are_given_back_when_idle() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut pool = IdlePool::new(None, usize::MAX);
+        let key = PoolKey::new("http", "127.0.0.1", 80);
+        let (mut grown, _server) = conn_with_buffer(&listener);
+        grown.buf.fill_for_test(&[0; 40_000]);
+        grown.buf.consume(40_000);
+        let (small, _server2) = conn_with_buffer(&listener);
+        pool.put(key.clone(), grown);
+        pool.put(key.clone(), small);
+        assert!(!pool.idle[&key][0].conn.buf.has_heap());
+        assert!(pool.idle[&key][1].conn.buf.has_heap());
     }
 
     #[test]

@@ -3,20 +3,23 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::{HeaderMap, Method};
 use url::Url;
 
+use super::body::Body;
 use super::error::{Error, Kind};
 
 /// A request ready to send: method, URL, headers, optional body and timeout.
-#[derive(Debug, Clone)]
+///
+/// Not `Clone`, as its body may be a stream that can be sent only once:
+/// [`try_clone`](Self::try_clone) copies a request whose body is buffered (or absent).
+#[derive(Debug)]
 pub struct Request {
     pub(crate) method: Method,
     pub(crate) url: Url,
     /// The request's own headers; the client's defaults are added when it is sent.
     pub(crate) headers: HeaderMap,
-    pub(crate) body: Option<Bytes>,
+    pub(crate) body: Option<Body>,
     /// The total timeout of this request, overriding the client's.
     pub(crate) timeout: Option<Duration>,
 }
@@ -54,14 +57,45 @@ impl Request {
     }
 
     /// The body, if any.
-    pub fn body(&self) -> Option<&Bytes> {
+    pub fn body(&self) -> Option<&Body> {
         self.body.as_ref()
+    }
+
+    /// The body, to change or take.
+    pub fn body_mut(&mut self) -> &mut Option<Body> {
+        &mut self.body
+    }
+
+    /// A copy of the request, or `None` if its body is a stream (which can be sent only
+    /// once; see [`Body`]).
+    pub fn try_clone(&self) -> Option<Request> {
+        let body = match &self.body {
+            Some(body) => Some(body.try_clone()?),
+            None => None,
+        };
+        Some(Request {
+            method: self.method.clone(),
+            url: self.url.clone(),
+            headers: self.headers.clone(),
+            body,
+            timeout: self.timeout,
+        })
     }
 
     /// The URL, taking the request apart.
     pub(crate) fn into_url(self) -> Url {
         self.url
     }
+}
+
+/// A request to send, given away or lent: a `Cow` for a type that is not `Clone` (a batch
+/// lends its requests, to send one again if no descriptor was free).
+#[derive(Debug)]
+// As `Cow` is: moved once into the request future, where boxing would cost an allocation.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum RequestCow<'a> {
+    Owned(Request),
+    Borrowed(&'a Request),
 }
 
 /// Something that can be a request URL: `&str`, `String`, or a parsed `Url`. A string with

@@ -1,7 +1,10 @@
 //! [`Response`]: the head of a response and a body still to be read from its connection.
 
 use std::fmt;
+use std::future::poll_fn;
 use std::net::SocketAddr;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
@@ -11,10 +14,11 @@ use url::Url;
 use super::conn::{body_buffer_limit, Conn, Deadlines};
 use super::error::{Error, Kind, Limit, Phase};
 use super::pool::{PoolHandle, PoolKey};
-use super::proto::body::{BodyDecoder, BodyError, Framing};
+use super::proto::body::{BodyDecoder, BodyError, Decoded, Framing};
 use super::proto::decode::{response_coding, Codings, DecodeError, Decoder};
 use super::proto::head::{BodyPlan, ResponseHead};
 use super::timings::{Clock, Timings};
+use crate::rt::Sleep;
 
 /// A response whose head has arrived. The body is read on demand with [`chunk`](Self::chunk),
 /// [`bytes`](Self::bytes) or [`text`](Self::text).
@@ -51,6 +55,10 @@ pub struct Response {
     /// The address of the connection that carried the response (a proxy's, through one),
     /// kept after the connection went back to the pool.
     remote_addr: SocketAddr,
+    /// What [`AsyncRead::poll_read`](futures_io::AsyncRead::poll_read) took from a chunk and
+    /// could not give yet; [`chunk`](Response::chunk) gives it first.
+    #[cfg(feature = "futures-io")]
+    unread: Bytes,
 }
 
 /// The body's source and progress.
@@ -67,6 +75,8 @@ struct Body {
     clock: Clock,
     max_body: Option<u64>,
     trailers: Option<HeaderMap>,
+    /// The deadline of the read in progress, armed when it first has to wait.
+    timer: Option<(Duration, Sleep)>,
 }
 
 /// Where a response's body comes from: the connection and what the request carried along.
@@ -114,8 +124,11 @@ impl Response {
                 clock,
                 max_body,
                 trailers: None,
+                timer: None,
             },
             decoding: None,
+            #[cfg(feature = "futures-io")]
+            unread: Bytes::new(),
         };
         response.body.finish_if_done();
         response
@@ -275,21 +288,59 @@ impl Response {
     }
 
     /// The next piece of the body, or `None` at its end. A body that ends early is an error.
-    /// A decoded body comes in pieces of at most 64 KiB (see
-    /// [Compressed bodies](Self#compressed-bodies)).
+    ///
+    /// A body sent as it is (no content coding) comes as the connection delivers it, without
+    /// a copy: each piece shares the connection's read buffer, which grows to 64 KiB while the
+    /// server sends faster than it is read, so a large body arrives in pieces of up to 64 KiB
+    /// (a chunked body in pieces of at most one chunk). Holding a piece keeps its buffer
+    /// alive; the connection takes a new one. A decoded body comes in pieces of at most
+    /// 64 KiB (see [Compressed bodies](Self#compressed-bodies)).
+    ///
+    /// ```
+    /// # volley::Runtime::new().unwrap().block_on(async {
+    /// # let server = volley_testserver::Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    /// let client = volley::Client::new();
+    /// let mut response = client.get(server.url("/bytes/1000000")).send().await?;
+    /// let mut total = 0;
+    /// while let Some(piece) = response.chunk().await? {
+    ///     total += piece.len();
+    /// }
+    /// assert_eq!(total, 1_000_000);
+    /// # Ok::<(), volley::Error>(())
+    /// # }).unwrap();
+    /// ```
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, Error> {
-        let mut out = Vec::new();
-        self.read(&mut out, false).await?;
-        Ok((!out.is_empty()).then(|| Bytes::from(out)))
+        poll_fn(|cx| self.poll_chunk(cx)).await
     }
 
-    /// Appends body data to `out`, decoded if the body is: as [`Body::read`].
-    async fn read(&mut self, out: &mut Vec<u8>, all: bool) -> Result<bool, Error> {
-        match self.decoding.as_deref_mut() {
-            None => self.body.read(&self.url, out, all).await,
-            // Boxed, so that reading a body that is not decoded costs no more than before.
-            Some(decoding) => Box::pin(decoding.read(&mut self.body, &self.url, out, all)).await,
+    /// [`chunk`](Self::chunk) as a poll function, for code that implements `Future` or a
+    /// stream by hand. `Pending` means the task is woken when more of the body arrives or
+    /// the read timeout passes. Like every volley I/O, it must be polled on a volley
+    /// [`Runtime`](crate::Runtime).
+    pub fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Error>> {
+        #[cfg(feature = "futures-io")]
+        if !self.unread.is_empty() {
+            return Poll::Ready(Ok(Some(std::mem::take(&mut self.unread))));
         }
+        match self.decoding.as_deref_mut() {
+            None => self.body.poll_chunk(cx, &self.url),
+            Some(decoding) => {
+                // Never `Pending` once something was decoded into `out` (see `poll_read_into`),
+                // so a fresh buffer per poll loses nothing.
+                let mut out = Vec::new();
+                ready!(decoding.poll_read_into(cx, &mut self.body, &self.url, &mut out, false))?;
+                Poll::Ready(Ok((!out.is_empty()).then(|| Bytes::from(out))))
+            }
+        }
+    }
+
+    /// Appends body data to `out`, decoded if the body is: as [`Body::poll_read_into`].
+    async fn read(&mut self, out: &mut Vec<u8>, all: bool) -> Result<bool, Error> {
+        poll_fn(|cx| match self.decoding.as_deref_mut() {
+            None => self.body.poll_read_into(cx, &self.url, out, all),
+            Some(decoding) => decoding.poll_read_into(cx, &mut self.body, &self.url, out, all),
+        })
+        .await
     }
 
     /// The whole body.
@@ -432,54 +483,146 @@ fn charset(content_type: &str) -> Option<&str> {
 }
 
 impl Body {
-    /// Appends body data to `out`. With `all`, keeps reading until the buffer is drained
-    /// or more must be awaited; otherwise returns after the first data. Returns `false` at the
+    /// Polls the connection for more bytes, under the read timeout. 0 means the peer closed.
+    fn poll_fill(&mut self, cx: &mut Context<'_>, url: &Url) -> Poll<Result<usize, Error>> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Poll::Ready(Ok(0));
+        };
+        let polled = conn.poll_fill(
+            cx,
+            &mut self.timer,
+            &self.deadlines,
+            Phase::ReadBody,
+            url,
+            body_buffer_limit(),
+        );
+        if let Poll::Ready(Err(_)) = polled {
+            self.conn = None;
+        }
+        polled
+    }
+
+    /// Decodes the framing of what is buffered, once: the data's range and the bytes used up.
+    /// A malformed body, or one past `max_body_size`, ends the body (and its connection).
+    fn decode_buffered(&mut self, url: &Url) -> Result<Decoded, Error> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(Decoded::default());
+        };
+        let decoded = match self.decoder.decode(conn.buf.filled()) {
+            Ok(decoded) => decoded,
+            Err(e) => {
+                self.conn = None;
+                return Err(body_error(e, url));
+            }
+        };
+        if let Some(limit) = self.max_body {
+            if self.decoder.received() > limit {
+                self.conn = None;
+                return Err(Error::new(Kind::TooLarge {
+                    what: Limit::Body,
+                    limit,
+                })
+                .with_url(url)
+                .with_phase(Phase::ReadBody));
+            }
+        }
+        Ok(decoded)
+    }
+
+    /// The peer closed: fine if the body is complete or delimited by the close.
+    fn closed(&mut self, url: &Url) -> Result<(), Error> {
+        if let Err(e) = self.decoder.finish() {
+            self.conn = None;
+            return Err(body_error(e, url));
+        }
+        self.reusable = false;
+        self.finish_if_done();
+        Ok(())
+    }
+
+    /// The next run of body data, split off the read buffer without a copy; `None` at the
     /// end of the body.
-    async fn read(&mut self, url: &Url, out: &mut Vec<u8>, all: bool) -> Result<bool, Error> {
+    fn poll_chunk(
+        &mut self,
+        cx: &mut Context<'_>,
+        url: &Url,
+    ) -> Poll<Result<Option<Bytes>, Error>> {
         loop {
-            let Some(conn) = self.conn.as_mut() else {
-                return Ok(false);
+            let Some(conn) = self.conn.as_ref() else {
+                return Poll::Ready(Ok(None));
             };
-            let before = out.len();
+            if !conn.buf.is_empty() && !self.decoder.is_done() {
+                let decoded = self.decode_buffered(url)?;
+                let Some(conn) = self.conn.as_mut() else {
+                    return Poll::Ready(Ok(None));
+                };
+                let data = decoded.data;
+                conn.buf.consume(data.start);
+                let piece = match data.is_empty() {
+                    // Splitting nothing off would still share the buffer.
+                    true => Bytes::new(),
+                    false => conn.buf.split_to(data.len()),
+                };
+                conn.buf.consume(decoded.consumed - data.end);
+                self.finish_if_done();
+                if !piece.is_empty() {
+                    return Poll::Ready(Ok(Some(piece)));
+                }
+                if decoded.consumed > 0 {
+                    continue;
+                }
+            }
+            if self.decoder.is_done() {
+                self.finish_if_done();
+                return Poll::Ready(Ok(None));
+            }
+            // The reactor or the read timer wakes us.
+            if ready!(self.poll_fill(cx, url))? == 0 {
+                self.closed(url)?;
+            }
+        }
+    }
+
+    /// Appends body data to `out` (a copy, for callers that gather the body or feed a
+    /// decoder). With `all`, keeps reading to the end of the body; otherwise returns after
+    /// the first data. Returns `false` at the end of the body (data may have been appended on
+    /// the way). `Pending` may come after data was appended: poll again with the same `out`.
+    fn poll_read_into(
+        &mut self,
+        cx: &mut Context<'_>,
+        url: &Url,
+        out: &mut Vec<u8>,
+        all: bool,
+    ) -> Poll<Result<bool, Error>> {
+        loop {
+            let mut got = false;
             // Decode what is buffered.
-            while !conn.buf.is_empty() && !self.decoder.is_done() {
-                let decoded = self
-                    .decoder
-                    .decode(conn.buf.filled())
-                    .map_err(|e| body_error(e, url))?;
+            while self.conn.as_ref().is_some_and(|c| !c.buf.is_empty()) && !self.decoder.is_done() {
+                let decoded = self.decode_buffered(url)?;
+                let Some(conn) = self.conn.as_mut() else {
+                    break;
+                };
                 out.extend_from_slice(&conn.buf.filled()[decoded.data.clone()]);
+                got |= !decoded.data.is_empty();
                 conn.buf.consume(decoded.consumed);
                 if decoded.consumed == 0 {
                     break;
                 }
             }
-            if let Some(limit) = self.max_body {
-                if self.decoder.received() > limit {
-                    self.conn = None;
-                    return Err(Error::new(Kind::TooLarge {
-                        what: Limit::Body,
-                        limit,
-                    })
-                    .with_url(url)
-                    .with_phase(Phase::ReadBody));
-                }
+            if self.conn.is_none() {
+                return Poll::Ready(Ok(false));
             }
             if self.decoder.is_done() {
                 self.finish_if_done();
-                return Ok(out.len() > before);
+                return Poll::Ready(Ok(false));
             }
-            if out.len() > before && !all {
-                return Ok(true);
+            if got && !all {
+                return Poll::Ready(Ok(true));
             }
-            let n = conn
-                .fill(&self.deadlines, Phase::ReadBody, url, body_buffer_limit())
-                .await
-                .inspect_err(|_| self.conn = None)?;
-            if n == 0 {
-                self.decoder.finish().map_err(|e| body_error(e, url))?;
-                self.reusable = false;
-                self.finish_if_done();
-                return Ok(out.len() > before);
+            // The reactor or the read timer wakes us.
+            if ready!(self.poll_fill(cx, url))? == 0 {
+                self.closed(url)?;
+                return Poll::Ready(Ok(false));
             }
         }
     }
@@ -498,6 +641,7 @@ impl Body {
                 self.pool.put(std::mem::take(&mut self.key), conn);
             }
         }
+        self.timer = None;
     }
 }
 
@@ -520,21 +664,24 @@ struct Decoding {
 impl Decoding {
     /// Appends decoded body data to `out`. With `all`, keeps going to the end of the body;
     /// otherwise returns as soon as there is data and the decoder needs more input, or
-    /// [`MAX_DECODED_CHUNK`] bytes are there. Returns `false` at the end of the body.
+    /// [`MAX_DECODED_CHUNK`] bytes are there. Returns `false` at the end of the body (data may
+    /// have been appended on the way). Without `all`, it is never `Pending` after appending
+    /// data.
     ///
     /// The decoder never gives more than is asked for, and is asked for no more than one
     /// byte past `max_body_size`: a bomb is stopped after at most that many bytes.
-    async fn read(
+    fn poll_read_into(
         &mut self,
+        cx: &mut Context<'_>,
         body: &mut Body,
         url: &Url,
         out: &mut Vec<u8>,
         all: bool,
-    ) -> Result<bool, Error> {
+    ) -> Poll<Result<bool, Error>> {
         let before = out.len();
         loop {
             if self.done {
-                return Ok(out.len() > before);
+                return Poll::Ready(Ok(false));
             }
             let mut room = match all {
                 true => MAX_DECODED_CHUNK,
@@ -546,7 +693,7 @@ impl Decoding {
             }
             let n = match self.decoder.decode(out, room) {
                 Ok(n) => n,
-                Err(e) => return Err(self.fail(body, decode_error(e, url))),
+                Err(e) => return Poll::Ready(Err(self.fail(body, decode_error(e, url)))),
             };
             self.decoded += n as u64;
             if let Some(limit) = self.limit.filter(|&limit| self.decoded > limit) {
@@ -554,27 +701,30 @@ impl Decoding {
                     what: Limit::Body,
                     limit,
                 });
-                return Err(self.fail(body, e.with_url(url).with_phase(Phase::ReadBody)));
+                return Poll::Ready(Err(
+                    self.fail(body, e.with_url(url).with_phase(Phase::ReadBody))
+                ));
             }
             if n == room {
                 // More may be ready without waiting for input.
                 if !all && out.len() - before >= MAX_DECODED_CHUNK {
-                    return Ok(true);
+                    return Poll::Ready(Ok(true));
                 }
                 continue;
             }
             // The decoder needs more input: give what there is first.
             if !all && out.len() > before {
-                return Ok(true);
+                return Poll::Ready(Ok(true));
             }
             if self.eof {
                 if let Err(e) = self.decoder.finish() {
-                    return Err(self.fail(body, decode_error(e, url)));
+                    return Poll::Ready(Err(self.fail(body, decode_error(e, url))));
                 }
                 self.done = true;
-                return Ok(out.len() > before);
+                return Poll::Ready(Ok(false));
             }
-            if !body.read(url, self.decoder.input(), false).await? {
+            // The body's reader wakes us when more compressed bytes arrive.
+            if !ready!(body.poll_read_into(cx, url, self.decoder.input(), false))? {
                 self.eof = true;
             }
         }
@@ -611,6 +761,62 @@ fn body_error(e: BodyError, url: &Url) -> Error {
         other => Error::new(Kind::InvalidResponse(other.to_string()))
             .with_url(url)
             .with_phase(Phase::ReadBody),
+    }
+}
+
+/// The body as a byte stream, for `futures::io::copy`, decoders and files (feature
+/// `futures-io`). It reads what [`Response::chunk`] gives (decoded, if the body is), copying
+/// each piece into the caller's buffer; `Ok(0)` is the end of the body. An error of the body
+/// is an [`io::Error`](std::io::Error) whose [`get_ref`](std::io::Error::get_ref) is the
+/// volley [`Error`] (kind [`Other`](std::io::ErrorKind::Other)). Like every volley I/O, it
+/// must be polled on a volley [`Runtime`](crate::Runtime).
+///
+/// ```
+/// use std::future::poll_fn;
+/// use std::pin::Pin;
+/// use futures_io::AsyncRead;
+///
+/// # volley::Runtime::new().unwrap().block_on(async {
+/// # let server = volley_testserver::Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+/// let client = volley::Client::new();
+/// let mut response = client.get(server.url("/bytes/100000")).send().await?;
+/// let mut buf = [0u8; 8192];
+/// let mut total = 0;
+/// loop {
+///     let n = poll_fn(|cx| Pin::new(&mut response).poll_read(cx, &mut buf)).await?;
+///     if n == 0 {
+///         break;
+///     }
+///     total += n;
+/// }
+/// assert_eq!(total, 100_000);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+#[cfg(feature = "futures-io")]
+impl futures_io::AsyncRead for Response {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        use bytes::Buf as _;
+        let this = self.get_mut();
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        if this.unread.is_empty() {
+            // `poll_chunk` is woken by the reactor or the read timer.
+            match ready!(this.poll_chunk(cx)) {
+                Ok(Some(piece)) => this.unread = piece,
+                Ok(None) => return Poll::Ready(Ok(0)),
+                Err(e) => return Poll::Ready(Err(std::io::Error::other(e))),
+            }
+        }
+        let n = buf.len().min(this.unread.len());
+        buf[..n].copy_from_slice(&this.unread[..n]);
+        this.unread.advance(n);
+        Poll::Ready(Ok(n))
     }
 }
 

@@ -24,6 +24,10 @@ pub struct Response {
     head: Head,
     body: Body,
     worker: Arc<Worker>,
+    /// What [`AsyncRead`](futures_io::AsyncRead) took from a piece and could not give yet;
+    /// [`chunk`](Response::chunk) gives it first.
+    #[cfg(feature = "futures-io")]
+    unread: Bytes,
 }
 
 enum Body {
@@ -54,7 +58,13 @@ impl Response {
             }
             BodyFrom::Stream(rx) => Body::Stream(rx),
         };
-        Response { head, body, worker }
+        Response {
+            head,
+            body,
+            worker,
+            #[cfg(feature = "futures-io")]
+            unread: Bytes::new(),
+        }
     }
 
     /// The status code.
@@ -125,6 +135,10 @@ impl Response {
 
     /// Poll-style [`chunk`](Self::chunk).
     pub fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Bytes>, Error>> {
+        #[cfg(feature = "futures-io")]
+        if !self.unread.is_empty() {
+            return Poll::Ready(Ok(Some(std::mem::take(&mut self.unread))));
+        }
         match &mut self.body {
             Body::Ready(bytes) => {
                 let bytes = bytes.take();
@@ -191,5 +205,30 @@ impl Response {
         let url = self.head.url.clone();
         let body = self.bytes().await?;
         crate::http::response::parse_json(&body, &url)
+    }
+}
+
+/// Reads the body as it arrives, from any executor (feature `futures-io`): for
+/// `futures::io::copy`, decoders, or tokio through `tokio_util::compat`. An error of the
+/// body is an `io::Error` whose inner error is the volley [`Error`].
+#[cfg(feature = "futures-io")]
+impl futures_io::AsyncRead for Response {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let mut piece = match std::task::ready!(self.poll_chunk(cx)) {
+            Ok(Some(piece)) => piece,
+            Ok(None) => return Poll::Ready(Ok(0)),
+            Err(e) => return Poll::Ready(Err(std::io::Error::other(e))),
+        };
+        let n = piece.len().min(buf.len());
+        buf[..n].copy_from_slice(&piece.split_to(n));
+        self.unread = piece;
+        Poll::Ready(Ok(n))
     }
 }

@@ -315,6 +315,57 @@ impl Conn {
         Ok(())
     }
 
+    /// Reads the request's body as [`read_body`](Self::read_body) does, but keeps none of
+    /// it, and without a size limit: returns its length and its FNV-1a 64 hash (for
+    /// `/count`, which takes uploads larger than the server would hold).
+    pub(crate) async fn count_body(&mut self, request: &Request) -> Result<(u64, u64), ReadError> {
+        let mut len = 0u64;
+        let mut hash = Fnv::default();
+        match request.framing {
+            BodyFraming::None => {}
+            BodyFraming::Length(n) => {
+                self.send_continue(request).await?;
+                let take = n.min(self.pending().len() as u64) as usize;
+                hash.update(&self.pending()[..take]);
+                self.start += take;
+                len += take as u64;
+                let mut scratch = vec![0u8; BODY_READ_CHUNK];
+                while len < n {
+                    let want = (n - len).min(BODY_READ_CHUNK as u64) as usize;
+                    let stream = &mut self.stream;
+                    let got = poll_fn(|cx| stream.poll_read(cx, &mut scratch[..want])).await?;
+                    if got == 0 {
+                        return Err(ReadError::Eof);
+                    }
+                    hash.update(&scratch[..got]);
+                    len += got as u64;
+                }
+            }
+            BodyFraming::Chunked => {
+                self.send_continue(request).await?;
+                let mut decoder = ChunkedDecoder::new();
+                let mut body = Vec::new();
+                loop {
+                    let (used, done) = decoder
+                        .decode(&self.buf[self.start..], &mut body, usize::MAX)
+                        .map_err(ReadError::Body)?;
+                    self.start += used;
+                    hash.update(&body);
+                    len += body.len() as u64;
+                    body.clear();
+                    if done {
+                        break;
+                    }
+                    if self.fill(BODY_BUF).await? == 0 {
+                        return Err(ReadError::Eof);
+                    }
+                }
+            }
+        }
+        self.release_if_empty();
+        Ok((len, hash.0))
+    }
+
     /// Sends `100 Continue` if the client asked for it and has not started its body yet.
     async fn send_continue(&mut self, request: &Request) -> io::Result<()> {
         if request.expects_continue() && self.pending().is_empty() {
@@ -421,4 +472,28 @@ impl Conn {
         self.requests += 1;
         Ok(request)
     }
+}
+
+/// FNV-1a, 64 bits: a hash of the bytes `/count` received, to compare with the client's.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    fn update(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
+/// The FNV-1a 64 hash of `bytes`, as `/count` computes it.
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut hash = Fnv::default();
+    hash.update(bytes);
+    hash.0
 }

@@ -41,6 +41,10 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("/patch", "PATCH: like /post"),
     ("/delete", "DELETE: like /post"),
     ("/anything[/...]", "any method: like /post, plus method"),
+    (
+        "/count",
+        "any method: the body's length and FNV-1a 64 hash as JSON, read without being kept (any size)",
+    ),
     ("/headers", "the request headers as JSON"),
     ("/ip", "the client's address as JSON"),
     ("/user-agent", "the User-Agent as JSON"),
@@ -349,6 +353,17 @@ pub(crate) async fn dispatch(conn: &mut Conn, mut req: Request) -> io::Result<Ne
     let segs: Vec<&str> = decoded.iter().map(String::as_str).collect();
     if let ["fault", rest @ ..] = segs.as_slice() {
         return Box::pin(faults::dispatch(conn, req, rest)).await;
+    }
+    if let ["count"] = segs.as_slice() {
+        // Bodies of any size, counted as they arrive and never held.
+        return match conn.count_body(&req).await {
+            Ok((len, hash)) => {
+                let json = format!("{{\"length\": {len}, \"fnv1a64\": \"{hash:016x}\"}}\n");
+                let response = Response::new(200).body("application/json", json);
+                conn.send(&req, response).await
+            }
+            Err(e) => Ok(conn.refuse(Some(&req), e).await),
+        };
     }
     if let Err(e) = conn.read_body(&mut req).await {
         return Ok(conn.refuse(Some(&req), e).await);

@@ -83,6 +83,7 @@
 //! | `/get`, `/headers`, `/ip`, `/user-agent` | the request as JSON |
 //! | `/post`, `/put`, `/patch`, `/delete` | the request and its body as JSON; 405 for another method |
 //! | `/anything`, `/anything/...` | any method: as `/post`, plus `method` |
+//! | `/count` | any method: `{"length": n, "fnv1a64": "<16 hex digits>"}` of the body, read as it arrives and never held, of any size ([`fnv1a64`] computes the same hash) |
 //! | `/status/{code}` | empty body with that status (200 to 999); 301, 302, 303, 305, 307, 308 add `Location: /redirect/1`, 401 `WWW-Authenticate`, 418 a teapot |
 //! | `/delay/{secs}` | the `/post`-style JSON after `secs` seconds (fractional, capped at 10); the wait is a timer, so thousands cost nothing |
 //! | `/bytes/{n}?seed=S` | `n` bytes (at most 100 MiB) of xorshift64* seeded by `S`: [`seeded_bytes`] computes the same; without a seed, the clock seeds it |
@@ -181,6 +182,7 @@ use volley::sleep;
 use volley::Runtime;
 use volley::{spawn, JoinHandle};
 
+pub use conn::fnv1a64;
 pub use dns::{DnsBuilder, DnsServer, DnsServerStats};
 pub use endpoints::ENDPOINTS;
 pub use faults::GARBAGE;

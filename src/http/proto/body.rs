@@ -68,7 +68,7 @@ impl fmt::Display for BodyError {
 }
 
 /// What one call to [`BodyDecoder::decode`] did.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Decoded {
     /// Input bytes used up, data and framing alike. The caller drops them from its buffer.
     pub(crate) consumed: usize,

@@ -3,12 +3,13 @@
 //! The request line uses the origin form (path and query exactly as the URL has them), or the
 //! absolute form (`http://host:port/path?query`, never with userinfo) for a request to a
 //! forward proxy; `Host` comes from the URL with the port when it is not the scheme's default,
-//! and a body is framed with `Content-Length`. Header names and values come from the `http` crate, which refuses
+//! and a body is framed with `Content-Length`, or, when its length is not known in advance,
+//! with `Transfer-Encoding: chunked` ([`chunk_prefix`] and [`LAST_CHUNK`] frame its pieces). Header names and values come from the `http` crate, which refuses
 //! CR, LF and NUL; the request target is checked here too, so none of them reach the wire.
 
 use std::io::Write as _;
 
-use http::header::{CONTENT_LENGTH, HOST};
+use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use http::{HeaderMap, Method};
 use url::Url;
 
@@ -39,19 +40,43 @@ pub(crate) enum Target {
     Absolute,
 }
 
+/// How a request body is framed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyLen {
+    /// `Content-Length`: exactly this many bytes follow the head.
+    Known(u64),
+    /// `Transfer-Encoding: chunked`: the length is not known in advance.
+    Chunked,
+}
+
+/// What ends a chunked body: the last chunk and an empty trailer section.
+pub(crate) const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+/// Writes the framing before a chunk of `len` (non-zero) bytes into `out` (cleared first):
+/// the CRLF that ends the previous chunk's data unless this is the `first`, then the size line.
+pub(crate) fn chunk_prefix(out: &mut Vec<u8>, len: usize, first: bool) {
+    debug_assert!(len > 0, "an empty chunk would end the body");
+    out.clear();
+    if !first {
+        out.extend_from_slice(b"\r\n");
+    }
+    let _ = write!(out, "{len:x}\r\n");
+}
+
 /// Appends the head of a `method` request for `url` to `out`, with the request target in
 /// `form`.
 ///
 /// `headers` are written as given, after `Host` (unless `headers` has one). `body_len` adds
-/// `Content-Length` unless `headers` has one; methods that usually carry a body get
-/// `Content-Length: 0` when they have none, as curl and hyper send.
+/// `Content-Length` unless `headers` has one, or `Transfer-Encoding: chunked` unless `headers`
+/// has a `Transfer-Encoding`; methods that usually carry a body get `Content-Length: 0` when
+/// they have none, as curl and hyper send.
 pub(crate) fn encode_head(
     out: &mut Vec<u8>,
     method: &Method,
     url: &Url,
     form: Target,
     headers: &HeaderMap,
-    body_len: Option<u64>,
+    body_len: Option<BodyLen>,
 ) -> Result<(), EncodeError> {
     let host = url.host_str().ok_or(EncodeError::NoHost)?;
     let start = out.len();
@@ -92,10 +117,14 @@ pub(crate) fn encode_head(
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    if !headers.contains_key(CONTENT_LENGTH) {
+    if body_len == Some(BodyLen::Chunked) {
+        if !headers.contains_key(TRANSFER_ENCODING) {
+            out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+        }
+    } else if !headers.contains_key(CONTENT_LENGTH) {
         let expects_body = matches!(*method, Method::POST | Method::PUT | Method::PATCH);
         match body_len {
-            Some(n) if n > 0 || expects_body => {
+            Some(BodyLen::Known(n)) if n > 0 || expects_body => {
                 out.extend_from_slice(b"content-length: ");
                 let _ = write!(out, "{n}");
                 out.extend_from_slice(b"\r\n");
@@ -186,6 +215,7 @@ mod tests {
             map.append(*k, HeaderValue::from_str(v).unwrap());
         }
         let mut out = Vec::new();
+        let body = body.map(BodyLen::Known);
         encode_head(&mut out, method, &url, Target::Origin, &map, body).unwrap();
         String::from_utf8(out).unwrap()
     }
@@ -340,6 +370,39 @@ mod tests {
         );
         let own_host = encode(get, "http://h/", &[("host", "other")], None);
         assert_eq!(own_host, "GET / HTTP/1.1\r\nhost: other\r\n\r\n");
+    }
+
+    /// A body of unknown length is chunked: `Transfer-Encoding: chunked` and no
+    /// `Content-Length`, unless the request set its own `Transfer-Encoding`; each chunk's
+    /// size line follows the previous chunk's CRLF.
+    #[test]
+    fn encodes_chunked_framing() {
+        let url = Url::parse("http://h/up").unwrap();
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (
+                &[],
+                "PUT /up HTTP/1.1\r\nhost: h\r\ntransfer-encoding: chunked\r\n\r\n",
+            ),
+            (
+                &[("transfer-encoding", "chunked")],
+                "PUT /up HTTP/1.1\r\nhost: h\r\ntransfer-encoding: chunked\r\n\r\n",
+            ),
+        ];
+        for (headers, want) in cases {
+            let mut map = HeaderMap::new();
+            for (k, v) in *headers {
+                map.append(*k, HeaderValue::from_str(v).unwrap());
+            }
+            let mut out = Vec::new();
+            let chunked = Some(BodyLen::Chunked);
+            encode_head(&mut out, &Method::PUT, &url, Target::Origin, &map, chunked).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), *want);
+        }
+        let mut prefix = Vec::new();
+        chunk_prefix(&mut prefix, 0x1a, true);
+        assert_eq!(prefix, b"1a\r\n");
+        chunk_prefix(&mut prefix, 65536, false);
+        assert_eq!(prefix, b"\r\n10000\r\n");
     }
 
     /// CR, LF and NUL never reach the wire: the URL parser strips or escapes them, and the
