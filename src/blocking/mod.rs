@@ -11,7 +11,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! It is the [`threaded`](crate::threaded) client with each call waited for by parking the
+//! It is the [`threaded`] client with each call waited for by parking the
 //! calling thread until the loop answers: no runtime is made per call, and the loop threads
 //! and their pool are shared by every clone, from any number of threads. It can be used from
 //! any thread, including a tokio `spawn_blocking` task; calling it from inside an async task
@@ -35,7 +35,7 @@ use crate::sync::block_on;
 use crate::threaded;
 
 /// A request being built for the blocking [`Client`]; `send()` sends it.
-pub type RequestBuilder = crate::RequestBuilder<Client>;
+pub type RequestBuilder = crate::http::client::RequestBuilder<Client>;
 
 /// A blocking HTTP/1.1 client: `Send`, `Sync`, cheap to clone. See the [module docs](self).
 #[derive(Clone, Debug, Default)]
@@ -59,7 +59,7 @@ impl Client {
 
     /// Starts a request with any method.
     pub fn request(&self, method: Method, url: impl IntoUrl) -> RequestBuilder {
-        crate::RequestBuilder::new(self.clone(), method, url)
+        crate::http::client::RequestBuilder::new(self.clone(), method, url)
     }
 
     /// Sends `request` and waits for the final response head.
@@ -112,7 +112,7 @@ impl From<threaded::Client> for Client {
     }
 }
 
-impl crate::RequestBuilder<Client> {
+impl crate::http::client::RequestBuilder<Client> {
     /// Sends the request and waits for the final response head.
     pub fn send(self) -> Result<Response, Error> {
         let request = self.request?;

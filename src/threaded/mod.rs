@@ -40,7 +40,7 @@
 //! handle (client clone, response or stream) is dropped; none is left behind. If a loop
 //! thread dies (a panic in code of yours that runs on it, such as the
 //! [`configure`](ClientBuilder::configure) closure), every request waiting on it and every
-//! later one fails with an error of kind [`Kind::Runtime`](crate::ErrorKind::Runtime) saying
+//! later one fails with an error of kind [`Kind::Runtime`] saying
 //! why.
 
 mod batch;
@@ -64,7 +64,7 @@ pub use batch::{Batch, BatchStream};
 pub use response::Response;
 
 /// A request being built for the threaded [`Client`]; `send().await` sends it.
-pub type RequestBuilder = crate::RequestBuilder<Client>;
+pub type RequestBuilder = crate::http::client::RequestBuilder<Client>;
 
 /// An HTTP/1.1 client that can be used from any thread and any executor: `Send`, `Sync`, and
 /// cheap to clone (clones share the loop threads, their pools and DNS caches). See the
@@ -122,13 +122,16 @@ impl fmt::Debug for ClientBuilder {
 }
 
 impl ClientBuilder {
-    /// The settings of each loop's client: `f` gets a [`crate::ClientBuilder`] with the
+    /// The settings of each loop's client: `f` gets a [`crate::http::config::ClientBuilder`] with the
     /// defaults and returns it configured. It runs on each loop thread when the loop starts
     /// (a resolver or other setting that is not `Send` is made there), so it must be `Send`
     /// and callable more than once.
     pub fn configure<F>(mut self, f: F) -> Self
     where
-        F: Fn(crate::ClientBuilder) -> crate::ClientBuilder + Send + Sync + 'static,
+        F: Fn(crate::http::config::ClientBuilder) -> crate::http::config::ClientBuilder
+            + Send
+            + Sync
+            + 'static,
     {
         self.configure = Arc::new(f);
         self
@@ -153,9 +156,9 @@ impl ClientBuilder {
     }
 
     /// Builds the client after checking the settings on this thread, or says which one is
-    /// invalid (the same check [`crate::ClientBuilder::try_build`] makes).
+    /// invalid (the same check [`crate::http::config::ClientBuilder::try_build`] makes).
     pub fn try_build(self) -> Result<Client, Error> {
-        (self.configure)(crate::ClientBuilder::new()).into_config()?;
+        (self.configure)(crate::http::config::ClientBuilder::new()).into_config()?;
         Ok(self.build())
     }
 }
@@ -178,7 +181,7 @@ impl Client {
 
     /// Starts a request with any method.
     pub fn request(&self, method: Method, url: impl IntoUrl) -> RequestBuilder {
-        crate::RequestBuilder::new(self.clone(), method, url)
+        crate::http::client::RequestBuilder::new(self.clone(), method, url)
     }
 
     /// Sends `request` on its loop, follows redirects per the policy, and returns the final
@@ -189,7 +192,11 @@ impl Client {
         let (reply, answer) = oneshot::channel();
         worker.submit(
             Box::new(move |client| {
-                drop(crate::spawn(worker::serve(client.clone(), request, reply)));
+                drop(crate::rt::spawn(worker::serve(
+                    client.clone(),
+                    request,
+                    reply,
+                )));
             }),
             Some(&url),
         )?;
@@ -231,7 +238,7 @@ impl Client {
     }
 }
 
-impl crate::RequestBuilder<Client> {
+impl crate::http::client::RequestBuilder<Client> {
     /// Sends the request on the client's loop and waits for the final response head.
     pub async fn send(self) -> Result<Response, Error> {
         let request = self.request?;

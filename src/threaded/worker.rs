@@ -27,14 +27,15 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode, Version};
 use url::Url;
 
+use crate::http::config::ClientBuilder;
 use crate::http::error::{Error, Kind};
 use crate::http::request::Request;
 use crate::http::timings::Timings;
+use crate::rt::Runtime;
 use crate::sync::{lock_ignoring_poison as lock, mpsc, oneshot};
-use crate::{ClientBuilder, Runtime};
 
 /// Work for the loop: runs on the loop thread with the loop's client.
-pub(crate) type Job = Box<dyn FnOnce(&crate::Client) + Send>;
+pub(crate) type Job = Box<dyn FnOnce(&crate::http::client::Client) + Send>;
 
 /// Builds each loop's client from the defaults.
 pub(crate) type Configure = Arc<dyn Fn(ClientBuilder) -> ClientBuilder + Send + Sync>;
@@ -204,7 +205,7 @@ pub(crate) enum Piece {
 /// and framed by length), then the body's pieces. Stops, closing the connection, as soon as
 /// the caller drops its end.
 pub(crate) async fn serve(
-    client: crate::Client,
+    client: crate::http::client::Client,
     request: Request,
     mut reply: oneshot::Sender<Result<Head, Error>>,
 ) {
