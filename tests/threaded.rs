@@ -332,3 +332,50 @@ fn blocking_client_drops_inside_async_code() {
         drop(client);
     });
 }
+
+/// With several loop threads, each host keeps to one loop (its connections are reused), and
+/// requests to many hosts all complete.
+#[test]
+fn several_loops_share_the_hosts() {
+    let servers: Vec<ServerThread> = (0..4).map(|_| server()).collect();
+    let client = threaded::Client::builder().threads(3).build();
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        for round in 0..5 {
+            for server in &servers {
+                let resp = client
+                    .get(server.url(&format!("/get?r={round}")))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), 200);
+                resp.bytes().await.unwrap();
+            }
+        }
+    });
+    for server in &servers {
+        assert_eq!(
+            server.stats().connections_accepted,
+            1,
+            "{:?}",
+            server.stats()
+        );
+    }
+}
+
+/// A streamed request body crosses to the loop: the blocking client uploads from a reader.
+#[test]
+fn blocking_upload_from_a_reader() {
+    let server = server();
+    let client = volley::blocking::Client::new();
+    let data = vec![7u8; 3 << 20];
+    let body = volley::Body::sized_reader(std::io::Cursor::new(data), 3 << 20);
+    let text = client
+        .post(server.url("/count"))
+        .body(body)
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(text.contains("3145728"), "{text}");
+}
