@@ -16,5 +16,5 @@ CARGO_TARGET_DIR=$TARGET cargo build --release --manifest-path peers/Cargo.toml 
     echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(git rev-parse --short HEAD) $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "# benches/w3_tokio.sh $*"
     "$TARGET/release/keepalive" --port "$NGINX_PORT" --path /small.txt -c 50 -n 200000 \
-        --rounds 5 --clients volley,volley-tokio,reqwest "$@"
+        --rounds 5 --clients volley,volley-tokio,volley-tokio-batch,reqwest "$@"
 } 2>&1 | tee peers/w3-tokio-results.txt

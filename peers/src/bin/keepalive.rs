@@ -33,6 +33,9 @@
 //! - `volley-tokio`: the `reqwest` setup (tokio current-thread runtime, `tokio::spawn`) with
 //!   `volley::threaded::Client::new()` instead: every request hops to the client's volley
 //!   loop thread and back. The CPU time counts both threads;
+//! - `volley-tokio-batch`: the same threaded client from the same tokio runtime, all N
+//!   requests as one `fetch_all(..).concurrency(C)` (bodies kept and checked): one hop for the
+//!   batch, results streamed back;
 //! - `raw` (reference): blocking `std::net` sockets, C connections in lockstep (write one
 //!   fixed request on each, then read each response); no HTTP parsing beyond the length. A
 //!   ceiling for what the server and loopback allow.
@@ -105,7 +108,7 @@ fn parse_args() -> Result<Args, String> {
             "--serve" => args.serve = true,
             "-h" | "--help" => {
                 return Err("usage: keepalive [-c C] [-n N] [--rounds R] [--warmup W] \
-                            [--clients volley,volley-nt,volley-url,volley-tokio,reqwest,raw] [--port P] \
+                            [--clients volley,volley-nt,volley-url,volley-tokio,volley-tokio-batch,reqwest,raw] [--port P] \
                             [--path P] | --serve"
                     .into())
             }
@@ -116,7 +119,17 @@ fn parse_args() -> Result<Args, String> {
         return Err("need -c >= 1, -n >= -c and --rounds >= 1".into());
     }
     for c in &args.clients {
-        if !["volley", "volley-nt", "volley-url", "volley-tokio", "reqwest", "raw"].contains(&c.as_str()) {
+        if ![
+            "volley",
+            "volley-nt",
+            "volley-url",
+            "volley-tokio",
+            "volley-tokio-batch",
+            "reqwest",
+            "raw",
+        ]
+        .contains(&c.as_str())
+        {
             return Err(format!("unknown client {c:?}"));
         }
     }
@@ -330,7 +343,38 @@ fn run_volley_tokio(url: &str, args: &Args) -> Sample {
                 })
                 .collect();
             for task in tasks {
-                task.await.expect("volley-tokio task").expect("volley-tokio request");
+                task.await
+                    .expect("volley-tokio task")
+                    .expect("volley-tokio request");
+            }
+        })
+    };
+    batch(args.warmup * args.concurrency);
+    timed(args.requests, || batch(args.requests))
+}
+
+/// volley's threaded client from tokio, through `fetch_all`: the whole batch crosses to the
+/// loop once and the results stream back, so requests do not hop one by one.
+fn run_volley_tokio_batch(url: &str, args: &Args) -> Sample {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let client = volley::threaded::Client::new();
+    let batch = |total: usize| {
+        rt.block_on(async {
+            let report = client
+                .fetch_all(vec![url.to_string(); total])
+                .concurrency(args.concurrency)
+                .run()
+                .await;
+            assert_eq!(
+                report.summary.ok as usize, total,
+                "volley-tokio-batch failures"
+            );
+            for result in &report.results {
+                let fetched = result.outcome.as_ref().expect("volley-tokio-batch request");
+                assert_eq!(fetched.body.len(), BODY_LEN);
             }
         })
     };
@@ -382,6 +426,7 @@ fn run_client(name: &str, port: u16, args: &Args) -> Sample {
         "volley-url" => run_volley(&url, args, true, true),
         "reqwest" => run_reqwest(&url, args),
         "volley-tokio" => run_volley_tokio(&url, args),
+        "volley-tokio-batch" => run_volley_tokio_batch(&url, args),
         "raw" => run_raw(port, args),
         other => unreachable!("client {other}"),
     }
