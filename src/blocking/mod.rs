@@ -11,7 +11,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! It is the [`threaded`](crate::threaded) client with each call waited for by parking the
+//! It is the [`threaded`] client with each call waited for by parking the
 //! calling thread until the loop answers: no runtime is made per call, and the loop threads
 //! and their pool are shared by every clone, from any number of threads. It can be used from
 //! any thread, including a tokio `spawn_blocking` task; calling it from inside an async task

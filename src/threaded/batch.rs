@@ -31,7 +31,7 @@ type SendProgress = Box<dyn FnMut(&Progress) + Send>;
 
 impl Client {
     /// Starts a batch that fetches every request of `requests` (URLs or
-    /// [`Request`](crate::Request)s) on a loop thread, with the settings and guarantees of
+    /// [`Request`]s) on a loop thread, with the settings and guarantees of
     /// [`crate::Client::fetch_all`].
     ///
     /// ```

@@ -31,17 +31,17 @@
 //!
 //! So a request costs, beyond the loop's own work, two channel messages, one boxed job and
 //! a task spawn on the loop, and up to two cross-thread wakes, each a syscall when the other
-//! side sleeps; under load most wakes find the other side awake and cost none. The README's
-//! performance section gives the measured figure (keep-alive GETs from a tokio
-//! current-thread runtime, beside reqwest).
+//! side sleeps; under load most wakes find the other side awake and cost none. The
+//! repository's `docs/performance.md` (summed up in its README) gives the measured figure
+//! (keep-alive GETs from a tokio current-thread runtime, beside reqwest).
 //!
 //! Dropping a request's future, a [`Response`] or a [`BatchStream`] cancels its work on
 //! the loop and closes its connection. The loop threads stop, and are joined, when the last
 //! handle (client clone, response or stream) is dropped; none is left behind. If a loop
 //! thread dies (a panic in code of yours that runs on it, such as the
 //! [`configure`](ClientBuilder::configure) closure), every request waiting on it and every
-//! later one fails with an error of kind [`Kind::Runtime`](crate::ErrorKind::Runtime) saying
-//! why.
+//! later one fails with an error of kind [`ErrorKind::Runtime`](crate::ErrorKind::Runtime)
+//! saying why.
 
 mod batch;
 mod response;
