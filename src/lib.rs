@@ -85,6 +85,9 @@
 //! - [`rt`]: the runtime. [`Runtime`] and its `block_on` loop, the executor, the `mio`
 //!   reactor, timers ([`sleep`], [`timeout`], [`interval`]), [`spawn`] and
 //!   [`spawn_blocking`].
+//! - [`sync`]: [`sync::oneshot`] and [`sync::mpsc`] channels, [`sync::join_all`] and
+//!   [`sync::select`], for tasks on any thread and any executor; inside, the parking wait
+//!   the blocking client is built on.
 //! - [`net`]: sockets on the reactor: [`TcpStream`] (with its hand-written `Connect`, `Read`
 //!   and `Write` futures), [`TcpListener`], [`UdpSocket`], TLS (`net::tls`, rustls driven
 //!   on the reactor) and [`raise_fd_limit`].
@@ -99,6 +102,11 @@
 //!   the keep-alive pool, [`Proxy`], [`redirect`], the request [`Body`] (buffered or
 //!   streamed), [`Response`] and the one [`Error`].
 //! - [`batch`]: [`Client::fetch_all`]: many requests, bounded in flight, per host.
+//! - [`threaded`]: [`threaded::Client`], `Send + Sync + Clone`, for tokio or any executor:
+//!   each request runs on a volley loop of the client's own threads and crosses back on
+//!   [`sync`] channels.
+//! - [`blocking`]: [`blocking::Client`], the threaded client with each call waited for on
+//!   the calling thread, as `reqwest::blocking`.
 //!
 //! Test code is not part of the library: the test server is the `volley-testserver` crate of
 //! this workspace, and the fuzz drivers (`testing`) are compiled for tests and the `fuzzing`
@@ -106,12 +114,15 @@
 //!
 //! ## Features
 //!
-//! `tls` (default: HTTPS with rustls and *ring*), `gzip` and `deflate` (default), `json`
-//! (default: reqwest's serde conveniences, `RequestBuilder::json`, `query` and `form`, and
-//! `Response::json`, with serde, serde_json and serde_urlencoded), `cookies` (a cookie
-//! store per client, `ClientBuilder::cookie_store`, with the cookie_store crate), `brotli`,
-//! `zstd`, `native-roots` (the platform's root certificates), `futures-io` (`AsyncRead` and
+//! On by default: `tls` (HTTPS with rustls and *ring*, and Mozilla's root certificates from
+//! webpki-roots), `gzip` and `deflate` (decoding those `Content-Encoding`s, with flate2's
+//! pure-Rust backend), `json` (reqwest's serde conveniences, `RequestBuilder::json`, `query`
+//! and `form`, and `Response::json`, with serde, serde_json and serde_urlencoded). Off by
+//! default: `brotli` and `zstd` (those codings, pure Rust), `cookies` (a cookie store per
+//! client, `ClientBuilder::cookie_store`, with the cookie_store crate), `native-roots` (the
+//! platform's root certificates too; implies `tls`), `futures-io` (`AsyncRead` and
 //! `AsyncWrite` for [`TcpStream`], `AsyncRead` for [`Response`], `Body::from_async_read`).
+//! `fuzzing` is internal: hidden entry points for the fuzz targets, not a public API.
 //!
 //! ## Coming from reqwest
 //!
@@ -120,8 +131,10 @@
 //! `basic_auth`, `bearer_auth`, `timeout`, `send`; `Response::status`, `headers`,
 //! `content_length`, `remote_addr`, `error_for_status(_ref)`, `chunk`, `bytes`, `text` and
 //! `json`; `Error::is_timeout`, `is_connect`, `is_decode`; [`Url`] is re-exported. What
-//! differs: the futures run on volley's [`Runtime`], not tokio, and a [`Client`] belongs to
-//! its thread; timeouts are on by default (see [`Client`]).
+//! differs: the futures of a [`Client`] run on volley's [`Runtime`], not tokio, and it
+//! belongs to its thread (from tokio or any executor, use [`threaded::Client`]; from plain
+//! threads, [`blocking::Client`], as `reqwest::blocking`); timeouts are on by default (see
+//! [`Client`]).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(missing_debug_implementations, rust_2018_idioms)]

@@ -48,8 +48,8 @@
 //! handle (client clone, response or stream) is dropped; none is left behind. If a loop
 //! thread dies (a panic in code of yours that runs on it, such as the
 //! [`configure`](ClientBuilder::configure) closure), every request waiting on it and every
-//! later one fails with an error of kind [`Kind::Runtime`] saying
-//! why.
+//! later one fails with an error of kind [`ErrorKind::Runtime`](crate::ErrorKind::Runtime)
+//! saying why.
 
 mod batch;
 mod response;
