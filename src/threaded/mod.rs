@@ -35,8 +35,8 @@
 //! end of its turn and sends them together, so a burst of answers wakes the caller's
 //! executor once. Measured on 2 cores against nginx (W3: 200,000 keep-alive GETs over 50
 //! connections, `benches/w3_tokio.sh`, raw output in `peers/w3-tokio-results.txt`), the hop
-//! added about 4.3 µs of CPU per request (19.1 µs from a tokio current-thread runtime,
-//! 14.8 µs on volley's own loop, 17.9 µs for reqwest), nearly all of it the one context
+//! added about 5 µs of CPU per request (medians: 21.0 µs from a tokio current-thread runtime,
+//! 16.2 µs on volley's own loop; reqwest took 22.6 µs), nearly all of it the one context
 //! switch per request that `perf stat` counts when the two threads take turns
 //! (`peers/w3-tokio-perfstat.txt`). Where requests take milliseconds rather than the 20 µs of
 //! a loopback server, the hop is lost in the noise; where they take microseconds, use
