@@ -317,7 +317,7 @@ fn a_reader_error_fails_the_request() {
             .await
             .unwrap_err();
         assert_eq!(error.kind(), &ErrorKind::RequestBody(BodyFailure::Read));
-        assert!(error.to_string().contains("disk on fire"), "{error}");
+        assert!(format!("{error:#}").contains("disk on fire"), "{error:#}");
     });
 }
 
