@@ -122,10 +122,7 @@ impl Client {
         Batch {
             client: self.clone(),
             source: requests.into_iter(),
-            concurrency: 100,
-            per_host: None,
-            queue_timeout: None,
-            keep_bodies: true,
+            settings: Settings::default(),
             on_progress: None,
         }
     }
@@ -136,20 +133,78 @@ impl Client {
 pub struct Batch<I> {
     client: Client,
     source: I,
+    settings: Settings,
+    on_progress: Option<ProgressFn>,
+}
+
+/// A batch's settings, as its setters left them: [`Batch`] and the threaded client's batch
+/// both hold one, and the latter hands it to the former on its loop.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Settings {
     concurrency: usize,
     per_host: Option<usize>,
     queue_timeout: Option<Duration>,
     keep_bodies: bool,
-    on_progress: Option<ProgressFn>,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            concurrency: 100,
+            per_host: None,
+            queue_timeout: None,
+            keep_bodies: true,
+        }
+    }
+}
+
+impl Settings {
+    pub(crate) fn concurrency(&mut self, n: usize) {
+        self.concurrency = n.max(1);
+    }
+
+    pub(crate) fn per_host(&mut self, n: usize) {
+        self.per_host = Some(n.max(1));
+    }
+
+    pub(crate) fn queue_timeout(&mut self, timeout: Duration) {
+        self.queue_timeout = Some(timeout);
+    }
+
+    pub(crate) fn keep_bodies(&mut self, keep: bool) {
+        self.keep_bodies = keep;
+    }
+}
+
+/// Results put back in input order, for `run`.
+pub(crate) struct InOrder(Vec<Option<FetchResult>>);
+
+impl InOrder {
+    /// Room for `total` results, if the input told its length.
+    pub(crate) fn new(total: Option<usize>) -> InOrder {
+        InOrder(Vec::with_capacity(total.unwrap_or(0)))
+    }
+
+    pub(crate) fn put(&mut self, result: FetchResult) {
+        let index = result.index;
+        if self.0.len() <= index {
+            self.0.resize_with(index + 1, || None);
+        }
+        self.0[index] = Some(result);
+    }
+
+    pub(crate) fn finish(self, summary: BatchSummary) -> BatchReport {
+        BatchReport {
+            results: self.0.into_iter().flatten().collect(),
+            summary,
+        }
+    }
 }
 
 impl<I> fmt::Debug for Batch<I> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Batch")
-            .field("concurrency", &self.concurrency)
-            .field("per_host", &self.per_host)
-            .field("queue_timeout", &self.queue_timeout)
-            .field("keep_bodies", &self.keep_bodies)
+            .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
 }
@@ -161,28 +216,28 @@ where
 {
     /// The most requests in flight at once (default 100; at least 1).
     pub fn concurrency(mut self, n: usize) -> Self {
-        self.concurrency = n.max(1);
+        self.settings.concurrency(n);
         self
     }
 
     /// The most requests in flight to one host (scheme, host and port) at once; others for
     /// that host wait their turn (default: no limit but the global one).
     pub fn per_host(mut self, n: usize) -> Self {
-        self.per_host = Some(n.max(1));
+        self.settings.per_host(n);
         self
     }
 
     /// The longest a request may wait for an admission slot, counted from the start of the
     /// batch; one still waiting then fails with a timeout in [`Phase::Queue`]. Default: none.
     pub fn queue_timeout(mut self, timeout: Duration) -> Self {
-        self.queue_timeout = Some(timeout);
+        self.settings.queue_timeout(timeout);
         self
     }
 
     /// Whether to keep response bodies (default `true`). With `false`, bodies are read to the
     /// end and counted, so connections are reused, but not stored.
     pub fn keep_bodies(mut self, keep: bool) -> Self {
-        self.keep_bodies = keep;
+        self.settings.keep_bodies(keep);
         self
     }
 
@@ -195,19 +250,17 @@ where
     /// Runs the batch and returns every result in input order, with the summary.
     pub async fn run(self) -> BatchReport {
         let mut stream = self.stream();
-        let mut results: Vec<Option<FetchResult>> =
-            Vec::with_capacity(stream.summary.total.unwrap_or(0));
+        let mut results = InOrder::new(stream.summary.total);
         while let Some(result) = stream.next().await {
-            let index = result.index;
-            if results.len() <= index {
-                results.resize_with(index + 1, || None);
-            }
-            results[index] = Some(result);
+            results.put(result);
         }
-        BatchReport {
-            results: results.into_iter().flatten().collect(),
-            summary: stream.summary.clone(),
-        }
+        results.finish(stream.summary.clone())
+    }
+
+    /// Takes every setting of `settings` (the threaded client's batch, on its loop).
+    pub(crate) fn with_settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
+        self
     }
 
     /// Starts the batch and returns a stream of results in completion order.
@@ -219,7 +272,7 @@ where
             (low, Some(high)) if low == high => Some(low),
             _ => None,
         };
-        let limit = self.concurrency.min(fd_budget);
+        let limit = self.settings.concurrency.min(fd_budget);
         BatchStream {
             client: self.client,
             source: self.source,
@@ -238,11 +291,11 @@ where
             host_queues: HashMap::new(),
             ready_hosts: VecDeque::new(),
             handles: HashMap::new(),
-            per_host: self.per_host,
-            queue_deadline: self.queue_timeout.map(|t| (t, started + t)),
+            per_host: self.settings.per_host,
+            queue_deadline: self.settings.queue_timeout.map(|t| (t, started + t)),
             queue_sleep: None,
             retry_sleep: None,
-            keep_bodies: self.keep_bodies,
+            keep_bodies: self.settings.keep_bodies,
             on_progress: self.on_progress,
             started,
             summary: BatchSummary::new(total),

@@ -17,7 +17,9 @@ use url::Url;
 
 use super::worker::{or_closed, Worker};
 use super::Client;
-use crate::batch::{BatchReport, BatchSummary, FetchResult, IntoRequest, Progress};
+use crate::batch::{
+    BatchReport, BatchSummary, FetchResult, InOrder, IntoRequest, Progress, Settings,
+};
 use crate::http::error::{Error, Kind};
 use crate::http::request::Request;
 use crate::http::timings::Timings;
@@ -52,10 +54,7 @@ impl Client {
         Batch {
             client: self.clone(),
             source: requests.into_iter(),
-            concurrency: 100,
-            per_host: None,
-            queue_timeout: None,
-            keep_bodies: true,
+            settings: Settings::default(),
             on_progress: None,
         }
     }
@@ -67,20 +66,14 @@ impl Client {
 pub struct Batch<I> {
     client: Client,
     source: I,
-    concurrency: usize,
-    per_host: Option<usize>,
-    queue_timeout: Option<Duration>,
-    keep_bodies: bool,
+    settings: Settings,
     on_progress: Option<SendProgress>,
 }
 
 impl<I> fmt::Debug for Batch<I> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("threaded::Batch")
-            .field("concurrency", &self.concurrency)
-            .field("per_host", &self.per_host)
-            .field("queue_timeout", &self.queue_timeout)
-            .field("keep_bodies", &self.keep_bodies)
+            .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
 }
@@ -133,25 +126,25 @@ where
 {
     /// As [`crate::Batch::concurrency`].
     pub fn concurrency(mut self, n: usize) -> Self {
-        self.concurrency = n.max(1);
+        self.settings.concurrency(n);
         self
     }
 
     /// As [`crate::Batch::per_host`].
     pub fn per_host(mut self, n: usize) -> Self {
-        self.per_host = Some(n.max(1));
+        self.settings.per_host(n);
         self
     }
 
     /// As [`crate::Batch::queue_timeout`].
     pub fn queue_timeout(mut self, timeout: Duration) -> Self {
-        self.queue_timeout = Some(timeout);
+        self.settings.queue_timeout(timeout);
         self
     }
 
     /// As [`crate::Batch::keep_bodies`].
     pub fn keep_bodies(mut self, keep: bool) -> Self {
-        self.keep_bodies = keep;
+        self.settings.keep_bodies(keep);
         self
     }
 
@@ -164,19 +157,11 @@ where
     /// Runs the batch and returns every result in input order, with the summary.
     pub async fn run(self) -> BatchReport {
         let mut stream = self.stream();
-        let mut results: Vec<Option<FetchResult>> =
-            Vec::with_capacity(stream.summary.total.unwrap_or(0));
+        let mut results = InOrder::new(stream.summary.total);
         while let Some(result) = stream.next().await {
-            let index = result.index;
-            if results.len() <= index {
-                results.resize_with(index + 1, || None);
-            }
-            results[index] = Some(result);
+            results.put(result);
         }
-        BatchReport {
-            results: results.into_iter().flatten().collect(),
-            summary: stream.summary,
-        }
+        results.finish(stream.summary)
     }
 
     /// Starts the batch on a loop and returns a stream of results in completion order.
@@ -207,26 +192,11 @@ where
             }
         };
         let loop_feed = Take(feed.clone());
-        let settings = (
-            self.concurrency,
-            self.per_host,
-            self.queue_timeout,
-            self.keep_bodies,
-        );
+        let settings = self.settings;
         let on_progress = self.on_progress;
         let submitted = worker.submit(
             Box::new(move |client| {
-                let (concurrency, per_host, queue_timeout, keep_bodies) = settings;
-                let mut batch = client
-                    .fetch_all(loop_feed)
-                    .concurrency(concurrency)
-                    .keep_bodies(keep_bodies);
-                if let Some(n) = per_host {
-                    batch = batch.per_host(n);
-                }
-                if let Some(t) = queue_timeout {
-                    batch = batch.queue_timeout(t);
-                }
+                let mut batch = client.fetch_all(loop_feed).with_settings(settings);
                 if let Some(f) = on_progress {
                     batch = batch.on_progress(f);
                 }
