@@ -169,7 +169,7 @@ pub use crate::http::timings::Timings;
 pub use crate::http::tls::Certificate;
 pub use ::http::{header, HeaderMap, Method, StatusCode, Version};
 pub use ::url::Url;
-pub use batch::{Batch, FetchResult, Fetched};
+pub use batch::{Batch, FetchResult, Fetched, RetryPolicy};
 pub use net::fdlimit::raise_fd_limit;
 pub use net::{TcpListener, TcpStream, UdpSocket};
 pub use rt::{

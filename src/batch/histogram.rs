@@ -2,8 +2,9 @@
 //!
 //! Values are microseconds. Each power of two is split into [`SUB_BUCKETS`] linear buckets,
 //! so every bucket is at most 1/64 (about 1.6 %) wide relative to its values, from 1 µs to
-//! 2^40 µs (12 days), in 2,560 counters whatever the number of samples. The maximum is kept
-//! exactly.
+//! 2^40 µs (12 days), in at most 2,560 counters whatever the number of samples. Only the
+//! buckets in use are stored (sorted), so a histogram of a few samples (one host's, in a
+//! batch of many hosts) takes a few words. The maximum is kept exactly.
 
 use std::fmt;
 use std::time::Duration;
@@ -15,23 +16,13 @@ const SUB_BUCKETS: usize = 1 << SUB_BITS;
 const MAGNITUDES: usize = 40;
 
 /// A latency histogram of fixed size. See the module docs.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct LatencyHistogram {
-    counts: Box<[u64]>,
+    /// `(bucket, count)` of the buckets in use, by bucket.
+    counts: Vec<(u16, u64)>,
     total: u64,
     max_us: u64,
     sum_us: u128,
-}
-
-impl Default for LatencyHistogram {
-    fn default() -> LatencyHistogram {
-        LatencyHistogram {
-            counts: vec![0; SUB_BUCKETS * MAGNITUDES].into_boxed_slice(),
-            total: 0,
-            max_us: 0,
-            sum_us: 0,
-        }
-    }
 }
 
 /// The bucket of a value in microseconds.
@@ -60,7 +51,11 @@ impl LatencyHistogram {
     /// Records one latency.
     pub fn record(&mut self, latency: Duration) {
         let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        self.counts[bucket(us)] += 1;
+        let index = bucket(us) as u16; // < 2,560
+        match self.counts.binary_search_by_key(&index, |&(i, _)| i) {
+            Ok(at) => self.counts[at].1 += 1,
+            Err(at) => self.counts.insert(at, (index, 1)),
+        }
         self.total += 1;
         self.max_us = self.max_us.max(us);
         self.sum_us += u128::from(us);
@@ -84,10 +79,10 @@ impl LatencyHistogram {
         }
         let rank = ((q.clamp(0.0, 1.0) * self.total as f64).ceil() as u64).max(1);
         let mut seen = 0;
-        for (index, &count) in self.counts.iter().enumerate() {
+        for &(index, count) in &self.counts {
             seen += count;
             if seen >= rank {
-                return Duration::from_micros(bucket_high(index).min(self.max_us));
+                return Duration::from_micros(bucket_high(usize::from(index)).min(self.max_us));
             }
         }
         self.max()
@@ -110,12 +105,11 @@ impl LatencyHistogram {
     /// bucket in use (fewer when they span fewer buckets): `(upper bound, count)` pairs, for a
     /// small text histogram.
     pub fn rows(&self, rows: usize) -> Vec<(Duration, u64)> {
-        let used: Vec<usize> = (0..self.counts.len())
-            .filter(|&i| self.counts[i] > 0)
-            .collect();
-        let (Some(&first), Some(&last)) = (used.first(), used.last()) else {
+        let (Some(&(first, _)), Some(&(last, _))) = (self.counts.first(), self.counts.last())
+        else {
             return Vec::new();
         };
+        let (first, last) = (usize::from(first), usize::from(last));
         let low = bucket_high(first.saturating_sub(1)) as f64;
         let high = (bucket_high(last).min(self.max_us) as f64).max(low + 1.0);
         // No more rows than buckets in the range, or some rows could never hold a value.
@@ -129,10 +123,10 @@ impl LatencyHistogram {
                 )
             })
             .collect();
-        for &i in &used {
-            let value = bucket_high(i).min(self.max_us) as f64;
+        for &(i, count) in &self.counts {
+            let value = bucket_high(usize::from(i)).min(self.max_us) as f64;
             let row = (((value - low) / step).ceil() as usize).clamp(1, rows) - 1;
-            out[row].1 += self.counts[i];
+            out[row].1 += count;
         }
         out
     }

@@ -48,6 +48,9 @@
 //! failure never affects the other requests.
 
 mod histogram;
+mod host;
+mod retry;
+mod scheduler;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -56,13 +59,19 @@ use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode, Version};
 use url::Url;
 
 pub use histogram::LatencyHistogram;
+pub use host::HostStats;
+pub use retry::{Attempt, RetryPolicy, RetryReason};
+
+use host::{HostKey, Rate};
+use retry::{retry_after, Jitter, RetryAfter};
+use scheduler::{Job, Next, Scheduler};
 
 use crate::http::client::Client;
 use crate::http::error::{Error, Kind, Phase};
@@ -145,6 +154,11 @@ pub(crate) struct Settings {
     per_host: Option<usize>,
     queue_timeout: Option<Duration>,
     keep_bodies: bool,
+    rate: Option<Rate>,
+    retry: RetryPolicy,
+    max_retry_after: Duration,
+    adaptive: bool,
+    max_waiting: usize,
 }
 
 impl Default for Settings {
@@ -154,6 +168,11 @@ impl Default for Settings {
             per_host: None,
             queue_timeout: None,
             keep_bodies: true,
+            rate: None,
+            retry: RetryPolicy::default(),
+            max_retry_after: Duration::from_secs(60),
+            adaptive: false,
+            max_waiting: 10_000,
         }
     }
 }
@@ -174,7 +193,92 @@ impl Settings {
     pub(crate) fn keep_bodies(&mut self, keep: bool) {
         self.keep_bodies = keep;
     }
+
+    pub(crate) fn rate(&mut self, per_s: f64, burst: u32) {
+        self.rate = (per_s.is_finite() && per_s > 0.0).then(|| Rate {
+            per_s,
+            burst: f64::from(burst.max(1)),
+        });
+    }
+
+    pub(crate) fn retry(&mut self, policy: RetryPolicy) {
+        self.retry = policy;
+    }
+
+    pub(crate) fn retries(&mut self, n: u32) {
+        self.retry = self.retry.max_retries(n);
+    }
+
+    pub(crate) fn max_retry_after(&mut self, max: Duration) {
+        self.max_retry_after = max;
+    }
+
+    pub(crate) fn adaptive(&mut self, on: bool) {
+        self.adaptive = on;
+    }
+
+    pub(crate) fn max_waiting(&mut self, n: usize) {
+        self.max_waiting = n.max(1);
+    }
 }
+
+/// The settings of [`Batch`] for a batch that forwards them (the threaded and blocking
+/// batches): each setter is documented as the one of [`Batch`] it stands for. `$apply`
+/// names a macro that applies `name(args)` to `self` and returns the batch.
+macro_rules! forward_settings {
+    ($apply:ident) => {
+        /// As [`crate::Batch::concurrency`].
+        pub fn concurrency(self, n: usize) -> Self {
+            $apply!(self, concurrency(n))
+        }
+
+        /// As [`crate::Batch::per_host`].
+        pub fn per_host(self, n: usize) -> Self {
+            $apply!(self, per_host(n))
+        }
+
+        /// As [`crate::Batch::queue_timeout`].
+        pub fn queue_timeout(self, timeout: std::time::Duration) -> Self {
+            $apply!(self, queue_timeout(timeout))
+        }
+
+        /// As [`crate::Batch::keep_bodies`].
+        pub fn keep_bodies(self, keep: bool) -> Self {
+            $apply!(self, keep_bodies(keep))
+        }
+
+        /// As [`crate::Batch::rate`].
+        pub fn rate(self, per_s: f64, burst: u32) -> Self {
+            $apply!(self, rate(per_s, burst))
+        }
+
+        /// As [`crate::Batch::retry`].
+        pub fn retry(self, policy: $crate::batch::RetryPolicy) -> Self {
+            $apply!(self, retry(policy))
+        }
+
+        /// As [`crate::Batch::retries`].
+        pub fn retries(self, n: u32) -> Self {
+            $apply!(self, retries(n))
+        }
+
+        /// As [`crate::Batch::max_retry_after`].
+        pub fn max_retry_after(self, max: std::time::Duration) -> Self {
+            $apply!(self, max_retry_after(max))
+        }
+
+        /// As [`crate::Batch::adaptive`].
+        pub fn adaptive(self, on: bool) -> Self {
+            $apply!(self, adaptive(on))
+        }
+
+        /// As [`crate::Batch::max_waiting`].
+        pub fn max_waiting(self, n: usize) -> Self {
+            $apply!(self, max_waiting(n))
+        }
+    };
+}
+pub(crate) use forward_settings;
 
 /// Results put back in input order, for `run`.
 pub(crate) struct InOrder(Vec<Option<FetchResult>>);
@@ -241,6 +345,72 @@ where
         self
     }
 
+    /// The most requests per second started to one host, with bursts of up to `burst`
+    /// (a token bucket; `burst` at least 1). A request waits for its host's token in the
+    /// host's queue, holding no slot. Default: no rate.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use volley::{Client, Runtime};
+    ///
+    /// let rt = Runtime::new()?;
+    /// rt.block_on(async {
+    ///     let server = volley_testserver::Server::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     let urls: Vec<String> = (0..5).map(|i| server.url(&format!("/get?i={i}"))).collect();
+    ///     let start = Instant::now();
+    ///     let report = Client::new().fetch_all(urls).rate(20.0, 1).run().await;
+    ///     assert_eq!(report.summary.ok, 5);
+    ///     // One at once, then one every 50 ms.
+    ///     assert!(start.elapsed() >= Duration::from_millis(190));
+    ///     Ok::<(), std::io::Error>(())
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn rate(mut self, per_s: f64, burst: u32) -> Self {
+        self.settings.rate(per_s, burst);
+        self
+    }
+
+    /// Which failed attempts are tried again, how often and after how long. Default:
+    /// [`RetryPolicy::default`], up to 2 retries of idempotent requests on connect errors,
+    /// resets, timeouts and 429/502/503/504; [`RetryPolicy::never`] turns retries off.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.settings.retry(policy);
+        self
+    }
+
+    /// Shorthand for [`retry`](Self::retry) with the current policy and `n` retries at most.
+    pub fn retries(mut self, n: u32) -> Self {
+        self.settings.retries(n);
+        self
+    }
+
+    /// The longest host pause the batch waits out (default 60 s). A 429 or 503 pauses its
+    /// whole host for its `Retry-After` (both forms, delay-seconds and HTTP-date), or for a
+    /// backoff when it has none or an invalid one; requests that would wait longer than
+    /// `max` behind a pause fail at once with [`Kind::RateLimited`], which says how long
+    /// the server asked for.
+    pub fn max_retry_after(mut self, max: Duration) -> Self {
+        self.settings.max_retry_after(max);
+        self
+    }
+
+    /// Adaptive throttling (default off), in the spirit of Scrapy's AutoThrottle: each 429
+    /// or 503 halves its host's rate (a host without one gets half the rate it was served
+    /// at), and each other response raises it back by 5 %, up to [`rate`](Self::rate).
+    pub fn adaptive(mut self, on: bool) -> Self {
+        self.settings.adaptive(on);
+        self
+    }
+
+    /// The most requests taken from the input that may wait at once for their hosts
+    /// (default 10,000). The input is read no further while that many wait, so memory stays
+    /// flat however long it is, even when one host is slow or paused.
+    pub fn max_waiting(mut self, n: usize) -> Self {
+        self.settings.max_waiting(n);
+        self
+    }
+
     /// Calls `f` after every finished request with the batch's progress.
     pub fn on_progress(mut self, f: impl FnMut(&Progress) + 'static) -> Self {
         self.on_progress = Some(Box::new(f));
@@ -273,29 +443,26 @@ where
             _ => None,
         };
         let limit = self.settings.concurrency.min(fd_budget);
+        let settings = self.settings;
         BatchStream {
             client: self.client,
             source: self.source,
             next_index: 0,
             state: Rc::new(RefCell::new(State {
-                finished: VecDeque::new(),
+                completed: VecDeque::new(),
                 waker: None,
-                in_flight: 0,
-                limit,
-                max_limit: limit,
-                host_in_flight: HashMap::new(),
-                freed_hosts: Vec::new(),
-                retry: VecDeque::new(),
-                retry_at: None,
             })),
-            host_queues: HashMap::new(),
-            ready_hosts: VecDeque::new(),
+            scheduler: Scheduler::new(settings.per_host, settings.rate, settings.max_retry_after),
+            finished: VecDeque::new(),
             handles: HashMap::new(),
-            per_host: self.settings.per_host,
-            queue_deadline: self.settings.queue_timeout.map(|t| (t, started + t)),
+            in_flight: 0,
+            limit,
+            max_limit: limit,
+            settings,
+            queue_deadline: settings.queue_timeout.map(|t| (t, started + t)),
             queue_sleep: None,
-            retry_sleep: None,
-            keep_bodies: self.settings.keep_bodies,
+            wake_sleep: None,
+            jitter: Jitter::default(),
             on_progress: self.on_progress,
             started,
             summary: BatchSummary::new(total),
@@ -326,8 +493,24 @@ pub struct FetchResult {
     pub url: Option<Url>,
     /// The response, or why there is none.
     pub outcome: Result<Fetched, Error>,
-    /// Where the time went: queued, DNS, connect, first byte, total.
+    /// Where the time went: queued, DNS, connect, first byte, total (of the last attempt).
     pub timings: Timings,
+    /// The attempts before the last that were tried again, and why; empty when the first
+    /// attempt was the last.
+    pub attempts: Vec<Attempt>,
+}
+
+impl FetchResult {
+    /// A request that failed with `error` before or instead of any attempt.
+    pub(crate) fn failed(index: usize, url: Option<Url>, error: Error) -> FetchResult {
+        FetchResult {
+            index,
+            url,
+            outcome: Err(error),
+            timings: Timings::default(),
+            attempts: Vec::new(),
+        }
+    }
 }
 
 /// A response read to the end.
@@ -366,6 +549,12 @@ pub struct Progress {
     pub bytes: u64,
     /// Time since the batch started.
     pub elapsed: Duration,
+    /// Attempts tried again so far.
+    pub retries: u64,
+    /// Requests waiting for their host (a slot, a token, a pause or a backoff).
+    pub waiting: usize,
+    /// Hosts paused now.
+    pub paused_hosts: usize,
 }
 
 /// Counts, bytes, time and latency percentiles of a batch. Memory is constant whatever its
@@ -391,6 +580,10 @@ pub struct BatchSummary {
     pub errors: BTreeMap<&'static str, u64>,
     /// Total latency of the requests that got a response (queue time excluded).
     pub latency: LatencyHistogram,
+    /// Attempts tried again.
+    pub retries: u64,
+    /// Each host's statistics, by `scheme://host:port`; filled in when the batch ends.
+    pub hosts: BTreeMap<String, HostStats>,
 }
 
 impl BatchSummary {
@@ -405,7 +598,18 @@ impl BatchSummary {
             statuses: BTreeMap::new(),
             errors: BTreeMap::new(),
             latency: LatencyHistogram::default(),
+            retries: 0,
+            hosts: BTreeMap::new(),
         }
+    }
+
+    /// The `n` hosts that took the most time (their attempts' latencies summed), most first.
+    pub fn top_hosts(&self, n: usize) -> Vec<(&str, &HostStats)> {
+        let mut hosts: Vec<(&str, &HostStats)> =
+            self.hosts.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        hosts.sort_by(|a, b| b.1.busy.cmp(&a.1.busy).then(a.0.cmp(b.0)));
+        hosts.truncate(n);
+        hosts
     }
 
     /// Finished requests per second of batch time.
@@ -451,6 +655,7 @@ fn error_label(e: &Error) -> &'static str {
         Kind::InvalidProxy(_) => "invalid proxy",
         Kind::ProxyAuth | Kind::ProxyTunnel(_) => "proxy",
         Kind::Runtime(_) => "runtime",
+        Kind::RateLimited { .. } => "rate limited",
         _ => "other",
     }
 }
@@ -465,35 +670,20 @@ pub struct BatchReport {
     pub summary: BatchSummary,
 }
 
-/// A host, for the per-host limit.
-type HostKey = (String, String, u16);
-
-fn host_key(url: &Url) -> HostKey {
-    (
-        url.scheme().to_owned(),
-        url.host_str().unwrap_or_default().to_owned(),
-        url.port_or_known_default().unwrap_or(0),
-    )
+/// A request that ended, as its task hands it to the stream.
+struct Completion {
+    job: Job,
+    outcome: Result<(Fetched, Timings), (Error, Timings)>,
+    /// Time from the batch's start to the attempt's start.
+    queued: Duration,
 }
 
 /// What the stream and its request tasks share.
 struct State {
-    /// Results ready for the stream to yield.
-    finished: VecDeque<FetchResult>,
+    /// Attempts that ended, for the stream to look at.
+    completed: VecDeque<Completion>,
     /// The stream's task, woken when a request finishes.
     waker: Option<Waker>,
-    in_flight: usize,
-    /// The concurrency now: lowered when descriptors run out, raised back one per success.
-    limit: usize,
-    /// The concurrency asked for, capped by the descriptors free at start.
-    max_limit: usize,
-    host_in_flight: HashMap<HostKey, usize>,
-    /// Hosts whose requests finished since the stream last looked: they have a free slot.
-    freed_hosts: Vec<HostKey>,
-    /// Requests sent back for want of a descriptor: index, request, retries so far.
-    retry: VecDeque<(usize, Request, u32)>,
-    /// Not before this instant may a retry start (nothing in flight would wake the stream).
-    retry_at: Option<Instant>,
 }
 
 /// The results of a running batch, in completion order. Made by [`Batch::stream`].
@@ -504,16 +694,21 @@ pub struct BatchStream<I> {
     source: I,
     next_index: usize,
     state: Rc<RefCell<State>>,
-    /// Requests waiting because their host is at its limit, by host, in input order.
-    host_queues: HashMap<HostKey, VecDeque<(usize, Request)>>,
-    /// Hosts with waiting requests and a free slot, served round-robin.
-    ready_hosts: VecDeque<HostKey>,
+    scheduler: Scheduler,
+    /// Results ready to hand out.
+    finished: VecDeque<FetchResult>,
     handles: HashMap<usize, JoinHandle<()>>,
-    per_host: Option<usize>,
+    in_flight: usize,
+    /// The concurrency now: lowered when descriptors run out, raised back one per success.
+    limit: usize,
+    /// The concurrency asked for, capped by the descriptors free at start.
+    max_limit: usize,
+    settings: Settings,
     queue_deadline: Option<(Duration, Instant)>,
     queue_sleep: Option<Sleep>,
-    retry_sleep: Option<Sleep>,
-    keep_bodies: bool,
+    /// Wakes the stream when a paused host, a token or a backoff is due.
+    wake_sleep: Option<Sleep>,
+    jitter: Jitter,
     on_progress: Option<ProgressFn>,
     started: Instant,
     summary: BatchSummary,
@@ -546,60 +741,86 @@ where
         poll_fn(|cx| self.poll_next(cx)).await
     }
 
-    /// The totals so far.
+    /// The totals so far. Its [`hosts`](BatchSummary::hosts) are filled in when the stream
+    /// ends; [`host_stats`](Self::host_stats) has them meanwhile.
     pub fn summary(&self) -> &BatchSummary {
         &self.summary
+    }
+
+    /// Each host's statistics so far, by `scheme://host:port`.
+    pub fn host_stats(&self) -> impl Iterator<Item = (&str, &HostStats)> {
+        self.scheduler.stats()
     }
 
     /// Poll-style [`next`](Self::next).
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<FetchResult>> {
         loop {
             self.expire_queue(cx);
+            let completed = self.take_completed();
             // Refill the slots freed since the last call before handing out a result, so they
             // never sit idle while the caller deals with it.
-            let started = self.admit(cx);
+            let started = self.admit();
             if let Some(result) = self.take_finished() {
                 return Poll::Ready(Some(result));
             }
-            let state = self.state.borrow();
-            let nothing_left = state.in_flight == 0
-                && state.retry.is_empty()
-                && self.source_done
-                && self.host_queues.is_empty();
+            let nothing_left =
+                self.in_flight == 0 && self.scheduler.waiting() == 0 && self.source_done;
             if nothing_left {
+                self.summary.hosts = self
+                    .scheduler
+                    .stats()
+                    .map(|(host, stats)| (host.to_owned(), stats.clone()))
+                    .collect();
                 return Poll::Ready(None);
             }
-            if started == 0 {
-                drop(state);
+            if started == 0 && completed == 0 {
                 self.state.borrow_mut().waker = Some(cx.waker().clone());
-                // Finishing requests, the queue timeout or the retry timer wake us.
+                if self.poll_wake(cx) {
+                    continue;
+                }
+                // Finishing requests, the queue timeout or the scheduler's timer wake us.
                 return Poll::Pending;
             }
         }
     }
 
+    /// Arms the timer for the scheduler's next instant. True if that instant has passed.
+    fn poll_wake(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(at) = self.scheduler.next_wake() else {
+            return false;
+        };
+        let sleep = self.wake_sleep.get_or_insert_with(|| sleep_until(at));
+        if sleep.deadline() != at {
+            sleep.reset(at);
+        }
+        Pin::new(sleep).poll(cx).is_ready()
+    }
+
     /// Pops a finished result, updating the summary and the progress.
     fn take_finished(&mut self) -> Option<FetchResult> {
-        let result = self.state.borrow_mut().finished.pop_front()?;
-        self.handles.remove(&result.index);
+        let result = self.finished.pop_front()?;
         let elapsed = self.started.elapsed();
         self.summary.record(&result, elapsed);
         if let Some(on_progress) = &mut self.on_progress {
+            let now = Instant::now();
             let progress = Progress {
                 total: self.summary.total,
                 done: self.summary.requests,
                 ok: self.summary.ok,
                 failed: self.summary.failed,
-                in_flight: self.state.borrow().in_flight,
+                in_flight: self.in_flight,
                 bytes: self.summary.bytes,
                 elapsed,
+                retries: self.summary.retries,
+                waiting: self.scheduler.waiting(),
+                paused_hosts: self.scheduler.paused_hosts(now),
             };
             on_progress(&progress);
         }
         Some(result)
     }
 
-    /// Fails every request still queued once the queue timeout has passed.
+    /// Fails every request still waiting once the queue timeout has passed.
     fn expire_queue(&mut self, cx: &mut Context<'_>) {
         let Some((after, deadline)) = self.queue_deadline else {
             return;
@@ -612,120 +833,61 @@ where
             let _ = Pin::new(sleep).poll(cx);
             return;
         }
-        let expired = |index: usize, url: Option<Url>| FetchResult {
-            index,
-            outcome: Err(match &url {
-                Some(url) => Error::new(Kind::Timeout {
-                    phase: Phase::Queue,
-                    after,
-                })
-                .with_url(url),
-                None => Error::new(Kind::Timeout {
-                    phase: Phase::Queue,
-                    after,
-                }),
-            }),
-            url,
-            timings: Timings {
-                queued: after,
-                ..Timings::default()
-            },
+        let timeout = || {
+            Error::new(Kind::Timeout {
+                phase: Phase::Queue,
+                after,
+            })
         };
-        let mut failed = Vec::new();
-        for (_, queue) in self.host_queues.drain() {
-            failed.extend(
-                queue
-                    .into_iter()
-                    .map(|(i, r)| expired(i, Some(r.url().clone()))),
-            );
-        }
-        self.ready_hosts.clear();
-        failed.extend(
-            self.state
-                .borrow_mut()
-                .retry
-                .drain(..)
-                .map(|(i, r, _)| expired(i, Some(r.url().clone()))),
-        );
+        let expired = |index: usize, url: Option<Url>, attempts: Vec<Attempt>| {
+            let mut result = FetchResult::failed(index, url, timeout());
+            result.timings.queued = after;
+            result.attempts = attempts;
+            result
+        };
+        let mut failed: Vec<FetchResult> = self
+            .scheduler
+            .drain()
+            .into_iter()
+            .map(|job| expired(job.index, Some(job.request.into_url()), job.attempts))
+            .collect();
         for item in self.source.by_ref() {
             let index = self.next_index;
             self.next_index += 1;
             let url = item.into_request().ok().map(|r| r.url().clone());
-            failed.push(expired(index, url));
+            failed.push(expired(index, url, Vec::new()));
         }
         self.source_done = true;
         failed.sort_by_key(|r| r.index);
-        self.state.borrow_mut().finished.extend(failed);
+        self.finished.extend(failed);
     }
 
     /// Starts requests while slots are free. Returns how many started.
-    fn admit(&mut self, cx: &mut Context<'_>) -> usize {
+    fn admit(&mut self) -> usize {
         let mut started = 0;
-        loop {
-            let (in_flight, limit) = {
-                let state = self.state.borrow();
-                (state.in_flight, state.limit)
+        let now = Instant::now();
+        while self.in_flight < self.limit {
+            let next = match self.scheduler.next(now) {
+                Some(next) => next,
+                None => match self.next_input(now) {
+                    Some(next) => next,
+                    None => return started,
+                },
             };
-            if in_flight >= limit {
-                return started;
-            }
-            match self.next_admissible(cx) {
-                Some((index, request, retries)) => {
-                    self.start(index, request, retries);
+            match next {
+                Next::Start(job) => {
+                    self.start(job);
                     started += 1;
                 }
-                None => return started,
+                Next::TooLong(job, wait) => self.give_up_paused(job, wait),
             }
         }
+        started
     }
 
-    /// The next request that may start now, by priority: retries, then requests of hosts
-    /// that have a free slot again, then new input.
-    fn next_admissible(&mut self, cx: &mut Context<'_>) -> Option<(usize, Request, u32)> {
-        let retry_due = {
-            let state = self.state.borrow();
-            match (state.retry.is_empty(), state.retry_at) {
-                (true, _) => None,
-                (false, Some(at)) if Instant::now() < at => Some(at),
-                (false, _) => {
-                    drop(state);
-                    let mut state = self.state.borrow_mut();
-                    state.retry_at = None;
-                    return state.retry.pop_front();
-                }
-            }
-        };
-        if let Some(at) = retry_due {
-            let sleep = self.retry_sleep.get_or_insert_with(|| sleep_until(at));
-            if sleep.deadline() != at {
-                sleep.reset(at);
-            }
-            // The timer wakes us when the retry may go.
-            let _ = Pin::new(sleep).poll(cx);
-            return None;
-        }
-        let freed = std::mem::take(&mut self.state.borrow_mut().freed_hosts);
-        for host in freed {
-            if self.host_queues.contains_key(&host) && !self.ready_hosts.contains(&host) {
-                self.ready_hosts.push_back(host);
-            }
-        }
-        while let Some(host) = self.ready_hosts.pop_front() {
-            if !self.host_has_room(&host) {
-                continue;
-            }
-            let Some(queue) = self.host_queues.get_mut(&host) else {
-                continue;
-            };
-            let (index, request) = queue.pop_front()?;
-            if queue.is_empty() {
-                self.host_queues.remove(&host);
-            } else {
-                self.ready_hosts.push_back(host);
-            }
-            return Some((index, request, 0));
-        }
-        while !self.source_done {
+    /// Reads the input until a request may start, or the input ends, or enough wait.
+    fn next_input(&mut self, now: Instant) -> Option<Next> {
+        while !self.source_done && self.scheduler.waiting() < self.settings.max_waiting {
             let Some(item) = self.source.next() else {
                 self.source_done = true;
                 break;
@@ -735,107 +897,256 @@ where
             let request = match item.into_request() {
                 Ok(request) => request,
                 Err(e) => {
-                    let result = FetchResult {
-                        index,
-                        url: e.url().cloned(),
-                        outcome: Err(e),
-                        timings: Timings::default(),
-                    };
-                    self.state.borrow_mut().finished.push_back(result);
+                    self.finished
+                        .push_back(FetchResult::failed(index, e.url().cloned(), e));
                     continue;
                 }
             };
-            if self.per_host.is_some() {
-                let host = host_key(request.url());
-                if !self.host_has_room(&host) || self.host_queues.contains_key(&host) {
-                    self.host_queues
-                        .entry(host)
-                        .or_default()
-                        .push_back((index, request));
-                    continue;
-                }
+            let job = Job {
+                index,
+                host: self.scheduler.host_of(request.url(), now),
+                request,
+                attempts: Vec::new(),
+                exhausted: 0,
+            };
+            if let Some(next) = self.scheduler.offer(job, now) {
+                return Some(next);
             }
-            return Some((index, request, 0));
         }
         None
     }
 
-    fn host_has_room(&self, host: &HostKey) -> bool {
-        match self.per_host {
-            Some(max) => {
-                self.state
-                    .borrow()
-                    .host_in_flight
-                    .get(host)
-                    .copied()
-                    .unwrap_or(0)
-                    < max
-            }
-            None => true,
-        }
+    /// Fails a request whose host is paused for longer than `max_retry_after`.
+    fn give_up_paused(&mut self, job: Job, wait: Duration) {
+        let status = job
+            .attempts
+            .iter()
+            .rev()
+            .find_map(|a| match a.reason {
+                RetryReason::Status(status) => Some(status),
+                _ => None,
+            })
+            .unwrap_or(StatusCode::TOO_MANY_REQUESTS);
+        let error = Error::new(Kind::RateLimited {
+            status,
+            wait,
+            max: self.settings.max_retry_after,
+        })
+        .with_url(job.request.url());
+        self.scheduler.host(&job.host).stats.failed += 1;
+        let mut result = FetchResult::failed(job.index, Some(job.request.into_url()), error);
+        result.attempts = job.attempts;
+        self.finished.push_back(result);
     }
 
-    /// Spawns the task that runs request `index`.
-    fn start(&mut self, index: usize, request: Request, retries: u32) {
+    /// Spawns the task that runs `job`.
+    fn start(&mut self, job: Job) {
         let batch_started = self.started;
-        let host = self.per_host.map(|_| host_key(request.url()));
-        {
-            let mut state = self.state.borrow_mut();
-            state.in_flight += 1;
-            if let Some(host) = &host {
-                *state.host_in_flight.entry(host.clone()).or_default() += 1;
-            }
-        }
+        self.in_flight += 1;
         let client = self.client.clone();
         let state = self.state.clone();
-        let keep = self.keep_bodies;
+        let keep = self.settings.keep_bodies;
+        let index = job.index;
         let handle = crate::rt::spawn(async move {
             // Queued until the task first runs: a request waits in the run queue too.
             let queued = batch_started.elapsed();
-            let outcome = fetch(&client, &request, keep).await;
+            let outcome = fetch(&client, &job.request, keep).await;
             let mut state = state.borrow_mut();
-            let state = &mut *state;
-            state.in_flight -= 1;
-            if let Some(host) = host {
-                if let Some(n) = state.host_in_flight.get_mut(&host) {
-                    *n -= 1;
-                    if *n == 0 {
-                        state.host_in_flight.remove(&host);
-                    }
-                }
-                state.freed_hosts.push(host);
-            }
-            match outcome {
-                Err((e, _)) if is_exhausted(&e) && retries < MAX_EXHAUSTED_RETRIES => {
-                    // No descriptor or port free: wait for one rather than fail.
-                    state.limit = state.in_flight.max(1);
-                    if state.in_flight == 0 {
-                        state.retry_at = Some(Instant::now() + EXHAUSTED_BACKOFF);
-                    }
-                    state.retry.push_front((index, request, retries + 1));
-                }
-                outcome => {
-                    if outcome.is_ok() && state.limit < state.max_limit {
-                        state.limit += 1;
-                    }
-                    let (outcome, mut timings) = match outcome {
-                        Ok((fetched, timings)) => (Ok(fetched), timings),
-                        Err((e, timings)) => (Err(e), timings),
-                    };
-                    timings.queued = queued;
-                    state.finished.push_back(FetchResult {
-                        index,
-                        url: Some(request.into_url()),
-                        outcome,
-                        timings,
-                    });
-                }
-            }
+            state.completed.push_back(Completion {
+                job,
+                outcome,
+                queued,
+            });
             if let Some(waker) = state.waker.take() {
                 waker.wake();
             }
         });
         self.handles.insert(index, handle);
+    }
+
+    /// Looks at every attempt that ended: retries it, or makes it a result. Returns how
+    /// many there were.
+    fn take_completed(&mut self) -> usize {
+        let completed = std::mem::take(&mut self.state.borrow_mut().completed);
+        let n = completed.len();
+        for completion in completed {
+            self.handles.remove(&completion.job.index);
+            self.in_flight -= 1;
+            self.scheduler.finish(&completion.job.host);
+            self.complete(completion);
+        }
+        n
+    }
+
+    fn complete(&mut self, completion: Completion) {
+        let Completion {
+            mut job,
+            outcome,
+            queued,
+        } = completion;
+        let now = Instant::now();
+        let policy = self.settings.retry;
+        let retriable = policy.retries_method(job.request.method())
+            && job.request.body().is_none_or(|b| b.try_clone().is_some());
+        let retries_left = (job.attempts.len() as u32) < policy.get_max_retries();
+        let (reason, retry_after) = match &outcome {
+            Err((e, _)) if is_exhausted(e) && job.exhausted < MAX_EXHAUSTED_RETRIES => {
+                // No descriptor or port free: wait for one rather than fail.
+                self.limit = self.in_flight.max(1);
+                job.exhausted += 1;
+                if self.in_flight == 0 {
+                    self.scheduler.delay(job, now + EXHAUSTED_BACKOFF);
+                } else {
+                    self.scheduler.enqueue(job, true);
+                }
+                return;
+            }
+            Ok((fetched, timings)) => {
+                let retry_after = self.observe_response(&job.host, fetched, timings, now);
+                (policy.for_status(fetched.status), retry_after)
+            }
+            Err((e, timings)) => {
+                let stats = &mut self.scheduler.host(&job.host).stats;
+                stats.busy += timings.total;
+                (policy.for_error(e), None)
+            }
+        };
+        if let Some(reason) = reason.filter(|_| retriable && retries_left) {
+            let host = self.scheduler.host(&job.host);
+            let paused = host.paused_until.filter(|p| *p > now);
+            let (firsts, retries) = host.budget_counts(now);
+            // A retry the server asked for is not charged to the budget: the pause keeps
+            // the batch off the host already.
+            if retry_after.is_some() || policy.budget_allows(firsts, retries) {
+                host.charge_retry(now);
+                host.stats.retries += 1;
+                self.summary.retries += 1;
+                let n = job.attempts.len() as u32;
+                let wait = match paused {
+                    Some(until) => until - now,
+                    None => policy.backoff_for(n, self.jitter.next()),
+                };
+                job.attempts.push(Attempt {
+                    reason,
+                    retry_after,
+                    wait,
+                });
+                if paused.is_some() {
+                    // Behind the host's pause, first in line.
+                    self.scheduler.enqueue(job, true);
+                } else {
+                    self.scheduler.delay(job, now + wait);
+                }
+                return;
+            }
+        }
+        if outcome.is_ok() && self.limit < self.max_limit {
+            self.limit += 1;
+        }
+        let stats = &mut self.scheduler.host(&job.host).stats;
+        let (outcome, mut timings) = match outcome {
+            Ok((fetched, timings)) => {
+                stats.ok += 1;
+                (Ok(fetched), timings)
+            }
+            Err((e, timings)) => {
+                stats.failed += 1;
+                (Err(e), timings)
+            }
+        };
+        timings.queued = queued;
+        self.finished.push_back(FetchResult {
+            index: job.index,
+            url: Some(job.request.into_url()),
+            outcome,
+            timings,
+            attempts: job.attempts,
+        });
+    }
+
+    /// Counts a response in its host's statistics, and pauses the host on 429 or 503.
+    /// Returns the server's valid `Retry-After`, if any.
+    fn observe_response(
+        &mut self,
+        key: &HostKey,
+        fetched: &Fetched,
+        timings: &Timings,
+        now: Instant,
+    ) -> Option<Duration> {
+        let adaptive = self.settings.adaptive;
+        let ceiling = self.settings.rate;
+        let status = fetched.status;
+        let throttled = matches!(
+            status,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+        );
+        let retry_after = match throttled {
+            true => match retry_after(&fetched.headers, SystemTime::now()) {
+                RetryAfter::After(wait) => Some(wait),
+                RetryAfter::Absent => None,
+            },
+            false => None,
+        };
+        let backoff = self
+            .settings
+            .retry
+            .backoff_for(self.scheduler.host(key).pauses_in_a_row, self.jitter.next());
+        let host = self.scheduler.host(key);
+        let stats = &mut host.stats;
+        stats.busy += timings.total;
+        stats.latency.record(timings.total);
+        *stats.statuses.entry(status.as_u16()).or_default() += 1;
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            stats.throttled += 1;
+        }
+        if !throttled {
+            host.pauses_in_a_row = 0;
+            if adaptive {
+                host.speed_up(ceiling, ADAPTIVE_LIFT);
+            }
+            if let Some(limit) = rate_limit_hint(&fetched.headers) {
+                // The server's RateLimit header says the quota is spent: wait for its reset.
+                host.pause(now + limit, now);
+            }
+            return None;
+        }
+        host.pauses_in_a_row = host.pauses_in_a_row.saturating_add(1);
+        // The full pause, even when it is beyond max_retry_after: the requests waiting for
+        // the host then fail at once, saying so, instead of trying early.
+        let pause = retry_after.unwrap_or(backoff.max(self.settings.retry.base()));
+        host.pause(now + pause, now);
+        if adaptive {
+            let observed = host.stats.requests as f64 / self.started.elapsed().as_secs_f64();
+            host.slow_down(observed.max(1.0), now);
+        }
+        retry_after
+    }
+}
+
+/// Above this many requests per second, an adaptive host's rate is lifted (when the batch
+/// sets none).
+const ADAPTIVE_LIFT: f64 = 1000.0;
+
+/// What a response's `RateLimit` header (draft-ietf-httpapi-ratelimit-headers) says about
+/// waiting: `Some(reset)` when it says no request is left (`r=0`) until `t` seconds pass.
+fn rate_limit_hint(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get("ratelimit")?.to_str().ok()?;
+    let mut remaining = None;
+    let mut reset = None;
+    // `"policy";r=0;t=5`, possibly one item of a list; the first item decides.
+    let first = value.split(',').next()?;
+    for param in first.split(';').skip(1) {
+        let (name, value) = param.trim().split_once('=')?;
+        let number = value.trim().parse::<u64>().ok();
+        match name.trim() {
+            "r" => remaining = number,
+            "t" => reset = number,
+            _ => {}
+        }
+    }
+    match (remaining, reset) {
+        (Some(0), Some(t)) if t > 0 => Some(Duration::from_secs(t)),
+        _ => None,
     }
 }
 

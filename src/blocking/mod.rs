@@ -120,6 +120,13 @@ impl crate::http::client::RequestBuilder<Client> {
     }
 }
 
+/// Applies a setter to the threaded batch inside, for `forward_settings!`.
+macro_rules! apply_setting {
+    ($batch:ident, $name:ident($($arg:expr),*)) => {
+        Batch($batch.0.$name($($arg),*))
+    };
+}
+
 /// A batch for the blocking client: the settings of [`threaded::Batch`], run by blocking.
 #[must_use = "a batch does nothing until .run() or .stream()"]
 #[derive(Debug)]
@@ -130,25 +137,7 @@ where
     I: Iterator + Send + 'static,
     I::Item: IntoRequest,
 {
-    /// As [`crate::Batch::concurrency`].
-    pub fn concurrency(self, n: usize) -> Self {
-        Batch(self.0.concurrency(n))
-    }
-
-    /// As [`crate::Batch::per_host`].
-    pub fn per_host(self, n: usize) -> Self {
-        Batch(self.0.per_host(n))
-    }
-
-    /// As [`crate::Batch::queue_timeout`].
-    pub fn queue_timeout(self, timeout: std::time::Duration) -> Self {
-        Batch(self.0.queue_timeout(timeout))
-    }
-
-    /// As [`crate::Batch::keep_bodies`].
-    pub fn keep_bodies(self, keep: bool) -> Self {
-        Batch(self.0.keep_bodies(keep))
-    }
+    crate::batch::forward_settings!(apply_setting);
 
     /// As [`crate::Batch::on_progress`]; `f` runs on the loop thread.
     pub fn on_progress(self, f: impl FnMut(&Progress) + Send + 'static) -> Self {

@@ -128,6 +128,18 @@ pub enum Kind {
     /// The request's streamed [`Body`](crate::Body) could not be sent whole; says why. The
     /// connection is closed, so the server never takes part of a body for all of it.
     RequestBody(BodyFailure),
+    /// A batch gave up on the request because its host asked for a longer pause than the
+    /// batch's `max_retry_after` allows: the server answered `status` (429 or 503) with a
+    /// `Retry-After` of `wait`. See [`Batch::max_retry_after`](crate::batch::Batch).
+    RateLimited {
+        /// The status that asked for the pause.
+        status: http::StatusCode,
+        /// The pause the server asked for (what is left of it, for a request that was
+        /// waiting behind it).
+        wait: Duration,
+        /// The longest pause the batch waits out.
+        max: Duration,
+    },
 }
 
 /// Why a streamed request body could not be sent, in [`Kind::RequestBody`].
@@ -420,6 +432,7 @@ impl Error {
             | Kind::InvalidProxy(_)
             | Kind::TooManyRedirects(_)
             | Kind::Status(_)
+            | Kind::RateLimited { .. }
             | Kind::Runtime(_) => None,
         }
     }
@@ -556,6 +569,13 @@ fn fmt_kind(f: &mut fmt::Formatter<'_>, kind: &Kind, url: &str) -> fmt::Result {
         Kind::Certificate(reason) => write!(f, "certificate of {url} refused ({reason})"),
         Kind::Tls(why) => write!(f, "TLS handshake with {url} failed: {why}"),
         Kind::Runtime(why) => write!(f, "request to {url} not run: {why}"),
+        Kind::RateLimited { status, wait, max } => write!(
+            f,
+            "{url} asked for a pause of {} (status {}), longer than max_retry_after ({})",
+            Human(*wait),
+            status.as_u16(),
+            Human(*max)
+        ),
     }
 }
 

@@ -11,7 +11,7 @@ use std::fmt;
 use std::future::poll_fn;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use url::Url;
 
@@ -22,7 +22,6 @@ use crate::batch::{
 };
 use crate::http::error::{Error, Kind};
 use crate::http::request::Request;
-use crate::http::timings::Timings;
 use crate::sync::{lock_ignoring_poison as lock, mpsc};
 
 /// Results in flight between the loop and the caller; the batch on the loop waits when the
@@ -119,34 +118,21 @@ enum Message {
     Done(BatchSummary),
 }
 
+/// Applies a setter of [`Settings`] to a threaded batch, for `forward_settings!`.
+macro_rules! apply_setting {
+    ($batch:ident, $name:ident($($arg:expr),*)) => {{
+        let mut batch = $batch;
+        batch.settings.$name($($arg),*);
+        batch
+    }};
+}
+
 impl<I> Batch<I>
 where
     I: Iterator + Send + 'static,
     I::Item: IntoRequest,
 {
-    /// As [`crate::Batch::concurrency`].
-    pub fn concurrency(mut self, n: usize) -> Self {
-        self.settings.concurrency(n);
-        self
-    }
-
-    /// As [`crate::Batch::per_host`].
-    pub fn per_host(mut self, n: usize) -> Self {
-        self.settings.per_host(n);
-        self
-    }
-
-    /// As [`crate::Batch::queue_timeout`].
-    pub fn queue_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.queue_timeout(timeout);
-        self
-    }
-
-    /// As [`crate::Batch::keep_bodies`].
-    pub fn keep_bodies(mut self, keep: bool) -> Self {
-        self.settings.keep_bodies(keep);
-        self
-    }
+    crate::batch::forward_settings!(apply_setting);
 
     /// As [`crate::Batch::on_progress`]; `f` runs on the loop thread.
     pub fn on_progress(mut self, f: impl FnMut(&Progress) + Send + 'static) -> Self {
@@ -267,12 +253,7 @@ where
             if let Some(url) = &url {
                 e = e.with_url(url);
             }
-            FetchResult {
-                index,
-                url,
-                outcome: Err(e),
-                timings: Timings::default(),
-            }
+            FetchResult::failed(index, url, e)
         };
         let mut lost: Vec<FetchResult> = std::mem::take(&mut feed.taken)
             .into_iter()
@@ -283,12 +264,7 @@ where
             feed.next_index += 1;
             lost.push(match item.into_request() {
                 Ok(request) => failed(index, Some(request.url)),
-                Err(e) => FetchResult {
-                    index,
-                    url: None,
-                    outcome: Err(e),
-                    timings: Timings::default(),
-                },
+                Err(e) => FetchResult::failed(index, None, e),
             });
         }
         lost

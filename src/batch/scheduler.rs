@@ -1,0 +1,378 @@
+//! The host scheduler: which waiting request starts next.
+//!
+//! Every request belongs to a [`Host`] (`batch/host.rs`). A request starts only when its
+//! host has a free slot, a token of its rate and no pause; until then it waits in the host's
+//! queue, holding nothing. Hosts with waiting requests are served round-robin. A host that
+//! waits for an instant (its pause ends, its next token comes) sits in a timer heap, and a
+//! retry waiting out its backoff sits in another; [`Scheduler::next_wake`] tells the batch
+//! when to look again. The batch (`batch/mod.rs`) feeds it requests and results and decides
+//! retries with `batch/retry.rs`.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use url::Url;
+
+use super::host::{host_key, Gate, Host, HostKey, HostStats, Rate};
+use super::retry::Attempt;
+use crate::http::request::Request;
+
+/// A request of the batch and what it has been through.
+#[derive(Debug)]
+pub(crate) struct Job {
+    /// Its position in the batch's input.
+    pub(crate) index: usize,
+    pub(crate) request: Request,
+    pub(crate) host: HostKey,
+    /// The attempts before this one that were tried again.
+    pub(crate) attempts: Vec<Attempt>,
+    /// How many times it went back for want of a descriptor.
+    pub(crate) exhausted: u32,
+}
+
+/// What [`Scheduler::next`] found.
+#[derive(Debug)]
+pub(crate) enum Next {
+    /// Start this job now: its host's slot and token are taken.
+    Start(Job),
+    /// This job's host is paused for longer than the batch waits: fail it, saying how long.
+    TooLong(Job, Duration),
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub(crate) struct Scheduler {
+    hosts: HashMap<HostKey, Host>,
+    /// Hosts with waiting requests to look at now, round-robin.
+    ready: VecDeque<HostKey>,
+    /// Hosts with waiting requests that may start at an instant, earliest first.
+    timed: BinaryHeap<Reverse<(Instant, HostKey)>>,
+    /// Retries waiting out their backoff: when, and a number that keys `delayed_jobs`.
+    delayed: BinaryHeap<Reverse<(Instant, u64)>>,
+    delayed_jobs: HashMap<u64, Job>,
+    next_delay_id: u64,
+    /// Jobs waiting, in host queues or in backoff.
+    waiting: usize,
+    per_host: Option<usize>,
+    rate: Option<Rate>,
+    /// Hosts paused longer than this fail their waiting requests instead.
+    max_wait: Duration,
+}
+
+impl Scheduler {
+    pub(crate) fn new(per_host: Option<usize>, rate: Option<Rate>, max_wait: Duration) -> Self {
+        Scheduler {
+            hosts: HashMap::new(),
+            ready: VecDeque::new(),
+            timed: BinaryHeap::new(),
+            delayed: BinaryHeap::new(),
+            delayed_jobs: HashMap::new(),
+            next_delay_id: 0,
+            waiting: 0,
+            per_host,
+            rate,
+            max_wait,
+        }
+    }
+
+    /// The key of `url`'s host, registering the host on first sight.
+    pub(crate) fn host_of(&mut self, url: &Url, now: Instant) -> HostKey {
+        let key = host_key(url);
+        if let Some((existing, _)) = self.hosts.get_key_value(key.as_str()) {
+            return existing.clone();
+        }
+        let key: HostKey = key.into();
+        self.hosts.insert(key.clone(), Host::new(self.rate, now));
+        key
+    }
+
+    /// The host of `key`. Hosts are never forgotten during a batch (their statistics are
+    /// part of its report), so the key of a job always finds one.
+    pub(crate) fn host(&mut self, key: &HostKey) -> &mut Host {
+        host_in(&mut self.hosts, self.rate, key)
+    }
+
+    /// Jobs waiting, in host queues or in backoff.
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiting
+    }
+
+    /// Hosts paused now.
+    pub(crate) fn paused_hosts(&self, now: Instant) -> usize {
+        self.hosts
+            .values()
+            .filter(|h| h.paused_until.is_some_and(|p| p > now))
+            .count()
+    }
+
+    /// Starts a new job at once if its host has nothing waiting and is open, else queues it.
+    pub(crate) fn offer(&mut self, job: Job, now: Instant) -> Option<Next> {
+        let per_host = self.per_host;
+        let max_wait = self.max_wait;
+        let host = self.host(&job.host.clone());
+        if host.queue.is_empty() {
+            match host.gate(per_host, now) {
+                Gate::Open => {
+                    host.start(!job.attempts.is_empty(), now);
+                    return Some(Next::Start(job));
+                }
+                Gate::Until(at) if at.saturating_duration_since(now) > max_wait => {
+                    return Some(Next::TooLong(job, at - now));
+                }
+                _ => {}
+            }
+        }
+        self.enqueue(job, false);
+        None
+    }
+
+    /// Puts a job in its host's queue (at the front for a retry) and lists the host.
+    pub(crate) fn enqueue(&mut self, job: Job, front: bool) {
+        let key = job.host.clone();
+        let host = host_in(&mut self.hosts, self.rate, &key);
+        if front {
+            host.queue.push_front(job);
+        } else {
+            host.queue.push_back(job);
+        }
+        self.waiting += 1;
+        if !host.listed {
+            host.listed = true;
+            self.ready.push_back(key);
+        }
+    }
+
+    /// Holds a retry until `until`, then puts it at the front of its host's queue.
+    pub(crate) fn delay(&mut self, job: Job, until: Instant) {
+        let id = self.next_delay_id;
+        self.next_delay_id += 1;
+        self.delayed.push(Reverse((until, id)));
+        self.delayed_jobs.insert(id, job);
+        self.waiting += 1;
+    }
+
+    /// A request of `key` finished: its slot is free.
+    pub(crate) fn finish(&mut self, key: &HostKey) {
+        let host = host_in(&mut self.hosts, self.rate, key);
+        host.in_flight = host.in_flight.saturating_sub(1);
+        if !host.listed && !host.queue.is_empty() {
+            host.listed = true;
+            self.ready.push_back(key.clone());
+        }
+    }
+
+    /// The next job that may start now, or one to fail; `None` when none may.
+    pub(crate) fn next(&mut self, now: Instant) -> Option<Next> {
+        while let Some(&Reverse((at, id))) = self.delayed.peek() {
+            if at > now {
+                break;
+            }
+            self.delayed.pop();
+            if let Some(job) = self.delayed_jobs.remove(&id) {
+                self.waiting -= 1;
+                self.enqueue(job, true);
+            }
+        }
+        while let Some(Reverse((at, _))) = self.timed.peek() {
+            if *at > now {
+                break;
+            }
+            if let Some(Reverse((_, key))) = self.timed.pop() {
+                self.ready.push_back(key);
+            }
+        }
+        let per_host = self.per_host;
+        let max_wait = self.max_wait;
+        for _ in 0..self.ready.len() {
+            let key = self.ready.pop_front()?;
+            let host = host_in(&mut self.hosts, self.rate, &key);
+            if host.queue.is_empty() {
+                host.listed = false;
+                continue;
+            }
+            match host.gate(per_host, now) {
+                Gate::Open => {
+                    let job = host.queue.pop_front()?;
+                    host.start(!job.attempts.is_empty(), now);
+                    if host.queue.is_empty() {
+                        host.listed = false;
+                    } else {
+                        self.ready.push_back(key);
+                    }
+                    self.waiting -= 1;
+                    return Some(Next::Start(job));
+                }
+                Gate::Until(at) if at.saturating_duration_since(now) > max_wait => {
+                    // Fail the waiting requests one by one; the host stays listed until
+                    // its queue is empty.
+                    let job = host.queue.pop_front()?;
+                    self.ready.push_front(key);
+                    self.waiting -= 1;
+                    return Some(Next::TooLong(job, at - now));
+                }
+                Gate::Until(at) => self.timed.push(Reverse((at, key))),
+                // Listed again when one of its requests finishes.
+                Gate::Full => host.listed = false,
+            }
+        }
+        None
+    }
+
+    /// The earliest instant at which a waiting job may start, if one waits for time.
+    pub(crate) fn next_wake(&self) -> Option<Instant> {
+        let timed = self.timed.peek().map(|Reverse((at, _))| *at);
+        let delayed = self.delayed.peek().map(|Reverse((at, _))| *at);
+        match (timed, delayed) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Takes every waiting job out (the queue timeout passed).
+    pub(crate) fn drain(&mut self) -> Vec<Job> {
+        let mut jobs: Vec<Job> = self.delayed_jobs.drain().map(|(_, job)| job).collect();
+        self.delayed.clear();
+        for host in self.hosts.values_mut() {
+            jobs.extend(host.queue.drain(..));
+            host.listed = false;
+        }
+        self.ready.clear();
+        self.timed.clear();
+        self.waiting = 0;
+        jobs
+    }
+
+    /// Every host's statistics, by `scheme://host:port`.
+    pub(crate) fn stats(&self) -> impl Iterator<Item = (&str, &HostStats)> {
+        self.hosts.iter().map(|(k, h)| (&**k, &h.stats))
+    }
+}
+
+/// The host of `key` in `hosts`, made with `rate` if missing.
+fn host_in<'a>(
+    hosts: &'a mut HashMap<HostKey, Host>,
+    rate: Option<Rate>,
+    key: &HostKey,
+) -> &'a mut Host {
+    hosts
+        .entry(key.clone())
+        .or_insert_with(|| Host::new(rate, Instant::now()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::Method;
+
+    fn job(s: &mut Scheduler, index: usize, url: &str, now: Instant) -> Job {
+        let url = Url::parse(url).unwrap();
+        Job {
+            index,
+            host: s.host_of(&url, now),
+            request: Request::new(Method::GET, url),
+            attempts: Vec::new(),
+            exhausted: 0,
+        }
+    }
+
+    fn started(next: Option<Next>) -> Option<usize> {
+        match next {
+            Some(Next::Start(job)) => Some(job.index),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn per_host_slots_round_robin() {
+        let t = Instant::now();
+        let mut s = Scheduler::new(Some(1), None, Duration::from_secs(60));
+        let mut order = Vec::new();
+        for (i, url) in [
+            "http://a/1",
+            "http://a/2",
+            "http://b/1",
+            "http://a/3",
+            "http://b/2",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let j = job(&mut s, i, url, t);
+            if let Some(i) = started(s.offer(j, t)) {
+                order.push(i);
+            }
+        }
+        assert_eq!(order, [0, 2]);
+        assert_eq!(s.waiting(), 3);
+        assert!(s.next(t).is_none(), "both hosts are full");
+        let a = s.host_of(&Url::parse("http://a/").unwrap(), t);
+        let b = s.host_of(&Url::parse("http://b/").unwrap(), t);
+        s.finish(&b);
+        s.finish(&a);
+        assert_eq!(started(s.next(t)), Some(4));
+        assert_eq!(started(s.next(t)), Some(1));
+        assert!(s.next(t).is_none());
+        s.finish(&a);
+        assert_eq!(started(s.next(t)), Some(3));
+        assert_eq!(s.waiting(), 0);
+    }
+
+    #[test]
+    fn a_paused_host_waits_and_others_go() {
+        let t = Instant::now();
+        let mut s = Scheduler::new(None, None, Duration::from_secs(60));
+        let a = s.host_of(&Url::parse("http://a/").unwrap(), t);
+        s.host(&a).pause(t + Duration::from_secs(1), t);
+        let ja = job(&mut s, 0, "http://a/1", t);
+        assert!(s.offer(ja, t).is_none());
+        let jb = job(&mut s, 1, "http://b/1", t);
+        assert_eq!(started(s.offer(jb, t)), Some(1));
+        assert!(s.next(t).is_none());
+        assert_eq!(s.next_wake(), Some(t + Duration::from_secs(1)));
+        assert_eq!(started(s.next(t + Duration::from_secs(1))), Some(0));
+    }
+
+    #[test]
+    fn a_pause_beyond_the_cap_fails_the_waiting() {
+        let t = Instant::now();
+        let mut s = Scheduler::new(None, None, Duration::from_secs(5));
+        let a = s.host_of(&Url::parse("http://a/").unwrap(), t);
+        let ja = job(&mut s, 0, "http://a/1", t);
+        s.enqueue(ja, false);
+        s.host(&a).pause(t + Duration::from_secs(10), t);
+        match s.next(t) {
+            Some(Next::TooLong(job, wait)) => {
+                assert_eq!(job.index, 0);
+                assert_eq!(wait, Duration::from_secs(10));
+            }
+            other => panic!("{other:?}"),
+        }
+        let ja = job(&mut s, 1, "http://a/2", t);
+        assert!(matches!(s.offer(ja, t), Some(Next::TooLong(..))));
+        assert_eq!(s.waiting(), 0);
+    }
+
+    #[test]
+    fn rate_and_backoff_timers() {
+        let t = Instant::now();
+        let rate = Rate {
+            per_s: 2.0,
+            burst: 1.0,
+        };
+        let mut s = Scheduler::new(None, Some(rate), Duration::from_secs(60));
+        let j0 = job(&mut s, 0, "http://a/1", t);
+        let j1 = job(&mut s, 1, "http://a/2", t);
+        assert_eq!(started(s.offer(j0, t)), Some(0));
+        assert!(s.offer(j1, t).is_none());
+        assert!(s.next(t).is_none());
+        assert_eq!(s.next_wake(), Some(t + Duration::from_millis(500)));
+        assert_eq!(started(s.next(t + Duration::from_millis(500))), Some(1));
+        let j2 = job(&mut s, 2, "http://b/1", t);
+        s.delay(j2, t + Duration::from_secs(3));
+        assert_eq!(s.next_wake(), Some(t + Duration::from_secs(3)));
+        assert!(s.next(t + Duration::from_secs(2)).is_none());
+        assert_eq!(started(s.next(t + Duration::from_secs(3))), Some(2));
+        assert_eq!(s.drain().len(), 0);
+    }
+}

@@ -1,0 +1,150 @@
+//! The batch's host scheduler against real loopback servers: retries with backoff, host
+//! pauses on 429/503 and `Retry-After`, per-host rates, the retry budget, and per-host
+//! statistics. Times are bounded generously; order and counts carry the proofs.
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use volley::batch::{RetryPolicy, RetryReason};
+use volley::{Client, ErrorKind, Method, Request, Runtime};
+use volley_testserver::Server;
+
+/// A loopback port with nothing listening on it.
+fn refused_url() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}/")
+}
+
+fn fast_backoff() -> RetryPolicy {
+    RetryPolicy::default().backoff(Duration::from_millis(1), Duration::from_millis(20))
+}
+
+#[test]
+fn connect_errors_are_retried_then_reported_with_their_attempts() {
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let report = Client::new()
+            .fetch_all([refused_url()])
+            .retry(fast_backoff())
+            .run()
+            .await;
+        let result = &report.results[0];
+        let error = result.outcome.as_ref().unwrap_err();
+        assert!(matches!(error.kind(), ErrorKind::Connect), "{error}");
+        assert_eq!(result.attempts.len(), 2, "{:?}", result.attempts);
+        assert!(result
+            .attempts
+            .iter()
+            .all(|a| a.reason == RetryReason::Connect && a.wait <= Duration::from_millis(20)));
+        assert_eq!(report.summary.retries, 2);
+        let (host, stats) = report.summary.hosts.iter().next().unwrap();
+        assert!(host.starts_with("http://127.0.0.1:"), "{host}");
+        assert_eq!((stats.requests, stats.retries, stats.failed), (3, 2, 1));
+    });
+}
+
+#[test]
+fn retries_never_and_non_idempotent_methods_are_not_retried() {
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let url = refused_url();
+        let report = Client::new()
+            .fetch_all([url.clone()])
+            .retry(RetryPolicy::never())
+            .run()
+            .await;
+        assert!(report.results[0].attempts.is_empty());
+        let post = Request::new(Method::POST, url.parse().unwrap());
+        let report = Client::new()
+            .fetch_all([post])
+            .retry(fast_backoff())
+            .run()
+            .await;
+        assert!(report.results[0].outcome.is_err());
+        assert!(report.results[0].attempts.is_empty());
+        // Unless the policy allows the method.
+        let post = Request::new(Method::POST, url.parse().unwrap());
+        let report = Client::new()
+            .fetch_all([post])
+            .retry(fast_backoff().method(&Method::POST, true).max_retries(1))
+            .run()
+            .await;
+        assert_eq!(report.results[0].attempts.len(), 1);
+    });
+}
+
+#[test]
+fn a_503_without_retry_after_pauses_the_host_by_the_backoff_and_ends_as_the_last_response() {
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let server = Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let report = Client::new()
+            .fetch_all([server.url("/status/503")])
+            .retry(fast_backoff().max_retries(3))
+            .run()
+            .await;
+        let result = &report.results[0];
+        assert_eq!(result.outcome.as_ref().unwrap().status, 503);
+        assert_eq!(result.attempts.len(), 3);
+        for attempt in &result.attempts {
+            assert_eq!(attempt.reason, RetryReason::Status(503.try_into().unwrap()));
+            assert_eq!(attempt.retry_after, None);
+            // The host's pause: at least the backoff's base.
+            assert!(attempt.wait >= Duration::from_millis(1), "{attempt:?}");
+        }
+        assert_eq!(server.stats().requests, 4);
+        let stats = report.summary.hosts.values().next().unwrap();
+        assert_eq!(stats.statuses.get(&503), Some(&4));
+        assert!(stats.paused >= Duration::from_millis(3), "{stats:?}");
+    });
+}
+
+#[test]
+fn a_rate_spaces_each_hosts_requests_and_not_the_others() {
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let a = Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let b = Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let mut urls = Vec::new();
+        for i in 0..6 {
+            urls.push(a.url(&format!("/get?i={i}")));
+            urls.push(b.url(&format!("/get?i={i}")));
+        }
+        let started = Instant::now();
+        let report = Client::new().fetch_all(urls).rate(25.0, 1).run().await;
+        let elapsed = started.elapsed();
+        assert_eq!(report.summary.ok, 12);
+        // Six per host at 25/s: the first at once, then one every 40 ms, so at least 200 ms;
+        // both hosts go at once, so far less than twelve requests' 440 ms.
+        assert!(elapsed >= Duration::from_millis(195), "{elapsed:?}");
+        assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+        assert_eq!(report.summary.hosts.len(), 2);
+        for stats in report.summary.hosts.values() {
+            assert_eq!(stats.requests, 6);
+        }
+        // Results come back in input order, and the completion order interleaves the hosts.
+        let indexes: Vec<usize> = report.results.iter().map(|r| r.index).collect();
+        assert_eq!(indexes, (0..12).collect::<Vec<_>>());
+    });
+}
+
+#[test]
+fn the_retry_budget_stops_hammering_a_dying_host() {
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let url = refused_url();
+        let urls: Vec<String> = (0..30).map(|i| format!("{url}?i={i}")).collect();
+        let report = Client::new()
+            .fetch_all(urls)
+            .retry(fast_backoff().max_retries(5).budget(0.0, 4))
+            .run()
+            .await;
+        assert_eq!(report.summary.failed, 30);
+        // At most 4 retries in the window, whatever 30 × 5 would have been.
+        assert_eq!(report.summary.retries, 4);
+        let stats = report.summary.hosts.values().next().unwrap();
+        assert_eq!(stats.requests, 34);
+    });
+}
