@@ -100,7 +100,8 @@
 //! | `/basic-auth/{user}/{passwd}` | 200 `{"authenticated": true, "user": ...}` if `Authorization: Basic` matches, else 401 with `WWW-Authenticate`; `/hidden-basic-auth/...` gives 404 instead |
 //! | `/bearer` | 200 with the token of `Authorization: Bearer`, else 401 |
 //! | `/cache`, `/cache/{n}`, `/etag/{etag}` | 304 when `If-Modified-Since` or `If-None-Match` is sent; `Cache-Control: max-age`; entity-tag checks |
-//! | `/encoding/utf8`, `/html`, `/json`, `/xml`, `/robots.txt`, `/deny`, `/base64/{b64}`, `/uuid` | fixed documents |
+//! | `/encoding/utf8`, `/html`, `/json`, `/xml`, `/deny`, `/base64/{b64}`, `/uuid` | fixed documents |
+//! | `/robots.txt` | `User-agent: *` and `Disallow: /deny`, or the status, type and body of [`ServerConfig::robots_txt`]; counted in [`ServerStats::robots_fetches`] |
 //! | `/gzip`, `/deflate`, `/brotli`, `/zstd` | httpbin's JSON of the request's `headers`, `method` and `origin` with `"gzipped"` (`"deflated"`, `"brotli"`, `"zstd"`) `true`, in that content coding: deflate zlib-wrapped as httpbin sends it, br as uncompressed meta-blocks (valid brotli, no smaller), zstd by ruzstd. Each is there with the client feature of its name (`gzip` and `deflate` by default) |
 //! | `/bytes-gzip/{n}?seed=S&piece=P`, `/bytes-deflate/{n}?seed=S&piece=P&raw=false` | the bytes of `/bytes/{n}?seed=S`, compressed as they are generated (level 1) and chunked, in chunks of at most `P` bytes (default 64 KiB; 1 sends the stream byte by byte); `raw=true`: deflate without the zlib wrapper |
 //! | `/add?name=X&delay=MS` | the seed's tornado handler: the body `.` after `MS` milliseconds (default 1024, at most 60 s); 400 without `name` |
@@ -155,6 +156,7 @@ mod dns_wire;
 mod endpoints;
 mod faults;
 mod json;
+mod polite;
 mod proxy;
 mod random;
 mod request;
@@ -211,6 +213,61 @@ pub struct ServerConfig {
     /// `tls`.)
     #[cfg(feature = "tls")]
     pub tls: Option<volley::net::tls::TlsAcceptor>,
+    /// What `/robots.txt` answers. Default `None`: 200 with `User-agent: *` and
+    /// `Disallow: /deny`. Set it with [`ServerConfig::robots_txt`].
+    pub robots_txt: Option<RobotsTxt>,
+}
+
+/// The answer of `/robots.txt`, set by [`ServerConfig::robots_txt`]: for testing a crawler
+/// against rules of its own, or against a robots.txt that is missing (404), forbidden (401,
+/// 403) or failing (5xx).
+///
+/// It is sent as it is to `GET` and `HEAD` requests: a status that allows no body (204, 304)
+/// sends none, and a 1xx status breaks the exchange.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RobotsTxt {
+    /// The response's status.
+    pub status: u16,
+    /// Its `Content-Type`. [`RobotsTxt::new`] makes it `text/plain`.
+    pub content_type: String,
+    /// Its body.
+    pub body: Vec<u8>,
+}
+
+impl RobotsTxt {
+    /// `body` with `status`, as `text/plain`.
+    pub fn new(status: u16, body: impl Into<Vec<u8>>) -> RobotsTxt {
+        RobotsTxt {
+            status,
+            content_type: "text/plain".to_string(),
+            body: body.into(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Makes `/robots.txt` answer `status` with `body`, as `text/plain`. For another content
+    /// type, set the `robots_txt` field to a [`RobotsTxt`] of your own.
+    ///
+    /// ```
+    /// use volley_testserver::{Server, ServerConfig};
+    /// use volley::{Client, Runtime};
+    ///
+    /// let rt = Runtime::new()?;
+    /// rt.block_on(async {
+    ///     let config = ServerConfig::default().robots_txt(200, "User-agent: *\nDisallow: /\n");
+    ///     let server = Server::bind_with("127.0.0.1:0".parse().unwrap(), config)?;
+    ///     let response = Client::new().get(server.url("/robots.txt")).send().await?;
+    ///     assert_eq!(response.text().await?, "User-agent: *\nDisallow: /\n");
+    ///     assert_eq!(server.stats().robots_fetches, 1);
+    ///     Ok::<(), Box<dyn std::error::Error>>(())
+    /// })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn robots_txt(mut self, status: u16, body: impl Into<Vec<u8>>) -> ServerConfig {
+        self.robots_txt = Some(RobotsTxt::new(status, body));
+        self
+    }
 }
 
 #[cfg(feature = "tls")]
@@ -254,6 +311,7 @@ impl Default for ServerConfig {
             idle_timeout: Some(Duration::from_secs(60)),
             #[cfg(feature = "tls")]
             tls: None,
+            robots_txt: None,
         }
     }
 }
@@ -271,6 +329,8 @@ pub struct ServerStats {
     pub open_connections: usize,
     /// The most connections open at once so far.
     pub max_open_connections: usize,
+    /// `/robots.txt` requests, whatever their method.
+    pub robots_fetches: u64,
 }
 
 /// The counters behind [`ServerStats`], shared with a [`ServerThread`]'s owner.
@@ -280,6 +340,7 @@ struct Counters {
     requests: AtomicU64,
     open: AtomicUsize,
     max_open: AtomicUsize,
+    robots_fetches: AtomicU64,
 }
 
 impl Counters {
@@ -289,8 +350,16 @@ impl Counters {
             requests: self.requests.load(Ordering::Relaxed),
             open_connections: self.open.load(Ordering::Relaxed),
             max_open_connections: self.max_open.load(Ordering::Relaxed),
+            robots_fetches: self.robots_fetches.load(Ordering::Relaxed),
         }
     }
+}
+
+/// Something an endpoint counts in [`ServerStats`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Event {
+    /// [`ServerStats::robots_fetches`].
+    RobotsFetch,
 }
 
 /// A live connection's task, and whether it is between requests.
@@ -314,6 +383,14 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn count_request(&self) {
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts `event` in the server's stats.
+    pub(crate) fn count(&self, event: Event) {
+        let counter = match event {
+            Event::RobotsFetch => &self.counters.robots_fetches,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Spawns the task serving a freshly accepted connection.
