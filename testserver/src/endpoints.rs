@@ -3,6 +3,8 @@
 //! [`route`] is synchronous: it checks the method, parses the path and the query, and returns an
 //! [`Action`], a response ready to send or a recipe for one that takes time (`/delay`,
 //! `/drip`), is large (`/bytes`, `/range`) or streams (`/stream`). [`dispatch`] carries it out.
+//! Before [`route`], `/fault/...` goes to `faults.rs`, and the endpoints with state per server
+//! (`/limit`, `/flaky`, `/robots.txt`) to `polite.rs`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -20,6 +22,7 @@ use super::compress;
 use super::conn::{Conn, Next};
 use super::faults;
 use super::json::{self, Json};
+use super::polite;
 use super::random::{clock_seed, XorShift64Star};
 use super::request::Request;
 use super::response::{http_date, Framing, Response};
@@ -132,8 +135,24 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("/html", "a small HTML page"),
     ("/json", "a small JSON document"),
     ("/xml", "a small XML document"),
-    ("/robots.txt", "robots rules"),
+    (
+        "/robots.txt",
+        "robots rules (Disallow: /deny), or what ServerConfig::robots_txt sets",
+    ),
     ("/deny", "a page robots.txt denies"),
+    (
+        "/limit/{n}?window_ms=1000&status=429",
+        "at most n requests per client address, Host and key=K in any window_ms; the others \
+         get status (429 or 503) with Retry-After as retry_after=secs, date or none, and the \
+         requests sent before the announced time count as early; headers=ratelimit adds \
+         RateLimit-Policy and RateLimit",
+    ),
+    (
+        "/flaky/{n}?key=K&status=503",
+        "fails the first n requests with key K (with status, plus Retry-After: S if \
+         retry_after=S; or with fail=reset or fail=close, without a byte), then 200 with the \
+         attempt number",
+    ),
     (
         "/base64/{value}",
         "value, base64-decoded (URL-safe alphabet accepted)",
@@ -367,6 +386,12 @@ pub(crate) async fn dispatch(conn: &mut Conn, mut req: Request) -> io::Result<Ne
     }
     if let Err(e) = conn.read_body(&mut req).await {
         return Ok(conn.refuse(Some(&req), e).await);
+    }
+    if let Some(answer) = polite::route(&conn.shared, &req, &segs) {
+        return match answer {
+            polite::Answer::Respond(response) => conn.send(&req, response).await,
+            polite::Answer::Drop(next) => Ok(next),
+        };
     }
     match route(&req, &segs).unwrap_or_else(Action::Respond) {
         Action::Respond(response) => conn.send(&req, response).await,
@@ -683,10 +708,6 @@ fn route(req: &Request, segs: &[&str]) -> Result<Action, Response> {
         ["xml"] => {
             allow(req, GET)?;
             Respond(Response::new(200).body("application/xml", XML_DOC))
-        }
-        ["robots.txt"] => {
-            allow(req, GET)?;
-            Respond(Response::text(200, "User-agent: *\nDisallow: /deny\n"))
         }
         ["deny"] => {
             allow(req, GET)?;

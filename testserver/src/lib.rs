@@ -100,12 +100,55 @@
 //! | `/basic-auth/{user}/{passwd}` | 200 `{"authenticated": true, "user": ...}` if `Authorization: Basic` matches, else 401 with `WWW-Authenticate`; `/hidden-basic-auth/...` gives 404 instead |
 //! | `/bearer` | 200 with the token of `Authorization: Bearer`, else 401 |
 //! | `/cache`, `/cache/{n}`, `/etag/{etag}` | 304 when `If-Modified-Since` or `If-None-Match` is sent; `Cache-Control: max-age`; entity-tag checks |
-//! | `/encoding/utf8`, `/html`, `/json`, `/xml`, `/robots.txt`, `/deny`, `/base64/{b64}`, `/uuid` | fixed documents |
+//! | `/encoding/utf8`, `/html`, `/json`, `/xml`, `/deny`, `/base64/{b64}`, `/uuid` | fixed documents |
+//! | `/robots.txt` | `User-agent: *` and `Disallow: /deny`, or the status, type and body of [`ServerConfig::robots_txt`]; counted in [`ServerStats::robots_fetches`] |
+//! | `/limit/{n}?window_ms=1000&retry_after=secs&status=429&key=K&headers=ratelimit` | a rate limiter: see [Polite clients](#polite-clients) |
+//! | `/flaky/{n}?key=K&status=503&retry_after=S&fail=reset` | fails the first `n` requests of a key: see [Polite clients](#polite-clients) |
 //! | `/gzip`, `/deflate`, `/brotli`, `/zstd` | httpbin's JSON of the request's `headers`, `method` and `origin` with `"gzipped"` (`"deflated"`, `"brotli"`, `"zstd"`) `true`, in that content coding: deflate zlib-wrapped as httpbin sends it, br as uncompressed meta-blocks (valid brotli, no smaller), zstd by ruzstd. Each is there with the client feature of its name (`gzip` and `deflate` by default) |
 //! | `/bytes-gzip/{n}?seed=S&piece=P`, `/bytes-deflate/{n}?seed=S&piece=P&raw=false` | the bytes of `/bytes/{n}?seed=S`, compressed as they are generated (level 1) and chunked, in chunks of at most `P` bytes (default 64 KiB; 1 sends the stream byte by byte); `raw=true`: deflate without the zlib wrapper |
 //! | `/add?name=X&delay=MS` | the seed's tornado handler: the body `.` after `MS` milliseconds (default 1024, at most 60 s); 400 without `name` |
 //!
 //! Unknown paths get 404.
+//!
+//! # Polite clients
+//!
+//! For testing a client's per-host rate, its pauses on 429 and 503, its retries and its
+//! robots.txt handling, three endpoints keep state for the server's life (each server its
+//! own), and [`ServerStats`] counts what they saw. Any method is accepted by `/limit` and
+//! `/flaky`; an invalid parameter gets 400, which counts for nothing.
+//!
+//! `/limit/{n}` admits at most `n` requests of a *limiter key* in any sliding window of
+//! `window_ms` milliseconds (default 1000, at most a day). The key is the client's IP address,
+//! the request's `Host` header (lower-cased) and the `key` argument (default empty), so that
+//! one server reached under several host names, or several servers, limit each host on its
+//! own. An admitted request gets 200 and `{"allowed": true, "in_window": k}` (`k` counts it).
+//! A refused one does not enter the window; it gets `status` (429, the default, or 503), the
+//! body `{"allowed": false, "in_window": k}`, counts in [`ServerStats::limited`], and with
+//! `retry_after`:
+//!
+//! - `secs` (the default): `Retry-After: s`, the time until the oldest request in the window
+//!   leaves it in whole seconds rounded up, at least 1;
+//! - `date`: `Retry-After: Sun, 06 Nov 1994 08:49:37 GMT`, the instant that request leaves,
+//!   rounded up to a whole second (so at most `window_ms` plus 1 s away);
+//! - `none`: no `Retry-After`.
+//!
+//! A `Retry-After` announces a pause: the server remembers its end for the key (now plus `s`
+//! seconds, or the date on the system clock), and a request of that key arriving before it
+//! counts in [`ServerStats::early`]. It is still answered by the rules above. `headers=ratelimit`
+//! adds the IETF draft's headers to every answer, admitted or not:
+//! `RateLimit-Policy: "default";q={n};w={window in seconds, rounded up}` and
+//! `RateLimit: "default";r={requests the window still admits};t={seconds until it admits one
+//! more, rounded up; 0 while r > 0}`. `n` may be 0, which refuses everything.
+//!
+//! `/flaky/{n}` counts the requests of each `key` argument (default empty), whatever the client
+//! or `n`. Request `k` of a key (from 1) fails while `k <= n`, and counts in
+//! [`ServerStats::flaky_failures`]: with `status` (default 503, any 4xx or 5xx) and a text
+//! body, plus `Retry-After: S` if `retry_after=S` is given; or, with `fail=reset`, by a reset
+//! (RST) before any response byte; or, with `fail=close`, by a graceful close before any byte.
+//! After that it answers 200 with `{"attempt": k}`.
+//!
+//! `/robots.txt` answers what [`ServerConfig::robots_txt`] sets, else the default rules, and
+//! every request of it counts in [`ServerStats::robots_fetches`].
 //!
 //! # Faults
 //!
@@ -155,6 +198,7 @@ mod dns_wire;
 mod endpoints;
 mod faults;
 mod json;
+mod polite;
 mod proxy;
 mod random;
 mod request;
@@ -211,6 +255,61 @@ pub struct ServerConfig {
     /// `tls`.)
     #[cfg(feature = "tls")]
     pub tls: Option<volley::net::tls::TlsAcceptor>,
+    /// What `/robots.txt` answers. Default `None`: 200 with `User-agent: *` and
+    /// `Disallow: /deny`. Set it with [`ServerConfig::robots_txt`].
+    pub robots_txt: Option<RobotsTxt>,
+}
+
+/// The answer of `/robots.txt`, set by [`ServerConfig::robots_txt`]: for testing a crawler
+/// against rules of its own, or against a robots.txt that is missing (404), forbidden (401,
+/// 403) or failing (5xx).
+///
+/// It is sent as it is to `GET` and `HEAD` requests: a status that allows no body (204, 304)
+/// sends none, and a 1xx status breaks the exchange.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RobotsTxt {
+    /// The response's status.
+    pub status: u16,
+    /// Its `Content-Type`. [`RobotsTxt::new`] makes it `text/plain`.
+    pub content_type: String,
+    /// Its body.
+    pub body: Vec<u8>,
+}
+
+impl RobotsTxt {
+    /// `body` with `status`, as `text/plain`.
+    pub fn new(status: u16, body: impl Into<Vec<u8>>) -> RobotsTxt {
+        RobotsTxt {
+            status,
+            content_type: "text/plain".to_string(),
+            body: body.into(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Makes `/robots.txt` answer `status` with `body`, as `text/plain`. For another content
+    /// type, set the `robots_txt` field to a [`RobotsTxt`] of your own.
+    ///
+    /// ```
+    /// use volley_testserver::{Server, ServerConfig};
+    /// use volley::{Client, Runtime};
+    ///
+    /// let rt = Runtime::new()?;
+    /// rt.block_on(async {
+    ///     let config = ServerConfig::default().robots_txt(200, "User-agent: *\nDisallow: /\n");
+    ///     let server = Server::bind_with("127.0.0.1:0".parse().unwrap(), config)?;
+    ///     let response = Client::new().get(server.url("/robots.txt")).send().await?;
+    ///     assert_eq!(response.text().await?, "User-agent: *\nDisallow: /\n");
+    ///     assert_eq!(server.stats().robots_fetches, 1);
+    ///     Ok::<(), Box<dyn std::error::Error>>(())
+    /// })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn robots_txt(mut self, status: u16, body: impl Into<Vec<u8>>) -> ServerConfig {
+        self.robots_txt = Some(RobotsTxt::new(status, body));
+        self
+    }
 }
 
 #[cfg(feature = "tls")]
@@ -254,6 +353,7 @@ impl Default for ServerConfig {
             idle_timeout: Some(Duration::from_secs(60)),
             #[cfg(feature = "tls")]
             tls: None,
+            robots_txt: None,
         }
     }
 }
@@ -271,6 +371,16 @@ pub struct ServerStats {
     pub open_connections: usize,
     /// The most connections open at once so far.
     pub max_open_connections: usize,
+    /// Requests `/limit/{n}` refused (with its `status`, 429 or 503), beyond its limit.
+    pub limited: u64,
+    /// `/limit/{n}` requests that arrived during a pause the server had announced to their
+    /// limiter key with a `Retry-After` (before its delay-seconds had passed, or before its
+    /// HTTP-date): requests of a client that did not wait as told.
+    pub early: u64,
+    /// Requests `/flaky/{n}` failed: with a status, a reset or a close.
+    pub flaky_failures: u64,
+    /// `/robots.txt` requests, whatever their method.
+    pub robots_fetches: u64,
 }
 
 /// The counters behind [`ServerStats`], shared with a [`ServerThread`]'s owner.
@@ -280,6 +390,10 @@ struct Counters {
     requests: AtomicU64,
     open: AtomicUsize,
     max_open: AtomicUsize,
+    limited: AtomicU64,
+    early: AtomicU64,
+    flaky_failures: AtomicU64,
+    robots_fetches: AtomicU64,
 }
 
 impl Counters {
@@ -289,8 +403,25 @@ impl Counters {
             requests: self.requests.load(Ordering::Relaxed),
             open_connections: self.open.load(Ordering::Relaxed),
             max_open_connections: self.max_open.load(Ordering::Relaxed),
+            limited: self.limited.load(Ordering::Relaxed),
+            early: self.early.load(Ordering::Relaxed),
+            flaky_failures: self.flaky_failures.load(Ordering::Relaxed),
+            robots_fetches: self.robots_fetches.load(Ordering::Relaxed),
         }
     }
+}
+
+/// Something an endpoint counts in [`ServerStats`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Event {
+    /// [`ServerStats::limited`].
+    Limited,
+    /// [`ServerStats::early`].
+    Early,
+    /// [`ServerStats::flaky_failures`].
+    FlakyFailure,
+    /// [`ServerStats::robots_fetches`].
+    RobotsFetch,
 }
 
 /// A live connection's task, and whether it is between requests.
@@ -309,11 +440,24 @@ pub(crate) struct Shared {
     pub(crate) draining: Cell<bool>,
     conns: RefCell<HashMap<u64, ConnEntry>>,
     next_conn: Cell<u64>,
+    /// The state of `/limit` and `/flaky`.
+    pub(crate) polite: polite::PoliteState,
 }
 
 impl Shared {
     pub(crate) fn count_request(&self) {
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts `event` in the server's stats.
+    pub(crate) fn count(&self, event: Event) {
+        let counter = match event {
+            Event::Limited => &self.counters.limited,
+            Event::Early => &self.counters.early,
+            Event::FlakyFailure => &self.counters.flaky_failures,
+            Event::RobotsFetch => &self.counters.robots_fetches,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Spawns the task serving a freshly accepted connection.
@@ -409,6 +553,7 @@ impl Server {
             draining: Cell::new(false),
             conns: RefCell::new(HashMap::new()),
             next_conn: Cell::new(0),
+            polite: polite::PoliteState::default(),
         });
         let listener = Rc::new(RefCell::new(Some(listener)));
         let accept_task = spawn(accept_loop(listener.clone(), shared.clone(), addr));
