@@ -57,7 +57,7 @@ fn stream_yields_in_completion_order() {
 #[test]
 fn concurrency_cap_holds() {
     with_server(|server| async move {
-        let urls: Vec<String> = (0..60).map(|_| server.url("/delay/0.02")).collect();
+        let urls: Vec<String> = (0..60).map(|i| server.url(&format!("/delay/0.02?i={i}"))).collect();
         let report = Client::new().fetch_all(urls).concurrency(7).run().await;
         assert_eq!(report.summary.ok, 60);
         let stats = server.stats();
@@ -72,8 +72,8 @@ fn per_host_cap_holds() {
     with_server(|server| async move {
         let other = Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         // The slow host comes first in the input; the fast one must not wait behind it.
-        let mut urls: Vec<String> = (0..12).map(|_| server.url("/delay/0.1")).collect();
-        urls.extend((0..12).map(|_| other.url("/get")));
+        let mut urls: Vec<String> = (0..12).map(|i| server.url(&format!("/delay/0.1?i={i}"))).collect();
+        urls.extend((0..12).map(|i| other.url(&format!("/get?i={i}"))));
         let report = Client::new()
             .fetch_all(urls)
             .concurrency(20)
@@ -113,7 +113,7 @@ fn per_host_cap_holds() {
 #[test]
 fn queue_timeout_is_separate_from_the_request_timeout() {
     with_server(|server| async move {
-        let urls: Vec<String> = (0..5).map(|_| server.url("/delay/0.4")).collect();
+        let urls: Vec<String> = (0..5).map(|i| server.url(&format!("/delay/0.4?i={i}"))).collect();
         let client = Client::builder()
             .timeout(Duration::from_millis(700))
             .build();
@@ -176,7 +176,7 @@ fn progress_reports_every_request() {
 #[test]
 fn timings_are_sane() {
     with_server(|server| async move {
-        let urls: Vec<String> = (0..4).map(|_| server.url("/delay/0.05")).collect();
+        let urls: Vec<String> = (0..4).map(|i| server.url(&format!("/delay/0.05?i={i}"))).collect();
         let report = Client::new().fetch_all(urls).concurrency(1).run().await;
         let t: Vec<_> = report.results.iter().map(|r| r.timings).collect();
         assert_eq!(t[0].queued, t[0].queued.min(Duration::from_millis(5)));
@@ -207,10 +207,10 @@ fn failures_do_not_affect_the_others() {
         let mut urls = Vec::new();
         for i in 0..40 {
             urls.push(match i % 8 {
-                1 => "http://127.0.0.1:1/refused".to_owned(),
+                1 => format!("http://127.0.0.1:1/refused?i={i}"),
                 3 => "not a url".to_owned(),
-                5 => server.url("/fault/reset-body"),
-                7 => server.url("/fault/garbage"),
+                5 => server.url(&format!("/fault/reset-body?i={i}")),
+                7 => server.url(&format!("/fault/garbage?i={i}")),
                 _ => server.url(&format!("/bytes/1000?seed={i}")),
             });
         }
@@ -241,7 +241,7 @@ fn dropping_the_stream_cancels() {
     let server = Server::spawn_thread("127.0.0.1:0".parse().unwrap()).unwrap();
     let rt = Runtime::new().unwrap();
     rt.block_on(async {
-        let urls: Vec<String> = (0..20).map(|_| server.url("/delay/5")).collect();
+        let urls: Vec<String> = (0..20).map(|i| server.url(&format!("/delay/5?i={i}"))).collect();
         let client = Client::new();
         let mut stream = client.fetch_all(urls).concurrency(10).stream();
         let first = volley::timeout(Duration::from_millis(200), stream.next()).await;

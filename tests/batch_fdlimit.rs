@@ -52,6 +52,7 @@ fn child(url: &str) {
         let mut stream = client
             .fetch_all(urls)
             .concurrency(REQUESTS)
+            .duplicates(volley::batch::Duplicates::Fetch)
             .keep_bodies(false)
             .stream();
         // The batch sized itself to the descriptors free when it started; now make fewer free.

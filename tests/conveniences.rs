@@ -537,7 +537,7 @@ mod cookies {
             let client = Client::builder().cookie_store(true).build();
             text_of(client.get(server.url("/cookies/set?a=1"))).await;
             let report = client
-                .fetch_all((0..3).map(|_| server.url("/cookies")))
+                .fetch_all((0..3).map(|i| server.url(&format!("/cookies?i={i}"))))
                 .run()
                 .await;
             for result in &report.results {

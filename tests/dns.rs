@@ -722,7 +722,7 @@ fn batch_of_1000_urls_over_200_hosts_asks_each_name_once() {
             .dns_resolver(resolver(&[server.addr], "", "").timeout(Duration::from_secs(2)))
             .build();
         let urls: Vec<String> = (0..1000)
-            .map(|i| format!("http://h{}.test:{port}/get", i % 200))
+            .map(|i| format!("http://h{}.test:{port}/get?i={i}", i % 200))
             .collect();
         client.fetch_all(urls).concurrency(100).run().await
     });
@@ -852,7 +852,7 @@ fn threads_child(dns: SocketAddr) {
         let port = http.local_addr().port();
         let client = Client::builder().dns_resolver(resolver).build();
         let urls: Vec<String> = (0..1000)
-            .map(|i| format!("http://h{}.test:{port}/get", i % 200))
+            .map(|i| format!("http://h{}.test:{port}/get?i={i}", i % 200))
             .collect();
         client
             .fetch_all(urls)

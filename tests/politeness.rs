@@ -148,3 +148,131 @@ fn the_retry_budget_stops_hammering_a_dying_host() {
         assert_eq!(stats.requests, 34);
     });
 }
+
+/// A limiter that admits 10 requests a second per host and says `Retry-After` on 429.
+fn limited(server: &Server, form: &str, i: usize) -> String {
+    server.url(&format!("/limit/10?window_ms=1000&retry_after={form}&i={i}"))
+}
+
+#[test]
+fn a_429_with_retry_after_pauses_the_whole_host_and_every_url_ends_200() {
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let server = Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        for form in ["secs", "date"] {
+            let urls: Vec<String> = (0..30).map(|i| limited(&server, form, i)).collect();
+            let before = server.stats();
+            let started = Instant::now();
+            let report = Client::new().fetch_all(urls).concurrency(30).run().await;
+            let elapsed = started.elapsed();
+            let stats = server.stats();
+            assert_eq!(report.summary.statuses.get(&200), Some(&30), "{form}");
+            // Requests on their way when a pause began may arrive in it; none sent after.
+            assert_eq!(stats.early - before.early, 0, "{form}: {stats:?}");
+            assert!(stats.limited > before.limited, "{form}: the limit was reached");
+            // 30 at 10 per second: two pauses at least.
+            assert!(elapsed >= Duration::from_millis(1500), "{form}: {elapsed:?}");
+            assert!(elapsed < Duration::from_secs(20), "{form}: {elapsed:?}");
+            let waited: Vec<_> = report
+                .results
+                .iter()
+                .flat_map(|r| &r.attempts)
+                .collect();
+            assert!(!waited.is_empty());
+            for attempt in waited {
+                assert_eq!(attempt.reason, RetryReason::Status(429.try_into().unwrap()));
+                let told = attempt.retry_after.expect("a valid Retry-After");
+                assert!(told > Duration::ZERO && told <= Duration::from_secs(2), "{told:?}");
+            }
+            let host = report.summary.hosts.values().next().unwrap();
+            assert!(host.throttled > 0 && host.paused >= Duration::from_millis(900));
+            assert_eq!(host.ok, 30);
+        }
+    });
+}
+
+#[test]
+fn a_retry_after_beyond_the_cap_fails_the_request_and_those_waiting_behind_it() {
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let server = Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let urls: Vec<String> = (0..5)
+            .map(|i| server.url(&format!("/limit/1?window_ms=120000&i={i}")))
+            .collect();
+        let started = Instant::now();
+        let report = Client::new()
+            .fetch_all(urls)
+            .per_host(1)
+            .max_retry_after(Duration::from_secs(5))
+            .run()
+            .await;
+        assert!(started.elapsed() < Duration::from_secs(5), "nothing waited");
+        assert_eq!(report.results[0].outcome.as_ref().unwrap().status, 200);
+        for result in &report.results[1..] {
+            let e = result.outcome.as_ref().unwrap_err();
+            match e.kind() {
+                ErrorKind::RateLimited { status, wait, max } => {
+                    assert_eq!(status.as_u16(), 429);
+                    assert!(*wait > Duration::from_secs(100), "{wait:?}");
+                    assert_eq!(*max, Duration::from_secs(5));
+                }
+                other => panic!("{other:?}"),
+            }
+            assert!(e.to_string().contains("longer than max_retry_after (5s)"), "{e}");
+        }
+        // One request met the 429; the others failed without being sent.
+        assert_eq!(server.stats().requests, 2);
+        assert_eq!(report.summary.errors.get("rate limited"), Some(&4));
+    });
+}
+
+#[test]
+fn flaky_urls_succeed_within_their_retries_and_resets_are_retried() {
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let server = Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let urls = [
+            server.url("/flaky/2?key=twice"),
+            server.url("/flaky/3?key=thrice"),
+            server.url("/flaky/1?key=reset&fail=reset"),
+            server.url("/flaky/1?key=close&fail=close"),
+        ];
+        let report = Client::new()
+            .fetch_all(urls)
+            .retry(fast_backoff())
+            .run()
+            .await;
+        let statuses: Vec<Option<u16>> = report
+            .results
+            .iter()
+            .map(|r| r.outcome.as_ref().ok().map(|f| f.status.as_u16()))
+            .collect();
+        // Three failures are one more than two retries: the last 503 is the result.
+        assert_eq!(statuses, [Some(200), Some(503), Some(200), Some(200)]);
+        let attempts: Vec<usize> = report.results.iter().map(|r| r.attempts.len()).collect();
+        assert_eq!(attempts, [2, 2, 1, 1]);
+        assert!(matches!(
+            report.results[2].attempts[0].reason,
+            RetryReason::Reset(_)
+        ));
+        assert_eq!(server.stats().flaky_failures, 2 + 3 + 1 + 1);
+    });
+}
+
+#[test]
+fn a_ratelimit_header_that_says_none_is_left_pauses_the_host_before_any_429() {
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let server = Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let urls: Vec<String> = (0..6)
+            .map(|i| server.url(&format!("/limit/3?window_ms=1000&headers=ratelimit&i={i}")))
+            .collect();
+        let started = Instant::now();
+        let report = Client::new().fetch_all(urls).per_host(1).run().await;
+        assert_eq!(report.summary.statuses.get(&200), Some(&6));
+        assert_eq!(server.stats().limited, 0, "the client stopped when told r=0");
+        assert!(started.elapsed() >= Duration::from_millis(900));
+        let host = report.summary.hosts.values().next().unwrap();
+        assert!(host.paused >= Duration::from_millis(900), "{host:?}");
+    });
+}

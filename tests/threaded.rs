@@ -176,8 +176,8 @@ fn batches_run_in_order_and_stream_as_completed() {
 
     // Slow ones first in the input, fast ones last: the stream yields the fast ones first.
     let urls: Vec<String> = (0..4)
-        .map(|_| server.url("/delay/0.5"))
-        .chain((0..4).map(|_| server.url("/get")))
+        .map(|i| server.url(&format!("/delay/0.5?i={i}")))
+        .chain((0..4).map(|i| server.url(&format!("/get?i={i}"))))
         .collect();
     let mut stream = client.fetch_all(urls).concurrency(8).stream();
     let order: Vec<usize> = rt.block_on(async {

@@ -66,6 +66,7 @@ fn tokio_current_thread_with_timers_and_batches() {
         let mut stream = client
             .fetch_all(vec![server.url("/get"); 20])
             .concurrency(5)
+            .duplicates(volley::batch::Duplicates::Fetch)
             .stream();
         let mut n = 0;
         while let Some(r) = stream.next().await {

@@ -53,7 +53,7 @@ mod retry;
 mod scheduler;
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
@@ -159,6 +159,25 @@ pub(crate) struct Settings {
     max_retry_after: Duration,
     adaptive: bool,
     max_waiting: usize,
+    duplicates: Duplicates,
+}
+
+/// What a batch does with a request equal to an earlier one of its input (same method, URL
+/// and headers, and no body). Set with [`Batch::duplicates`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Duplicates {
+    /// Not fetched again: its result is an error of kind
+    /// [`Duplicate`](crate::ErrorKind::Duplicate), counted in
+    /// [`BatchSummary::duplicates`] and not as a failure. The default. The batch remembers a
+    /// 64-bit fingerprint of each request, 8 to 16 bytes per distinct request.
+    #[default]
+    Report,
+    /// Identical requests in flight at once are fetched once, and each gets a copy of the
+    /// result (single-flight); one that comes after the first has ended is fetched again.
+    Share,
+    /// Every request is fetched, the same or not (for load tests).
+    Fetch,
 }
 
 impl Default for Settings {
@@ -173,6 +192,7 @@ impl Default for Settings {
             max_retry_after: Duration::from_secs(60),
             adaptive: false,
             max_waiting: 10_000,
+            duplicates: Duplicates::Report,
         }
     }
 }
@@ -219,6 +239,10 @@ impl Settings {
 
     pub(crate) fn max_waiting(&mut self, n: usize) {
         self.max_waiting = n.max(1);
+    }
+
+    pub(crate) fn duplicates(&mut self, what: Duplicates) {
+        self.duplicates = what;
     }
 }
 
@@ -275,6 +299,11 @@ macro_rules! forward_settings {
         /// As [`crate::Batch::max_waiting`].
         pub fn max_waiting(self, n: usize) -> Self {
             $apply!(self, max_waiting(n))
+        }
+
+        /// As [`crate::Batch::duplicates`].
+        pub fn duplicates(self, what: $crate::batch::Duplicates) -> Self {
+            $apply!(self, duplicates(what))
         }
     };
 }
@@ -411,6 +440,39 @@ where
         self
     }
 
+    /// What to do with a request equal to an earlier one (default
+    /// [`Duplicates::Report`]: not fetched, reported as a duplicate).
+    ///
+    /// ```
+    /// use volley::batch::Duplicates;
+    /// use volley::{Client, ErrorKind, Runtime};
+    ///
+    /// let rt = Runtime::new()?;
+    /// rt.block_on(async {
+    ///     let server = volley_testserver::Server::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     let url = server.url("/get");
+    ///     let report = Client::new().fetch_all([&url, &url]).run().await;
+    ///     assert_eq!(report.results[0].outcome.as_ref().unwrap().status, 200);
+    ///     let second = report.results[1].outcome.as_ref().unwrap_err();
+    ///     assert_eq!(second.kind(), &ErrorKind::Duplicate);
+    ///     assert_eq!((report.summary.duplicates, report.summary.failed), (1, 0));
+    ///
+    ///     let report = Client::new()
+    ///         .fetch_all([&url, &url])
+    ///         .duplicates(Duplicates::Fetch)
+    ///         .run()
+    ///         .await;
+    ///     assert_eq!(report.summary.ok, 2);
+    ///     assert_eq!(server.stats().requests, 3);
+    ///     Ok::<(), std::io::Error>(())
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn duplicates(mut self, what: Duplicates) -> Self {
+        self.settings.duplicates(what);
+        self
+    }
+
     /// Calls `f` after every finished request with the batch's progress.
     pub fn on_progress(mut self, f: impl FnMut(&Progress) + 'static) -> Self {
         self.on_progress = Some(Box::new(f));
@@ -463,6 +525,8 @@ where
             queue_sleep: None,
             wake_sleep: None,
             jitter: Jitter::default(),
+            seen: HashSet::new(),
+            sharing: HashMap::new(),
             on_progress: self.on_progress,
             started,
             summary: BatchSummary::new(total),
@@ -582,6 +646,9 @@ pub struct BatchSummary {
     pub latency: LatencyHistogram,
     /// Attempts tried again.
     pub retries: u64,
+    /// Requests not fetched for being duplicates (see [`Batch::duplicates`]); they count in
+    /// `requests` but neither in `ok` nor in `failed`.
+    pub duplicates: u64,
     /// Each host's statistics, by `scheme://host:port`; filled in when the batch ends.
     pub hosts: BTreeMap<String, HostStats>,
 }
@@ -599,6 +666,7 @@ impl BatchSummary {
             errors: BTreeMap::new(),
             latency: LatencyHistogram::default(),
             retries: 0,
+            duplicates: 0,
             hosts: BTreeMap::new(),
         }
     }
@@ -630,6 +698,7 @@ impl BatchSummary {
                 *self.statuses.entry(fetched.status.as_u16()).or_default() += 1;
                 self.latency.record(result.timings.total);
             }
+            Err(e) if *e.kind() == Kind::Duplicate => self.duplicates += 1,
             Err(e) => {
                 self.failed += 1;
                 *self.errors.entry(error_label(e)).or_default() += 1;
@@ -656,6 +725,7 @@ fn error_label(e: &Error) -> &'static str {
         Kind::ProxyAuth | Kind::ProxyTunnel(_) => "proxy",
         Kind::Runtime(_) => "runtime",
         Kind::RateLimited { .. } => "rate limited",
+        Kind::Duplicate => "duplicate",
         _ => "other",
     }
 }
@@ -709,6 +779,11 @@ pub struct BatchStream<I> {
     /// Wakes the stream when a paused host, a token or a backoff is due.
     wake_sleep: Option<Sleep>,
     jitter: Jitter,
+    /// Fingerprints of the requests seen, for [`Duplicates::Report`].
+    seen: HashSet<u64>,
+    /// Requests waiting for an identical one in flight, by its fingerprint, for
+    /// [`Duplicates::Share`].
+    sharing: HashMap<u64, Vec<(usize, Url)>>,
     on_progress: Option<ProgressFn>,
     started: Instant,
     summary: BatchSummary,
@@ -845,12 +920,20 @@ where
             result.attempts = attempts;
             result
         };
-        let mut failed: Vec<FetchResult> = self
-            .scheduler
-            .drain()
-            .into_iter()
-            .map(|job| expired(job.index, Some(job.request.into_url()), job.attempts))
-            .collect();
+        let mut failed = Vec::new();
+        for job in self.scheduler.drain() {
+            // Requests waiting for one that was queued share its fate; those waiting for one
+            // in flight wait on.
+            let sharers = job.fingerprint.and_then(|p| self.sharing.remove(&p));
+            for (index, url) in sharers.into_iter().flatten() {
+                failed.push(expired(index, Some(url), Vec::new()));
+            }
+            failed.push(expired(
+                job.index,
+                Some(job.request.into_url()),
+                job.attempts,
+            ));
+        }
         for item in self.source.by_ref() {
             let index = self.next_index;
             self.next_index += 1;
@@ -902,18 +985,72 @@ where
                     continue;
                 }
             };
+            let fingerprint = match self.settings.duplicates {
+                Duplicates::Fetch => None,
+                _ => fingerprint(&request),
+            };
+            if let Some(print) = fingerprint {
+                if self.is_duplicate(print, index, &request) {
+                    continue;
+                }
+            }
             let job = Job {
                 index,
                 host: self.scheduler.host_of(request.url(), now),
                 request,
                 attempts: Vec::new(),
                 exhausted: 0,
+                fingerprint,
             };
             if let Some(next) = self.scheduler.offer(job, now) {
                 return Some(next);
             }
         }
         None
+    }
+
+    /// True if `request` (of input `index`) is to be answered as a duplicate rather than
+    /// fetched: it is reported at once, or waits for the identical request in flight.
+    fn is_duplicate(&mut self, print: u64, index: usize, request: &Request) -> bool {
+        match self.settings.duplicates {
+            Duplicates::Report if !self.seen.insert(print) => {
+                let error = Error::new(Kind::Duplicate).with_url(request.url());
+                let result = FetchResult::failed(index, Some(request.url().clone()), error);
+                self.finished.push_back(result);
+                true
+            }
+            Duplicates::Share => match self.sharing.get_mut(&print) {
+                Some(waiting) => {
+                    waiting.push((index, request.url().clone()));
+                    true
+                }
+                None => {
+                    self.sharing.insert(print, Vec::new());
+                    false
+                }
+            },
+            _ => false,
+        }
+    }
+
+    /// Answers the requests that waited for `result`'s, for [`Duplicates::Share`].
+    fn share(&mut self, print: u64, result: &FetchResult) {
+        let Some(waiting) = self.sharing.remove(&print) else {
+            return;
+        };
+        for (index, url) in waiting {
+            let outcome = match &result.outcome {
+                Ok(fetched) => Ok(fetched.clone()),
+                Err(e) => Err(e.shared_copy()),
+            };
+            self.finished.push_back(FetchResult {
+                index,
+                url: Some(url),
+                outcome,
+                timings: result.timings,
+                attempts: result.attempts.clone(),
+            });
+        }
     }
 
     /// Fails a request whose host is paused for longer than `max_retry_after`.
@@ -936,7 +1073,7 @@ where
         self.scheduler.host(&job.host).stats.failed += 1;
         let mut result = FetchResult::failed(job.index, Some(job.request.into_url()), error);
         result.attempts = job.attempts;
-        self.finished.push_back(result);
+        self.push_result(result, job.fingerprint);
     }
 
     /// Spawns the task that runs `job`.
@@ -988,7 +1125,6 @@ where
         let policy = self.settings.retry;
         let retriable = policy.retries_method(job.request.method())
             && job.request.body().is_none_or(|b| b.try_clone().is_some());
-        let retries_left = (job.attempts.len() as u32) < policy.get_max_retries();
         let (reason, retry_after) = match &outcome {
             Err((e, _)) if is_exhausted(e) && job.exhausted < MAX_EXHAUSTED_RETRIES => {
                 // No descriptor or port free: wait for one rather than fail.
@@ -1011,7 +1147,8 @@ where
                 (policy.for_error(e), None)
             }
         };
-        if let Some(reason) = reason.filter(|_| retriable && retries_left) {
+        let left = policy.may_retry(&job.attempts, retry_after.is_some());
+        if let Some(reason) = reason.filter(|_| retriable && left) {
             let host = self.scheduler.host(&job.host);
             let paused = host.paused_until.filter(|p| *p > now);
             let (firsts, retries) = host.budget_counts(now);
@@ -1055,13 +1192,23 @@ where
             }
         };
         timings.queued = queued;
-        self.finished.push_back(FetchResult {
+        let result = FetchResult {
             index: job.index,
             url: Some(job.request.into_url()),
             outcome,
             timings,
             attempts: job.attempts,
-        });
+        };
+        self.push_result(result, job.fingerprint);
+    }
+
+    /// Hands out the final result of a request, and copies of it to the requests that waited
+    /// for it ([`Duplicates::Share`]).
+    fn push_result(&mut self, result: FetchResult, fingerprint: Option<u64>) {
+        if let Some(print) = fingerprint.filter(|_| !self.sharing.is_empty()) {
+            self.share(print, &result);
+        }
+        self.finished.push_back(result);
     }
 
     /// Counts a response in its host's statistics, and pauses the host on 429 or 503.
@@ -1121,6 +1268,23 @@ where
         }
         retry_after
     }
+}
+
+/// A fingerprint of a request without a body: its method, URL and headers. `None` for a
+/// request with a body, which is never a duplicate.
+fn fingerprint(request: &Request) -> Option<u64> {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    if request.body().is_some() {
+        return None;
+    }
+    let mut hasher = DefaultHasher::new();
+    request.method().hash(&mut hasher);
+    request.url().as_str().hash(&mut hasher);
+    for (name, value) in request.headers() {
+        name.hash(&mut hasher);
+        value.hash(&mut hasher);
+    }
+    Some(hasher.finish())
 }
 
 /// Above this many requests per second, an adaptive host's rate is lifted (when the batch

@@ -19,7 +19,10 @@ use crate::http::error::{Error, Kind, Phase};
 /// response head came, when a deadline passed, or on 429, 502, 503 and 504. It waits a
 /// full-jitter exponential backoff between attempts (a random time from zero to
 /// `base × 2^n`, at most `cap`; 200 ms base, 10 s cap), or what a 429 or 503 said in its
-/// `Retry-After`. A request whose body is a stream is never retried: it can be sent once.
+/// `Retry-After`. A 429 or 503 with a valid `Retry-After` is the host's pause rather than a
+/// failure of the request: waiting it out does not spend a retry, up to
+/// [`max_server_waits`](Self::max_server_waits) times. A request whose body is a stream is
+/// never retried: it can be sent once.
 ///
 /// Retries of one host are also held to a **budget**: over the last 10 seconds, at most 20 %
 /// as many retries as first attempts, and at least 10, so that a dying host is not hammered.
@@ -42,6 +45,7 @@ use crate::http::error::{Error, Kind, Phase};
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetryPolicy {
     max_retries: u32,
+    max_waits: u32,
     /// One bit per status code 100..=599, from 100.
     statuses: [u64; 8],
     on_connect: bool,
@@ -82,6 +86,7 @@ impl Default for RetryPolicy {
     fn default() -> RetryPolicy {
         let mut policy = RetryPolicy {
             max_retries: 2,
+            max_waits: 10,
             statuses: [0; 8],
             on_connect: true,
             on_reset: true,
@@ -100,14 +105,23 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// A policy that never retries.
+    /// A policy that never retries, not even when the server says when to.
     pub fn never() -> RetryPolicy {
-        RetryPolicy::default().max_retries(0)
+        RetryPolicy::default().max_retries(0).max_server_waits(0)
     }
 
     /// The most retries of one request, after its first attempt (default 2).
     pub fn max_retries(mut self, n: u32) -> Self {
         self.max_retries = n;
+        self
+    }
+
+    /// The most times one request waits out a server's valid `Retry-After` on a 429 or 503
+    /// and goes again (default 10). These waits are not failures of the request but the
+    /// host's pause, which the requests already on their way when it began run into too;
+    /// so they do not spend its [`max_retries`](Self::max_retries).
+    pub fn max_server_waits(mut self, n: u32) -> Self {
+        self.max_waits = n;
         self
     }
 
@@ -183,6 +197,17 @@ impl RetryPolicy {
     /// The most retries of one request.
     pub fn get_max_retries(&self) -> u32 {
         self.max_retries
+    }
+
+    /// Whether a request that went through `attempts` may go again, after an attempt that
+    /// got a valid `Retry-After` (`told_when`) or not.
+    pub(crate) fn may_retry(&self, attempts: &[Attempt], told_when: bool) -> bool {
+        let waits = attempts.iter().filter(|a| a.retry_after.is_some()).count() as u32;
+        let retries = attempts.len() as u32 - waits;
+        match told_when {
+            true => waits < self.max_waits,
+            false => retries < self.max_retries,
+        }
     }
 
     /// True if responses of status `code` are retried.

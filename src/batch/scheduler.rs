@@ -29,6 +29,8 @@ pub(crate) struct Job {
     pub(crate) attempts: Vec<Attempt>,
     /// How many times it went back for want of a descriptor.
     pub(crate) exhausted: u32,
+    /// Its fingerprint, when the batch looks for duplicates.
+    pub(crate) fingerprint: Option<u64>,
 }
 
 /// What [`Scheduler::next`] found.
@@ -273,6 +275,7 @@ mod tests {
             request: Request::new(Method::GET, url),
             attempts: Vec::new(),
             exhausted: 0,
+            fingerprint: None,
         }
     }
 

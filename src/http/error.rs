@@ -140,6 +140,10 @@ pub enum Kind {
         /// The longest pause the batch waits out.
         max: Duration,
     },
+    /// A batch did not fetch the request because an earlier request of the same batch was
+    /// the same (method, URL and headers); see
+    /// [`Batch::duplicates`](crate::batch::Batch::duplicates).
+    Duplicate,
 }
 
 /// Why a streamed request body could not be sent, in [`Kind::RequestBody`].
@@ -290,6 +294,19 @@ impl Error {
         }
     }
 
+    /// A copy for a request that shared this one's attempt: the same kind, URL, proxy and
+    /// phase, and the cause's text as its cause.
+    pub(crate) fn shared_copy(&self) -> Error {
+        let mut copy = Error::new(self.inner.kind.clone());
+        copy.inner.url = self.inner.url.clone();
+        copy.inner.proxy = self.inner.proxy.clone();
+        copy.inner.phase = self.inner.phase;
+        if let Some(source) = &self.inner.source {
+            copy.inner.source = Some(source.to_string().into());
+        }
+        copy
+    }
+
     pub(crate) fn with_url(mut self, url: &Url) -> Error {
         self.inner.url = Some(url.clone());
         self
@@ -433,6 +450,7 @@ impl Error {
             | Kind::TooManyRedirects(_)
             | Kind::Status(_)
             | Kind::RateLimited { .. }
+            | Kind::Duplicate
             | Kind::Runtime(_) => None,
         }
     }
@@ -575,6 +593,10 @@ fn fmt_kind(f: &mut fmt::Formatter<'_>, kind: &Kind, url: &str) -> fmt::Result {
             Human(*wait),
             status.as_u16(),
             Human(*max)
+        ),
+        Kind::Duplicate => write!(
+            f,
+            "{url} not fetched: a duplicate of an earlier request of the batch"
         ),
     }
 }

@@ -133,8 +133,11 @@
 //! - `none`: no `Retry-After`.
 //!
 //! A `Retry-After` announces a pause: the server remembers its end for the key (now plus `s`
-//! seconds, or the date on the system clock), and a request of that key arriving before it
-//! counts in [`ServerStats::early`]. It is still answered by the rules above. `headers=ratelimit`
+//! seconds, or the date on the system clock), and a request of that key arriving before it,
+//! more than `grace_ms` (default 100) after the pause was first announced, counts in
+//! [`ServerStats::early`]: within the grace it may have been on its way already, sent on
+//! another connection before the client read the refusal. It is still answered by the rules
+//! above. `headers=ratelimit`
 //! adds the IETF draft's headers to every answer, admitted or not:
 //! `RateLimit-Policy: "default";q={n};w={window in seconds, rounded up}` and
 //! `RateLimit: "default";r={requests the window still admits};t={seconds until it admits one
@@ -375,7 +378,8 @@ pub struct ServerStats {
     pub limited: u64,
     /// `/limit/{n}` requests that arrived during a pause the server had announced to their
     /// limiter key with a `Retry-After` (before its delay-seconds had passed, or before its
-    /// HTTP-date): requests of a client that did not wait as told.
+    /// HTTP-date), later than the grace after the announcement: requests of a client that
+    /// did not wait as told.
     pub early: u64,
     /// Requests `/flaky/{n}` failed: with a status, a reset or a close.
     pub flaky_failures: u64,

@@ -25,6 +25,10 @@ use super::{Event, Shared};
 /// is not set.
 pub(crate) const DEFAULT_ROBOTS_TXT: &str = "User-agent: *\nDisallow: /deny\n";
 
+/// How long after announcing a pause `/limit` takes requests as already on their way, not
+/// early, unless `grace_ms` says otherwise.
+const DEFAULT_GRACE_MS: u64 = 100;
+
 /// The longest `/limit` window: a day.
 const MAX_WINDOW_MS: u64 = 86_400_000;
 
@@ -58,6 +62,9 @@ struct Window {
     arrivals: VecDeque<Instant>,
     /// The end of the last pause a `Retry-After` announced, until a request finds it passed.
     paused_until: Option<PauseEnd>,
+    /// When the pause that lasts now was first announced: requests already in flight then
+    /// may arrive during the grace after it without counting as early.
+    announced: Option<Instant>,
 }
 
 /// The end of an announced pause, on the clock its announcement used.
@@ -93,14 +100,27 @@ struct Verdict {
 }
 
 impl Window {
-    /// Whether a request arriving at `now` (and `wall`) comes during an announced pause. A
-    /// pause found over is forgotten.
-    fn early(&mut self, now: Instant, wall: SystemTime) -> bool {
+    /// Whether a request arriving at `now` (and `wall`) comes during an announced pause,
+    /// more than `grace` after it was announced (sooner, it may have been on its way
+    /// already). A pause found over is forgotten.
+    fn early(&mut self, now: Instant, wall: SystemTime, grace: Duration) -> bool {
         let lasts = self.paused_until.is_some_and(|end| end.lasts(now, wall));
         if !lasts {
             self.paused_until = None;
+            self.announced = None;
         }
         lasts
+            && self
+                .announced
+                .is_none_or(|at| now.saturating_duration_since(at) > grace)
+    }
+
+    /// Records a pause announced at `now`, ending at `end`.
+    fn announce(&mut self, end: PauseEnd, now: Instant) {
+        if self.paused_until.is_none() {
+            self.announced = Some(now);
+        }
+        self.paused_until = Some(end);
     }
 
     /// Admits a request arriving at `now` if fewer than `limit` admitted requests arrived in
@@ -161,6 +181,8 @@ struct LimitParams {
     status: u16,
     key: String,
     ratelimit_headers: bool,
+    /// After a pause is announced, requests arriving within this are not early.
+    grace: Duration,
 }
 
 impl LimitParams {
@@ -195,6 +217,7 @@ impl LimitParams {
             status,
             key: req.arg("key").unwrap_or_default(),
             ratelimit_headers,
+            grace: Duration::from_millis(arg(req, "grace_ms")?.unwrap_or(DEFAULT_GRACE_MS)),
         })
     }
 }
@@ -257,7 +280,7 @@ fn limit(shared: &Shared, req: &Request, n: &str) -> Result<Response, Response> 
     let (now, wall) = (Instant::now(), SystemTime::now());
     let mut limits = shared.polite.limits.borrow_mut();
     let window = limits.entry(key).or_default();
-    if window.early(now, wall) {
+    if window.early(now, wall, params.grace) {
         shared.count(Event::Early);
     }
     let verdict = window.admit(now, params.limit, params.span);
@@ -266,8 +289,8 @@ fn limit(shared: &Shared, req: &Request, n: &str) -> Result<Response, Response> 
     } else {
         shared.count(Event::Limited);
         let (header, pause) = retry_after(params.retry_after, verdict.wait, now, wall);
-        if pause.is_some() {
-            window.paused_until = pause;
+        if let Some(end) = pause {
+            window.announce(end, now);
         }
         let response = Response::json(params.status, &limit_json(false, verdict.in_window));
         match header {
@@ -466,12 +489,26 @@ mod tests {
             paused_until: Some(PauseEnd::Instant(t0 + SPAN)),
             ..Window::default()
         };
-        assert!(w.early(t0, wall));
-        assert!(w.early(t0 + ms(499), wall));
-        assert!(!w.early(t0 + SPAN, wall));
+        let none = Duration::ZERO;
+        assert!(w.early(t0, wall, none));
+        assert!(w.early(t0 + ms(499), wall, none));
+        assert!(!w.early(t0 + SPAN, wall, none));
         assert!(w.paused_until.is_none());
         w.paused_until = Some(PauseEnd::Date(wall + SPAN));
-        assert!(w.early(t0, wall));
-        assert!(!w.early(t0, wall + SPAN));
+        assert!(w.early(t0, wall, none));
+        assert!(!w.early(t0, wall + SPAN, none));
+    }
+
+    /// Requests within the grace after an announcement were on their way: not early.
+    #[test]
+    fn no_early_within_the_grace() {
+        let t0 = Instant::now();
+        let wall = SystemTime::now();
+        let mut w = Window::default();
+        w.announce(PauseEnd::Instant(t0 + SPAN), t0);
+        // A later refusal during the same pause does not restart the grace.
+        w.announce(PauseEnd::Instant(t0 + SPAN + ms(50)), t0 + ms(50));
+        assert!(!w.early(t0 + ms(100), wall, ms(100)));
+        assert!(w.early(t0 + ms(101), wall, ms(100)));
     }
 }

@@ -309,7 +309,7 @@ fn limit_without_retry_after_announces_no_pause() {
 fn limit_counts_requests_during_a_pause_as_early() {
     let server = start();
     let mut c = Client::connect(server.local_addr());
-    let path = "/limit/1?window_ms=300";
+    let path = "/limit/1?window_ms=300&grace_ms=0";
     assert_eq!(c.get(path).status, 200);
     let refused = c.get(path);
     let mut pause_ends = Instant::now() + Duration::from_secs(refused.retry_after_secs());
@@ -341,7 +341,7 @@ fn limit_counts_requests_during_a_pause_as_early() {
 fn limit_keys_hosts_and_keys_separately() {
     let server = start();
     let mut c = Client::connect(server.local_addr());
-    let path = "/limit/1?window_ms=500";
+    let path = "/limit/1?window_ms=500&grace_ms=0";
     assert_eq!(c.get_from("127.0.0.1", path).status, 200);
     assert_eq!(c.get_from("127.0.0.1", path).status, 429);
     // Another host name of the same server: its own window, and not in the first's pause.
@@ -351,7 +351,7 @@ fn limit_keys_hosts_and_keys_separately() {
     assert_eq!(c.get_from("LOCALHOST", path).status, 200);
     assert_eq!(c.get_from("localhost", path).status, 429);
     // Another key on a limited host.
-    let keyed = "/limit/1?window_ms=500&key=other";
+    let keyed = "/limit/1?window_ms=500&key=other&grace_ms=0";
     assert_eq!(c.get_from("127.0.0.1", keyed).status, 200);
     assert_eq!(c.get_from("127.0.0.1", keyed).status, 429);
     let stats = server.stats();

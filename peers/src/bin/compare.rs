@@ -546,6 +546,7 @@ fn client_volley(urls: Vec<String>, c: usize) -> Run {
             client
                 .fetch_all(urls)
                 .concurrency(c)
+                .duplicates(volley::batch::Duplicates::Fetch)
                 .keep_bodies(false)
                 .run(),
         );
@@ -564,6 +565,7 @@ fn client_volley_stream(urls: Vec<String>, c: usize) -> Run {
             let mut stream = client
                 .fetch_all(urls)
                 .concurrency(c)
+                .duplicates(volley::batch::Duplicates::Fetch)
                 .keep_bodies(false)
                 .stream();
             while stream.next().await.is_some() {}

@@ -318,6 +318,7 @@ fn run_volley(
         let mut stream = client
             .fetch_all(urls)
             .concurrency(args.concurrency)
+            .duplicates(volley::batch::Duplicates::Fetch)
             .keep_bodies(false)
             .stream();
         let mut first_error = None;

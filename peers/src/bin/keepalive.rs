@@ -366,6 +366,7 @@ fn run_volley_tokio_batch(url: &str, args: &Args) -> Sample {
             let report = client
                 .fetch_all(vec![url.to_string(); total])
                 .concurrency(args.concurrency)
+                .duplicates(volley::batch::Duplicates::Fetch)
                 .run()
                 .await;
             assert_eq!(
