@@ -210,7 +210,12 @@ fn main() {
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--rounds" => rounds = args.next().and_then(|v| v.parse().ok()).expect("--rounds N"),
+            "--rounds" => {
+                rounds = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--rounds N")
+            }
             "--clients" => {
                 clients = args
                     .next()
@@ -228,7 +233,10 @@ fn main() {
             Server::spawn_thread(addr).expect("server")
         })
         .collect();
-    let scenarios = [("rate", true, PER_HOST as f64 / RATE), ("told", false, PER_HOST as f64 / f64::from(LIMIT))];
+    let scenarios = [
+        ("rate", true, PER_HOST as f64 / RATE),
+        ("told", false, PER_HOST as f64 / f64::from(LIMIT)),
+    ];
     let mut runs: HashMap<(String, String), Vec<Run>> = HashMap::new();
     for round in 0..rounds {
         for (name, rate, _) in scenarios {
@@ -247,7 +255,9 @@ fn main() {
                     run.limited,
                     run.early
                 );
-                runs.entry((name.to_owned(), client.clone())).or_default().push(run);
+                runs.entry((name.to_owned(), client.clone()))
+                    .or_default()
+                    .push(run);
             }
         }
     }
