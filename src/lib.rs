@@ -27,7 +27,9 @@
 //!
 //! [`Client::fetch_all`] takes any iterator of URLs or [`Request`]s and runs them with a
 //! bound on requests in flight, overall and per host; [`Batch::run`] returns every result in
-//! input order with a summary, [`Batch::stream`] yields them as they complete.
+//! input order with a summary, [`Batch::stream`] yields them as they complete. It is polite
+//! by host: a per-host rate, retries with backoff, and a whole-host pause on 429 or 503 for
+//! the server's `Retry-After` (see [`batch`]).
 //!
 //! ```
 //! use volley::{Client, Runtime};

@@ -57,7 +57,9 @@ fn stream_yields_in_completion_order() {
 #[test]
 fn concurrency_cap_holds() {
     with_server(|server| async move {
-        let urls: Vec<String> = (0..60).map(|i| server.url(&format!("/delay/0.02?i={i}"))).collect();
+        let urls: Vec<String> = (0..60)
+            .map(|i| server.url(&format!("/delay/0.02?i={i}")))
+            .collect();
         let report = Client::new().fetch_all(urls).concurrency(7).run().await;
         assert_eq!(report.summary.ok, 60);
         let stats = server.stats();
@@ -72,7 +74,9 @@ fn per_host_cap_holds() {
     with_server(|server| async move {
         let other = Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         // The slow host comes first in the input; the fast one must not wait behind it.
-        let mut urls: Vec<String> = (0..12).map(|i| server.url(&format!("/delay/0.1?i={i}"))).collect();
+        let mut urls: Vec<String> = (0..12)
+            .map(|i| server.url(&format!("/delay/0.1?i={i}")))
+            .collect();
         urls.extend((0..12).map(|i| other.url(&format!("/get?i={i}"))));
         let report = Client::new()
             .fetch_all(urls)
@@ -113,7 +117,9 @@ fn per_host_cap_holds() {
 #[test]
 fn queue_timeout_is_separate_from_the_request_timeout() {
     with_server(|server| async move {
-        let urls: Vec<String> = (0..5).map(|i| server.url(&format!("/delay/0.4?i={i}"))).collect();
+        let urls: Vec<String> = (0..5)
+            .map(|i| server.url(&format!("/delay/0.4?i={i}")))
+            .collect();
         let client = Client::builder()
             .timeout(Duration::from_millis(700))
             .build();
@@ -176,7 +182,9 @@ fn progress_reports_every_request() {
 #[test]
 fn timings_are_sane() {
     with_server(|server| async move {
-        let urls: Vec<String> = (0..4).map(|i| server.url(&format!("/delay/0.05?i={i}"))).collect();
+        let urls: Vec<String> = (0..4)
+            .map(|i| server.url(&format!("/delay/0.05?i={i}")))
+            .collect();
         let report = Client::new().fetch_all(urls).concurrency(1).run().await;
         let t: Vec<_> = report.results.iter().map(|r| r.timings).collect();
         assert_eq!(t[0].queued, t[0].queued.min(Duration::from_millis(5)));
@@ -241,7 +249,9 @@ fn dropping_the_stream_cancels() {
     let server = Server::spawn_thread("127.0.0.1:0".parse().unwrap()).unwrap();
     let rt = Runtime::new().unwrap();
     rt.block_on(async {
-        let urls: Vec<String> = (0..20).map(|i| server.url(&format!("/delay/5?i={i}"))).collect();
+        let urls: Vec<String> = (0..20)
+            .map(|i| server.url(&format!("/delay/5?i={i}")))
+            .collect();
         let client = Client::new();
         let mut stream = client.fetch_all(urls).concurrency(10).stream();
         let first = volley::timeout(Duration::from_millis(200), stream.next()).await;

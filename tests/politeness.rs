@@ -151,7 +151,9 @@ fn the_retry_budget_stops_hammering_a_dying_host() {
 
 /// A limiter that admits 10 requests a second per host and says `Retry-After` on 429.
 fn limited(server: &Server, form: &str, i: usize) -> String {
-    server.url(&format!("/limit/10?window_ms=1000&retry_after={form}&i={i}"))
+    server.url(&format!(
+        "/limit/10?window_ms=1000&retry_after={form}&i={i}"
+    ))
 }
 
 #[test]
@@ -169,20 +171,25 @@ fn a_429_with_retry_after_pauses_the_whole_host_and_every_url_ends_200() {
             assert_eq!(report.summary.statuses.get(&200), Some(&30), "{form}");
             // Requests on their way when a pause began may arrive in it; none sent after.
             assert_eq!(stats.early - before.early, 0, "{form}: {stats:?}");
-            assert!(stats.limited > before.limited, "{form}: the limit was reached");
+            assert!(
+                stats.limited > before.limited,
+                "{form}: the limit was reached"
+            );
             // 30 at 10 per second: two pauses at least.
-            assert!(elapsed >= Duration::from_millis(1500), "{form}: {elapsed:?}");
+            assert!(
+                elapsed >= Duration::from_millis(1500),
+                "{form}: {elapsed:?}"
+            );
             assert!(elapsed < Duration::from_secs(20), "{form}: {elapsed:?}");
-            let waited: Vec<_> = report
-                .results
-                .iter()
-                .flat_map(|r| &r.attempts)
-                .collect();
+            let waited: Vec<_> = report.results.iter().flat_map(|r| &r.attempts).collect();
             assert!(!waited.is_empty());
             for attempt in waited {
                 assert_eq!(attempt.reason, RetryReason::Status(429.try_into().unwrap()));
                 let told = attempt.retry_after.expect("a valid Retry-After");
-                assert!(told > Duration::ZERO && told <= Duration::from_secs(2), "{told:?}");
+                assert!(
+                    told > Duration::ZERO && told <= Duration::from_secs(2),
+                    "{told:?}"
+                );
             }
             let host = report.summary.hosts.values().next().unwrap();
             assert!(host.throttled > 0 && host.paused >= Duration::from_millis(900));
@@ -218,7 +225,10 @@ fn a_retry_after_beyond_the_cap_fails_the_request_and_those_waiting_behind_it() 
                 }
                 other => panic!("{other:?}"),
             }
-            assert!(e.to_string().contains("longer than max_retry_after (5s)"), "{e}");
+            assert!(
+                e.to_string().contains("longer than max_retry_after (5s)"),
+                "{e}"
+            );
         }
         // One request met the 429; the others failed without being sent.
         assert_eq!(server.stats().requests, 2);
@@ -270,7 +280,11 @@ fn a_ratelimit_header_that_says_none_is_left_pauses_the_host_before_any_429() {
         let started = Instant::now();
         let report = Client::new().fetch_all(urls).per_host(1).run().await;
         assert_eq!(report.summary.statuses.get(&200), Some(&6));
-        assert_eq!(server.stats().limited, 0, "the client stopped when told r=0");
+        assert_eq!(
+            server.stats().limited,
+            0,
+            "the client stopped when told r=0"
+        );
         assert!(started.elapsed() >= Duration::from_millis(900));
         let host = report.summary.hosts.values().next().unwrap();
         assert!(host.paused >= Duration::from_millis(900), "{host:?}");

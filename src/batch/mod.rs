@@ -23,29 +23,69 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
-//! # Admission
+//! # Admission: the host scheduler
 //!
 //! Requests are taken from the input lazily, in order, and start while fewer than
-//! [`concurrency`](Batch::concurrency) are in flight. With [`per_host`](Batch::per_host), a
-//! request whose host is at its limit waits in that host's queue while requests for other
-//! hosts go ahead; hosts with waiting requests are served round-robin. Nothing fails for
-//! being queued, unless it waits longer than the [`queue_timeout`](Batch::queue_timeout),
-//! which is separate from the request's own timeout: time in the queue is not charged to the
-//! request.
+//! [`concurrency`](Batch::concurrency) are in flight. The **host** (scheme, host and port) is
+//! the unit of politeness: each has its own slots ([`per_host`](Batch::per_host)), its own
+//! token bucket ([`rate`](Batch::rate)) and its own pause. A request starts only when its host
+//! has a free slot, a token and no pause; until then it waits in the host's queue, holding no
+//! slot and no connection, while requests of other hosts go ahead. Hosts with waiting
+//! requests are served round-robin. At most [`max_waiting`](Batch::max_waiting) requests
+//! wait at once: the input is read no further until some start, so memory stays flat
+//! however long the input is. Nothing fails for waiting, unless it waits longer than the
+//! [`queue_timeout`](Batch::queue_timeout), which is separate from the request's own timeout:
+//! time in the queue is not charged to the request.
+//!
+//! # Retries, pauses and rate limits
+//!
+//! A failed attempt is tried again as its [`RetryPolicy`] says ([`retry`](Batch::retry);
+//! by default idempotent requests, up to twice, on connect errors, resets before the
+//! response head, timeouts and 429/502/503/504), after a full-jitter exponential backoff,
+//! and each retry goes back through its host's queue. Retries of a host are held to a budget
+//! (20 % of its first attempts over 10 s, at least 10), so a dying host is not hammered.
+//! [`FetchResult::attempts`] records each attempt that was tried again, and why.
+//!
+//! A **429 or 503 pauses its whole host**: for its `Retry-After` (delay-seconds or an
+//! HTTP-date), or for the backoff when it has none or an invalid one (negative, garbage, a
+//! date in the past). The host's waiting requests, retries included, start again when the
+//! pause ends. A pause longer than [`max_retry_after`](Batch::max_retry_after) (default
+//! 60 s) fails the requests that would wait for it at once, with
+//! [`Kind::RateLimited`] naming the wait asked for. A
+//! `RateLimit` header (the IETF draft: `"policy";r=0;t=5`) that says the quota is spent
+//! pauses the host until its reset, before any 429. [`adaptive`](Batch::adaptive) throttling
+//! (off by default) halves a host's rate on each 429 or 503 and raises it back by 5 % per
+//! other response.
+//!
+//! # Duplicates
+//!
+//! A request equal to an earlier one of the input (method, URL, headers, no body) is not
+//! fetched again but reported as a [`Duplicate`](crate::ErrorKind::Duplicate); with
+//! [`Duplicates::Share`] identical requests in flight at once are fetched once and share the
+//! result; [`Duplicates::Fetch`] fetches everything (load tests). See
+//! [`duplicates`](Batch::duplicates).
+//!
+//! # Descriptors
 //!
 //! The batch is descriptor-aware. At start it raises the soft `RLIMIT_NOFILE` to the hard
 //! limit (once per process, see [`raise_fd_limit`](crate::raise_fd_limit)) and keeps the
 //! concurrency under the descriptors left. If a connect still fails for want of a descriptor
 //! or a local port (`EMFILE`, `ENFILE`, `EADDRNOTAVAIL`), the request goes back to the front
-//! of the queue and the concurrency drops to what is in flight, then grows back by one per
-//! success: the batch slows down instead of failing.
+//! of its host's queue and the concurrency drops to what is in flight, then grows back by one
+//! per success: the batch slows down instead of failing.
 //!
 //! # Results
 //!
 //! [`run`](Batch::run) returns every [`FetchResult`] in input order with a [`BatchSummary`];
 //! [`stream`](Batch::stream) yields them as they complete (asyncio's `as_completed`). Each
-//! result holds the response (status, headers, body) or the error, and its [`Timings`]. A
-//! failure never affects the other requests.
+//! result holds the response (status, headers, body) or the error, its [`Timings`] and its
+//! attempts. A failure never affects the other requests. The summary ends with each host's
+//! [`HostStats`] (requests, statuses, retries, 429s, time paused, latency percentiles);
+//! [`BatchSummary::top_hosts`] ranks them by time spent.
+//!
+//! The files: `mod.rs` (the batch and its stream), `scheduler.rs` (which waiting request
+//! starts next), `host.rs` (a host's slots, token bucket, pause, budget and statistics),
+//! `retry.rs` (the retry rules, backoff and `Retry-After`), `histogram.rs` (latencies).
 
 mod histogram;
 mod host;
