@@ -290,3 +290,54 @@ fn a_ratelimit_header_that_says_none_is_left_pauses_the_host_before_any_429() {
         assert!(host.paused >= Duration::from_millis(900), "{host:?}");
     });
 }
+
+#[test]
+fn hosts_grouped_by_name_share_one_slot_and_one_entry() {
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let a = Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let b = Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let mut urls = Vec::new();
+        for i in 0..4 {
+            urls.push(a.url(&format!("/delay/0.05?i={i}")));
+            urls.push(b.url(&format!("/delay/0.05?i={i}")));
+        }
+        let started = Instant::now();
+        let report = Client::new()
+            .fetch_all(urls)
+            .per_host(1)
+            .hosts(volley::batch::HostGrouping::Name)
+            .run()
+            .await;
+        assert_eq!(report.summary.ok, 8);
+        // One slot for both ports: eight requests of 50 ms one after another.
+        assert!(started.elapsed() >= Duration::from_millis(400));
+        let hosts: Vec<&String> = report.summary.hosts.keys().collect();
+        assert_eq!(hosts, ["127.0.0.1"]);
+    });
+}
+
+#[test]
+fn adaptive_throttling_meets_fewer_429s() {
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let server = Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let mut limited = Vec::new();
+        for adaptive in [false, true] {
+            let urls: Vec<String> = (0..40)
+                .map(|i| server.url(&format!("/limit/10?window_ms=1000&key={adaptive}&i={i}")))
+                .collect();
+            let before = server.stats().limited;
+            let report = Client::new()
+                .fetch_all(urls)
+                .concurrency(20)
+                .adaptive(adaptive)
+                .run()
+                .await;
+            assert_eq!(report.summary.statuses.get(&200), Some(&40), "{adaptive}");
+            limited.push(server.stats().limited - before);
+        }
+        // Without it every pause ends in a burst of 20; with it the host's rate halves.
+        assert!(limited[1] < limited[0], "{limited:?}");
+    });
+}

@@ -19,14 +19,41 @@ use super::scheduler::Job;
 /// A host: `scheme://host:port`, shared by every request of it.
 pub(crate) type HostKey = Rc<str>;
 
-/// The key of `url`'s host.
-pub(crate) fn host_key(url: &Url) -> String {
-    let port = url.port_or_known_default().unwrap_or(0);
-    format!(
-        "{}://{}:{port}",
-        url.scheme(),
-        url.host_str().unwrap_or_default()
-    )
+/// What a batch counts as one host, for its slots, rate, pause and statistics. Set with
+/// [`Batch::hosts`](crate::batch::Batch::hosts).
+#[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
+pub enum HostGrouping {
+    /// Scheme, host and port: `https://www.example.com:443` (the default; an origin).
+    #[default]
+    Origin,
+    /// The host name alone, whatever the scheme and port: `www.example.com`.
+    Name,
+    /// The registrable domain ("eTLD+1" by the Public Suffix List): `www.example.co.uk` and
+    /// `img.example.co.uk` are both `example.co.uk`. An IP address, or a name with no
+    /// registrable domain (`localhost`), stands for itself. (Feature `psl`.)
+    #[cfg(feature = "psl")]
+    RegistrableDomain,
+    /// What this function returns for the URL.
+    Custom(fn(&Url) -> String),
+}
+
+/// The key of `url`'s host, grouped as `grouping` says.
+pub(crate) fn host_key(url: &Url, grouping: HostGrouping) -> String {
+    let name = url.host_str().unwrap_or_default();
+    match grouping {
+        HostGrouping::Origin => {
+            let port = url.port_or_known_default().unwrap_or(0);
+            format!("{}://{name}:{port}", url.scheme())
+        }
+        HostGrouping::Name => name.to_owned(),
+        #[cfg(feature = "psl")]
+        HostGrouping::RegistrableDomain => match url.host() {
+            Some(url::Host::Domain(domain)) => psl::domain_str(domain).unwrap_or(domain).to_owned(),
+            _ => name.to_owned(),
+        },
+        HostGrouping::Custom(key) => key(url),
+    }
 }
 
 /// A request rate with a burst: a token bucket.
@@ -236,6 +263,28 @@ impl fmt::Display for HostStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn groupings() {
+        let url = Url::parse("https://img.example.co.uk/a.png").unwrap();
+        assert_eq!(
+            host_key(&url, HostGrouping::Origin),
+            "https://img.example.co.uk:443"
+        );
+        assert_eq!(host_key(&url, HostGrouping::Name), "img.example.co.uk");
+        #[cfg(feature = "psl")]
+        {
+            let domain =
+                |u: &str| host_key(&Url::parse(u).unwrap(), HostGrouping::RegistrableDomain);
+            assert_eq!(domain("https://img.example.co.uk/"), "example.co.uk");
+            assert_eq!(domain("http://www.example.co.uk:8080/"), "example.co.uk");
+            assert_eq!(domain("http://127.0.0.1:8080/"), "127.0.0.1");
+            assert_eq!(domain("http://[::1]/"), "[::1]");
+            assert_eq!(domain("http://localhost/"), "localhost");
+        }
+        let custom = HostGrouping::Custom(|u| u.scheme().to_owned());
+        assert_eq!(host_key(&url, custom), "https");
+    }
 
     #[test]
     fn token_bucket_spaces_requests() {

@@ -106,7 +106,7 @@ use http::{HeaderMap, StatusCode, Version};
 use url::Url;
 
 pub use histogram::LatencyHistogram;
-pub use host::HostStats;
+pub use host::{HostGrouping, HostStats};
 pub use retry::{Attempt, RetryPolicy, RetryReason};
 
 use host::{HostKey, Rate};
@@ -200,6 +200,7 @@ pub(crate) struct Settings {
     adaptive: bool,
     max_waiting: usize,
     duplicates: Duplicates,
+    grouping: HostGrouping,
 }
 
 /// What a batch does with a request equal to an earlier one of its input (same method, URL
@@ -233,6 +234,7 @@ impl Default for Settings {
             adaptive: false,
             max_waiting: 10_000,
             duplicates: Duplicates::Report,
+            grouping: HostGrouping::Origin,
         }
     }
 }
@@ -283,6 +285,10 @@ impl Settings {
 
     pub(crate) fn duplicates(&mut self, what: Duplicates) {
         self.duplicates = what;
+    }
+
+    pub(crate) fn hosts(&mut self, grouping: HostGrouping) {
+        self.grouping = grouping;
     }
 }
 
@@ -344,6 +350,11 @@ macro_rules! forward_settings {
         /// As [`crate::Batch::duplicates`].
         pub fn duplicates(self, what: $crate::batch::Duplicates) -> Self {
             $apply!(self, duplicates(what))
+        }
+
+        /// As [`crate::Batch::hosts`].
+        pub fn hosts(self, grouping: $crate::batch::HostGrouping) -> Self {
+            $apply!(self, hosts(grouping))
         }
     };
 }
@@ -513,6 +524,14 @@ where
         self
     }
 
+    /// What counts as one host for [`per_host`](Self::per_host), [`rate`](Self::rate),
+    /// pauses and statistics: by default the origin (scheme, host and port); or the host
+    /// name, the registrable domain (feature `psl`), or a function of the URL.
+    pub fn hosts(mut self, grouping: HostGrouping) -> Self {
+        self.settings.hosts(grouping);
+        self
+    }
+
     /// Calls `f` after every finished request with the batch's progress.
     pub fn on_progress(mut self, f: impl FnMut(&Progress) + 'static) -> Self {
         self.on_progress = Some(Box::new(f));
@@ -554,7 +573,12 @@ where
                 completed: VecDeque::new(),
                 waker: None,
             })),
-            scheduler: Scheduler::new(settings.per_host, settings.rate, settings.max_retry_after),
+            scheduler: Scheduler::new(
+                settings.per_host,
+                settings.rate,
+                settings.max_retry_after,
+                settings.grouping,
+            ),
             finished: VecDeque::new(),
             handles: HashMap::new(),
             in_flight: 0,
@@ -1297,12 +1321,16 @@ where
             }
             return None;
         }
-        host.pauses_in_a_row = host.pauses_in_a_row.saturating_add(1);
+        // The 429s of requests already on their way when the pause began are one event.
+        let new_pause = host.paused_until.is_none_or(|p| p <= now);
+        if new_pause {
+            host.pauses_in_a_row = host.pauses_in_a_row.saturating_add(1);
+        }
         // The full pause, even when it is beyond max_retry_after: the requests waiting for
         // the host then fail at once, saying so, instead of trying early.
         let pause = retry_after.unwrap_or(backoff.max(self.settings.retry.base()));
         host.pause(now + pause, now);
-        if adaptive {
+        if adaptive && new_pause {
             let observed = host.stats.requests as f64 / self.started.elapsed().as_secs_f64();
             host.slow_down(observed.max(1.0), now);
         }

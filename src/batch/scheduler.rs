@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use url::Url;
 
-use super::host::{host_key, Gate, Host, HostKey, HostStats, Rate};
+use super::host::{host_key, Gate, Host, HostGrouping, HostKey, HostStats, Rate};
 use super::retry::Attempt;
 use crate::http::request::Request;
 
@@ -60,10 +60,16 @@ pub(crate) struct Scheduler {
     rate: Option<Rate>,
     /// Hosts paused longer than this fail their waiting requests instead.
     max_wait: Duration,
+    grouping: HostGrouping,
 }
 
 impl Scheduler {
-    pub(crate) fn new(per_host: Option<usize>, rate: Option<Rate>, max_wait: Duration) -> Self {
+    pub(crate) fn new(
+        per_host: Option<usize>,
+        rate: Option<Rate>,
+        max_wait: Duration,
+        grouping: HostGrouping,
+    ) -> Self {
         Scheduler {
             hosts: HashMap::new(),
             ready: VecDeque::new(),
@@ -75,12 +81,13 @@ impl Scheduler {
             per_host,
             rate,
             max_wait,
+            grouping,
         }
     }
 
     /// The key of `url`'s host, registering the host on first sight.
     pub(crate) fn host_of(&mut self, url: &Url, now: Instant) -> HostKey {
-        let key = host_key(url);
+        let key = host_key(url, self.grouping);
         if let Some((existing, _)) = self.hosts.get_key_value(key.as_str()) {
             return existing.clone();
         }
@@ -289,7 +296,7 @@ mod tests {
     #[test]
     fn per_host_slots_round_robin() {
         let t = Instant::now();
-        let mut s = Scheduler::new(Some(1), None, Duration::from_secs(60));
+        let mut s = Scheduler::new(Some(1), None, Duration::from_secs(60), HostGrouping::Origin);
         let mut order = Vec::new();
         for (i, url) in [
             "http://a/1",
@@ -324,7 +331,7 @@ mod tests {
     #[test]
     fn a_paused_host_waits_and_others_go() {
         let t = Instant::now();
-        let mut s = Scheduler::new(None, None, Duration::from_secs(60));
+        let mut s = Scheduler::new(None, None, Duration::from_secs(60), HostGrouping::Origin);
         let a = s.host_of(&Url::parse("http://a/").unwrap(), t);
         s.host(&a).pause(t + Duration::from_secs(1), t);
         let ja = job(&mut s, 0, "http://a/1", t);
@@ -339,7 +346,7 @@ mod tests {
     #[test]
     fn a_pause_beyond_the_cap_fails_the_waiting() {
         let t = Instant::now();
-        let mut s = Scheduler::new(None, None, Duration::from_secs(5));
+        let mut s = Scheduler::new(None, None, Duration::from_secs(5), HostGrouping::Origin);
         let a = s.host_of(&Url::parse("http://a/").unwrap(), t);
         let ja = job(&mut s, 0, "http://a/1", t);
         s.enqueue(ja, false);
@@ -363,7 +370,12 @@ mod tests {
             per_s: 2.0,
             burst: 1.0,
         };
-        let mut s = Scheduler::new(None, Some(rate), Duration::from_secs(60));
+        let mut s = Scheduler::new(
+            None,
+            Some(rate),
+            Duration::from_secs(60),
+            HostGrouping::Origin,
+        );
         let j0 = job(&mut s, 0, "http://a/1", t);
         let j1 = job(&mut s, 1, "http://a/2", t);
         assert_eq!(started(s.offer(j0, t)), Some(0));
