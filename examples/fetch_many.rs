@@ -52,7 +52,9 @@
 //!   is the same across builds and Rust versions), 8 bytes each in a sorted vector. A run
 //!   killed with `kill -9` and resumed fetches each remaining URL once; only the URLs in
 //!   flight at the kill (at most `-c`) are fetched twice, and each URL still gets exactly one
-//!   line. A FILE that is not empty but has no such line is refused (it is not ours).
+//!   line (each URL once in the input: a URL given twice is fetched twice on a first run,
+//!   once on a resumed one). A missing FILE is created; one that is not a regular file, or
+//!   whose whole lines are none of them results, is refused (it is not ours).
 //! - `--per-host N`: at most N requests in flight to one host (scheme, host and port).
 //! - `--rate R`: at most R requests per second started to each host (a float; burst 1).
 //! - `--retries N`: retry a failed attempt up to N times (default 2): connect errors, resets,
