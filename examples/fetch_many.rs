@@ -1,6 +1,7 @@
-//! cargo run --release --example fetch_many -- [-c N] [-n N] [-m SECS] [--json] [--tls] [--system-dns] [URL...]
+//! cargo run --release --example fetch_many -- [OPTIONS] [URL...]
 //!
-//! Fetch many URLs at once, from one thread, and say how it went: volley's main job.
+//! Fetch many URLs at once, from one thread, and say how it went: volley's main job, as a bulk
+//! tool.
 //!
 //! ```text
 //! cargo run --release --example fetch_many                        # the seed's workload, below
@@ -8,19 +9,64 @@
 //! cargo run --release --example fetch_many -- -n 1000 http://127.0.0.1:8080/get
 //! cargo run --release --example fetch_many -- --json -n 100       # one JSON object on stdout
 //! cargo run --release --example fetch_many -- --tls               # the same over HTTPS
+//! # a list of URLs, one result per line in out.jsonl, bodies in pages/, polite to each host:
+//! cargo run --release --example fetch_many -- -i urls.txt -o out.jsonl --save pages \
+//!     --per-host 4 --rate 10
+//! # killed half-way? The same command with --resume fetches only what is not in out.jsonl:
+//! cargo run --release --example fetch_many -- -i urls.txt -o out.jsonl --resume
+//! grep -v '^#' urls.txt | cargo run --release --example fetch_many -- -i - -o out.jsonl
 //! ```
 //!
-//! With no URL it starts the embedded httpbin-like server on a free loopback port and replays
-//! seeds/001: 500 requests to an endpoint that answers after 100 ms, at most 100 in flight.
-//! One at a time that is 500 × 0.1 s = 50 s (the seed's `requests` loop took 55 s); with 100
-//! in flight it cannot take less than 500 / 100 × 0.1 s = 0.5 s. The seed's best Python took
-//! 1.07 s (tornado with curl) and 1.78 s (aiohttp). The summary says how close volley came.
+//! With no URL and no `-i` it starts the embedded httpbin-like server on a free loopback port
+//! and replays seeds/001: 500 requests to an endpoint that answers after 100 ms, at most 100
+//! in flight. One at a time that is 500 × 0.1 s = 50 s (the seed's `requests` loop took 55 s);
+//! with 100 in flight it cannot take less than 500 / 100 × 0.1 s = 0.5 s. The seed's best
+//! Python took 1.07 s (tornado with curl) and 1.78 s (aiohttp). The summary says how close
+//! volley came.
+//!
+//! # Flags
 //!
 //! - `-c N`: at most N requests in flight (default 100).
-//! - `-n N`: send N requests in all, cycling through the URLs (default: each URL once; 500
-//!   with no URL). `{n}` in a URL is replaced by the request's sequence number, from 0, which
-//!   makes every URL distinct, as the seed's random suffixes did, so that no cache answers.
+//! - `-n N`: send N requests in all, cycling through the URL arguments (default: each URL once;
+//!   500 with no URL). `{n}` in a URL argument is replaced by the request's sequence number,
+//!   from 0, which makes every URL distinct, as the seed's random suffixes did, so that no
+//!   cache answers. Not with `-i` (an error: the file says how many).
 //! - `-m SECS`: the longest one request may take, from sending it to the end of its body.
+//! - `-i FILE`: fetch the URLs of FILE, one per line (`-`: standard input), instead of URL
+//!   arguments (not both). Surrounding whitespace is trimmed; blank lines and lines starting
+//!   with `#` are skipped; a line is taken literally (no `{n}`). The file is read as the batch
+//!   needs URLs, never whole, and no per-URL result is kept, so memory stays flat however long
+//!   it is. A line that is not an `http://` or `https://` URL (or not UTF-8, or with a control
+//!   character) does not stop the run: it is a failed result of its own, `"error_kind":
+//!   "invalid_url"` in `-o`. An error reading FILE ends the input there, says so on stderr,
+//!   and the run exits 1 after the URLs already read.
+//! - `-o FILE`: write one JSON object per line (JSONL) to FILE for each URL, as it finishes
+//!   (FILE is created, or truncated without `--resume`). Lines are whole: each is one write
+//!   into a buffer that goes to FILE whenever no result is ready, and at least every 100 ms or
+//!   256 lines while results keep coming, and at the end. See *Output lines* below.
+//! - `--resume` (needs `-o`): first read FILE; each line that is a JSON object with a `url`
+//!   marks that URL done, and done URLs met in the input are skipped: not fetched, not written
+//!   again, counted as "skipped (resume)". A half-written last line (no newline, or not JSON:
+//!   the run was killed while writing it) is cut off first, so its URL is fetched again; then
+//!   new lines are appended. Only a 64-bit hash of each done URL is kept (FNV-1a, fixed, so it
+//!   is the same across builds and Rust versions), 8 bytes each in a sorted vector. A run
+//!   killed with `kill -9` and resumed fetches each remaining URL once; only the URLs in
+//!   flight at the kill (at most `-c`) are fetched twice, and each URL still gets exactly one
+//!   line (each URL once in the input: a URL given twice is fetched twice on a first run,
+//!   once on a resumed one). A missing FILE is created; one that is not a regular file, or
+//!   whose whole lines are none of them results, is refused (it is not ours).
+//! - `--per-host N`: at most N requests in flight to one host (scheme, host and port).
+//! - `--rate R`: at most R requests per second started to each host (a float; burst 1).
+//! - `--retries N`: retry a failed attempt up to N times (default 2): connect errors, resets,
+//!   timeouts, and 429/502/503/504 responses, with full-jitter backoff; a 429 or 503 pauses
+//!   its whole host for its `Retry-After`. See `volley::RetryPolicy`.
+//! - `--max-retry-after SECS`: the longest host pause waited out (default 60); requests
+//!   behind a longer one fail as `rate_limited`.
+//! - `--save DIR`: save each response body (any status) to `DIR/<16 hex digits>`, the URL's
+//!   FNV-1a hash (the `saved` field says which file). DIR is created. Bodies are then kept in
+//!   memory until written, one per request in flight; without `--save` they are counted and
+//!   dropped. A body that cannot be written fails that URL (`"error_kind": "save"`) and the
+//!   run goes on.
 //! - `--tls`: run the embedded server over HTTPS, with the TEST-ONLY certificate of
 //!   `volley_testserver::testcert` (for 127.0.0.1 and localhost), which the client trusts with
 //!   `add_root_certificate`. `https://` URLs need no flag: the client speaks both.
@@ -29,35 +75,82 @@
 //!   event loop (`NativeResolver`), whose counters the report then shows.
 //! - `--json`: print only one JSON object on stdout instead of the report, a stable interface
 //!   for scripts: `{"requests", "ok", "failed", "bytes", "elapsed_s", "requests_per_s",
-//!   "latency_ms": {"p50", "p90", "p99", "max"}, "threads"}`, all numbers; `threads` is the
-//!   most threads the process had during the batch (0 where `/proc` is missing).
+//!   "latency_ms": {"p50", "p90", "p99", "max"}, "threads", "retries", "skipped", "invalid",
+//!   "gave_up", "save_failed", "hosts"}`; `threads` is the most threads the process had during
+//!   the batch (0 where `/proc` is missing); `hosts` is the 20 hosts that took the most time,
+//!   each `{"host", "requests", "ok", "failed", "retries", "throttled", "paused_s", "p50_ms",
+//!   "p99_ms", "statuses": {"200": count, ...}}` (`requests` counts attempts, retries
+//!   included; `throttled` counts 429s). `requests` and `failed` count invalid lines too.
 //!
-//! The report ends with that thread count (one: the event loop does everything, name
-//! resolution included, unless `--system-dns`) and, when names were looked up, the
-//! resolver's counters: lookups answered locally, from its cache, by sharing a lookup in
-//! flight, or by asking, and the queries sent.
+//! # Output lines
 //!
-//! On a terminal, a progress bar runs on stderr meanwhile. Exit status: 0 when every request
-//! got a response (whatever its status code, as curl without `-f`); 1 when any request
-//! failed (no response: refused, reset, timed out, malformed...), after the report, which
-//! counts them and quotes the first errors, or when the batch cannot run at all (no runtime,
-//! no server); 2 for bad arguments.
+//! One object per URL, keys in alphabetical order:
+//!
+//! ```text
+//! {"attempts":1,"bytes":35,"elapsed_ms":1.234,"error":null,"error_kind":null,
+//!  "retry_reasons":[],"saved":null,"status":200,"url":"http://127.0.0.1:8080/get"}
+//! ```
+//!
+//! - `url`: the URL as parsed (`http://a.test` becomes `http://a.test/`); for an invalid line,
+//!   the line itself. `--resume` compares these.
+//! - `status`: the final response's status code, or `null` when there was none.
+//! - `bytes`: the body's length (decoded), 0 without a response.
+//! - `attempts`: 1 + the retries; 0 for an invalid line (nothing was sent).
+//! - `elapsed_ms`: the last attempt's total time, from sending to the end of the body (a
+//!   float; 0 when nothing was sent).
+//! - `error`: the error with its causes (`{:#}`), or `null`.
+//! - `error_kind`: a snake_case label, or `null`: `invalid_url`, `dns`, `connect`,
+//!   `timeout`, `io` (reset or closed), `invalid_response`, `decode`, `too_large`,
+//!   `too_many_redirects`, `rate_limited` (a pause longer than `--max-retry-after`),
+//!   `certificate`, `tls`, `proxy`, `invalid_request`, `request_body`, `runtime`, `save`
+//!   (the body could not be written; `status` is still there) or `other`.
+//! - `retry_reasons`: why each retried attempt was retried, e.g. `["status 503", "connect
+//!   error"]`.
+//! - `saved`: the file the body was saved to, or `null`.
+//!
+//! # Report and exit status
+//!
+//! The report counts requests, retries, URLs skipped by `--resume`, invalid lines, statuses
+//! and errors, shows the latency percentiles and a histogram, the five hosts that took the
+//! most time (requests, ok, retries, 429s, seconds paused, p50 and p99), the thread count (one:
+//! the event loop does everything, name resolution included, unless `--system-dns`) and, when
+//! names were looked up, the resolver's counters: lookups answered locally, from its cache, by
+//! sharing a lookup in flight, or by asking, and the queries sent. On a terminal, a progress
+//! bar runs on stderr meanwhile: done, failed, in flight, waiting, paused hosts, retries.
+//!
+//! Exit status: 0 when every URL got a response that is not a failure; 1 when any URL failed
+//! after its retries: an error (refused, reset, timed out, malformed, an invalid line, a body
+//! that could not be saved...), or a final status that the retry policy retries (429, 502,
+//! 503, 504) once the retries ran out; any other status, 404 or 500 included, is an answer, as
+//! with curl without `-f`. Also 1 when `-i` could not be read to the end, when `-o` could not
+//! be written, or when the batch cannot run at all (no runtime, no server). 2 for bad
+//! arguments, including an `-i` FILE that cannot be opened, an `-o` FILE or `--save` DIR that
+//! cannot be made, and an `-o` FILE that `--resume` does not recognize.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
-use std::io::IsTerminal;
+use std::fs::{File, OpenOptions};
+use std::future::poll_fn;
+use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::rc::Rc;
-use std::time::Duration;
+use std::task::Poll;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use volley::batch::{BatchSummary, LatencyHistogram, Progress};
-use volley::{Client, DnsStats, NativeResolver, Resolver, Runtime};
+use serde_json::{json, Value};
+use volley::batch::{BatchSummary, FetchResult, LatencyHistogram, Progress, RetryPolicy};
+use volley::{
+    Client, DnsStats, ErrorKind, Method, NativeResolver, Request, Resolver, Runtime, Url,
+};
 
 /// The seed's workload: how many requests, how long each one waits, how many at once.
 const SEED_REQUESTS: usize = 500;
 const SEED_DELAY: Duration = Duration::from_millis(100);
 const DEFAULT_CONCURRENCY: usize = 100;
+const DEFAULT_RETRIES: u32 = 2;
+const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// Descriptors kept for everything but connections: stdio, the reactor, the listener, slack.
 const RESERVED_FDS: u64 = 64;
@@ -65,10 +158,38 @@ const RESERVED_FDS: u64 = 64;
 /// How many error messages the report quotes in full.
 const QUOTED_ERRORS: usize = 3;
 
-const USAGE: &str =
-    "usage: fetch_many [-c N] [-n N] [-m SECS] [--json] [--tls] [--system-dns] [URL...]
-exit status: 0 if every request got a response (any status code), 1 if any request failed
-or the batch could not run, 2 for bad arguments";
+/// How many characters of an invalid line its error message quotes.
+const QUOTED_CHARS: usize = 200;
+
+/// How many hosts the report and the `--json` summary list.
+const REPORT_HOSTS: usize = 5;
+const JSON_HOSTS: usize = 20;
+
+/// `-o` goes to its file at least this often, and every this many lines, while results keep
+/// coming (and whenever none is ready).
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
+const FLUSH_EVERY_LINES: usize = 256;
+
+const USAGE: &str = "usage: fetch_many [-c N] [-n N] [-m SECS] [--json] [--tls] [--system-dns]
+                  [-i FILE|-] [-o FILE [--resume]] [--per-host N] [--rate R]
+                  [--retries N] [--max-retry-after SECS] [--save DIR] [URL...]
+  -c N                  at most N requests in flight (default 100)
+  -n N                  N requests in all, cycling through the URLs; {n} in a URL is the
+                        request's number (not with -i)
+  -m SECS               the longest one request may take
+  -i FILE               the URLs of FILE, one per line (- for stdin; # comments, blank lines)
+  -o FILE               one JSON line per URL, as it finishes
+  --resume              skip the URLs already in the -o FILE, then append to it
+  --per-host N          at most N requests in flight per host
+  --rate R              at most R requests per second started per host
+  --retries N           retries per URL (default 2)
+  --max-retry-after S   the longest host pause waited out (default 60 s)
+  --save DIR            save each body to DIR/<16 hex digits of the URL's hash>
+  --json                one JSON summary on stdout instead of the report
+exit status: 0 if every URL got a response (any status but a final 429/502/503/504);
+1 if any URL failed after its retries (an error, an invalid line, a body not saved, or a
+final 429/502/503/504), if -i could not be read or -o written, or if the batch could not
+run; 2 for bad arguments (including files that cannot be opened)";
 
 /// How often, at most, the thread count is sampled during the batch.
 const THREAD_SAMPLE_EVERY: Duration = Duration::from_millis(10);
@@ -85,6 +206,16 @@ struct Args {
     /// Resolve with getaddrinfo on helper threads.
     system_dns: bool,
     urls: Vec<String>,
+    /// `-i`: a file of URLs, `-` for stdin.
+    input: Option<String>,
+    /// `-o`: the JSONL file.
+    output: Option<PathBuf>,
+    resume: bool,
+    per_host: Option<usize>,
+    rate: Option<f64>,
+    retries: u32,
+    max_retry_after: Duration,
+    save: Option<PathBuf>,
 }
 
 fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -96,6 +227,14 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
         tls: false,
         system_dns: false,
         urls: Vec::new(),
+        input: None,
+        output: None,
+        resume: false,
+        per_host: None,
+        rate: None,
+        retries: DEFAULT_RETRIES,
+        max_retry_after: DEFAULT_MAX_RETRY_AFTER,
+        save: None,
     };
     let positive = |name: &str, value: Option<String>| -> Result<usize, String> {
         let value = value.ok_or_else(|| format!("{name} needs a value"))?;
@@ -104,24 +243,56 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
             _ => Err(format!("{name} wants a positive integer, not {value:?}")),
         }
     };
+    // A number of seconds, at least `min` (exclusive when `positive`).
+    let seconds = |name: &str, value: Option<String>, positive: bool| {
+        let value = value.ok_or_else(|| format!("{name} needs a value"))?;
+        let secs: f64 = value
+            .parse()
+            .map_err(|_| format!("{name} wants seconds, not {value:?}"))?;
+        match Duration::try_from_secs_f64(secs) {
+            Ok(t) if !(positive && t.is_zero()) => Ok(t),
+            _ => Err(format!(
+                "{name} wants a {} number of seconds, not {value:?}",
+                if positive { "positive" } else { "non-negative" }
+            )),
+        }
+    };
+    let path = |name: &str, value: Option<String>| -> Result<String, String> {
+        match value {
+            Some(v) if !v.is_empty() => Ok(v),
+            _ => Err(format!("{name} needs a file name")),
+        }
+    };
     while let Some(arg) = argv.next() {
         match arg.as_str() {
             "-c" | "--concurrency" => args.concurrency = positive("-c", argv.next())?,
             "-n" | "--requests" => args.requests = Some(positive("-n", argv.next())?),
-            "-m" | "--max-time" => {
-                let value = argv.next().ok_or("-m needs a value")?;
-                let secs: f64 = value
-                    .parse()
-                    .map_err(|_| format!("-m wants seconds, not {value:?}"))?;
-                match Duration::try_from_secs_f64(secs) {
-                    Ok(t) if !t.is_zero() => args.max_time = Some(t),
+            "-m" | "--max-time" => args.max_time = Some(seconds("-m", argv.next(), true)?),
+            "-i" | "--input" => args.input = Some(path("-i", argv.next())?),
+            "-o" | "--output" => args.output = Some(path("-o", argv.next())?.into()),
+            "--resume" => args.resume = true,
+            "--per-host" => args.per_host = Some(positive("--per-host", argv.next())?),
+            "--rate" => {
+                let value = argv.next().ok_or("--rate needs a value")?;
+                match value.parse::<f64>() {
+                    Ok(r) if r.is_finite() && r > 0.0 => args.rate = Some(r),
                     _ => {
                         return Err(format!(
-                            "-m wants a positive number of seconds, not {value:?}"
+                            "--rate wants a positive number of requests per second, not {value:?}"
                         ))
                     }
                 }
             }
+            "--retries" => {
+                let value = argv.next().ok_or("--retries needs a value")?;
+                args.retries = value.parse().map_err(|_| {
+                    format!("--retries wants a non-negative integer, not {value:?}")
+                })?;
+            }
+            "--max-retry-after" => {
+                args.max_retry_after = seconds("--max-retry-after", argv.next(), false)?
+            }
+            "--save" => args.save = Some(path("--save", argv.next())?.into()),
             "--json" => args.json = true,
             "--tls" if cfg!(feature = "tls") => args.tls = true,
             "--system-dns" => args.system_dns = true,
@@ -131,24 +302,66 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
             }
             url => {
                 // Check each URL now, with `{n}` filled in, rather than fail it n times later.
-                let parsed = url::Url::parse(&url.replace("{n}", "0"))
-                    .map_err(|e| format!("not a URL: {url:?} ({e})"))?;
-                let schemes: &[&str] = if cfg!(feature = "tls") {
-                    &["http", "https"]
-                } else {
-                    &["http"]
-                };
-                if !schemes.contains(&parsed.scheme()) {
-                    return Err(format!(
-                        "{url:?}: volley speaks {} only",
-                        schemes.join(", ")
-                    ));
+                match check_url(&url.replace("{n}", "0")) {
+                    Ok(_) => args.urls.push(url.to_owned()),
+                    Err(BadUrl::Syntax(e)) => return Err(format!("not a URL: {url:?} ({e})")),
+                    Err(why) => return Err(format!("{url:?}: {why}")),
                 }
-                args.urls.push(url.to_owned());
             }
         }
     }
+    if args.resume && args.output.is_none() {
+        return Err("--resume needs -o FILE: the file to resume".into());
+    }
+    if args.input.is_some() && args.requests.is_some() {
+        return Err("-n cannot be used with -i: the file says how many URLs".into());
+    }
+    if args.input.is_some() && !args.urls.is_empty() {
+        return Err("-i and URL arguments cannot be used together".into());
+    }
     Ok(args)
+}
+
+/// Why a string is not a URL this tool can fetch.
+#[derive(Debug)]
+enum BadUrl {
+    Syntax(url::ParseError),
+    Control,
+    NotUtf8,
+    TooLong,
+    Scheme,
+}
+
+impl std::fmt::Display for BadUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BadUrl::Syntax(e) => write!(f, "not a URL ({e})"),
+            BadUrl::Control => f.write_str("contains a control character"),
+            BadUrl::NotUtf8 => f.write_str("not UTF-8"),
+            BadUrl::TooLong => write!(f, "longer than {} KiB (cut here)", MAX_LINE / 1024),
+            BadUrl::Scheme => write!(f, "volley speaks {} only", SCHEMES.join(", ")),
+        }
+    }
+}
+
+/// The schemes the client speaks.
+const SCHEMES: &[&str] = if cfg!(feature = "tls") {
+    &["http", "https"]
+} else {
+    &["http"]
+};
+
+/// `s` as a URL this tool can fetch. Control characters are refused rather than dropped
+/// silently by the URL parser, which would fetch another URL than the one given.
+fn check_url(s: &str) -> Result<Url, BadUrl> {
+    if s.chars().any(char::is_control) {
+        return Err(BadUrl::Control);
+    }
+    let url = Url::parse(s).map_err(BadUrl::Syntax)?;
+    if !SCHEMES.contains(&url.scheme()) {
+        return Err(BadUrl::Scheme);
+    }
+    Ok(url)
 }
 
 fn main() -> ExitCode {
@@ -157,13 +370,21 @@ fn main() -> ExitCode {
 
 /// Everything `main` does, returning the exit status (see the module docs).
 fn run(argv: impl Iterator<Item = String>) -> u8 {
+    let usage = |message: &str| {
+        if !message.is_empty() {
+            eprintln!("fetch_many: {message}");
+        }
+        eprintln!("{USAGE}");
+        2
+    };
     let args = match parse_args(argv) {
         Ok(args) => args,
+        Err(message) => return usage(&message),
+    };
+    let files = match Files::open(&args) {
+        Ok(files) => files,
         Err(message) => {
-            if !message.is_empty() {
-                eprintln!("fetch_many: {message}");
-            }
-            eprintln!("{USAGE}");
+            eprintln!("fetch_many: {message}");
             return 2;
         }
     };
@@ -174,8 +395,8 @@ fn run(argv: impl Iterator<Item = String>) -> u8 {
             return 1;
         }
     };
-    match rt.block_on(fetch_many(args)) {
-        Ok(summary) => exit_status(&summary),
+    match rt.block_on(fetch_many(args, files)) {
+        Ok(outcome) => outcome.exit_status(),
         Err(message) => {
             eprintln!("fetch_many: {message}");
             1
@@ -183,16 +404,518 @@ fn run(argv: impl Iterator<Item = String>) -> u8 {
     }
 }
 
-/// The exit status of a batch that ran: 1 if any request failed, else 0.
-fn exit_status(summary: &BatchSummary) -> u8 {
-    u8::from(summary.failed > 0)
+// ---------------------------------------------------------------------------------------------
+// Files: the input, the output, resuming, saved bodies
+// ---------------------------------------------------------------------------------------------
+
+/// The files the command line names, opened before anything is fetched.
+struct Files {
+    /// `-i`: the reader and the name to quote.
+    input: Option<(Box<dyn BufRead>, String)>,
+    /// `-o`, positioned at its end.
+    output: Option<Output>,
+    /// The done URLs of `--resume`: their hashes, sorted.
+    done: Vec<u64>,
+    save: Option<PathBuf>,
 }
 
-/// Runs the batch and prints its report; returns its summary.
-async fn fetch_many(mut args: Args) -> Result<BatchSummary, String> {
+impl Files {
+    fn open(args: &Args) -> Result<Files, String> {
+        let mut input_file = None;
+        let input = match args.input.as_deref() {
+            None => None,
+            Some("-") => Some((
+                Box::new(io::stdin().lock()) as Box<dyn BufRead>,
+                "stdin".into(),
+            )),
+            Some(name) => {
+                let file = File::open(name).map_err(|e| format!("cannot open -i {name}: {e}"))?;
+                input_file = Some(file.try_clone().map_err(|e| format!("{name}: {e}"))?);
+                let reader = BufReader::with_capacity(1 << 16, file);
+                Some((Box::new(reader) as Box<dyn BufRead>, name.to_owned()))
+            }
+        };
+        let (output, done) = match &args.output {
+            None => (None, Vec::new()),
+            Some(path) => {
+                if let Some(input) = &input_file {
+                    refuse_same_file(input, path)?;
+                }
+                let (file, resumed) = open_output(path, args.resume)?;
+                if resumed.lines > 0 || resumed.cut > 0 {
+                    eprintln!(
+                        "fetch_many: resuming {}: {} URLs done{}",
+                        path.display(),
+                        resumed.lines,
+                        match resumed.cut {
+                            0 => String::new(),
+                            n => format!(", a half-written last line ({n} bytes) removed"),
+                        }
+                    );
+                }
+                if resumed.unreadable > 0 {
+                    eprintln!(
+                        "fetch_many: note: {} lines of {} are not results; their URLs are not \
+                         skipped",
+                        resumed.unreadable,
+                        path.display()
+                    );
+                }
+                (Some(Output::new(file, path.clone())), resumed.done)
+            }
+        };
+        if let Some(dir) = &args.save {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create --save {}: {e}", dir.display()))?;
+        }
+        Ok(Files {
+            input,
+            output,
+            done,
+            save: args.save.clone(),
+        })
+    }
+}
+
+/// Fails if `output` is the file `input` is open on: `-o` would truncate the input.
+fn refuse_same_file(input: &File, output: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(a), Ok(b)) = (input.metadata(), std::fs::metadata(output)) else {
+        return Ok(()); // no output file yet
+    };
+    if a.dev() == b.dev() && a.ino() == b.ino() {
+        return Err(format!(
+            "-o {} is the -i file: it would be overwritten",
+            output.display()
+        ));
+    }
+    Ok(())
+}
+
+/// The hash of a URL that `--resume` keeps and `--save` names files by: 64-bit FNV-1a. Fixed
+/// (unlike the standard library's hashers, whose algorithm may change between Rust versions),
+/// so a file written by one build is resumed by another.
+fn url_hash(url: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in url.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+/// What `--resume` found in the output file.
+#[derive(Debug, Default)]
+struct Resumed {
+    /// The hashes of the URLs done, sorted and without repeats.
+    done: Vec<u64>,
+    /// Lines that name a URL.
+    lines: u64,
+    /// Whole lines that do not (kept, ignored).
+    unreadable: u64,
+    /// Bytes of a half-written last line, cut off.
+    cut: u64,
+}
+
+/// The URL of one output line, if it is a JSON object with a string `url`.
+fn url_of_line(line: &[u8]) -> Option<String> {
+    match serde_json::from_slice::<Value>(line).ok()? {
+        Value::Object(mut map) => match map.remove("url")? {
+            Value::String(url) => Some(url),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The most bytes kept of one line of `-i` or `-o`: the rest of a longer line is read and
+/// dropped, so that a file without newlines (`-i /dev/zero`) cannot fill the memory.
+const MAX_LINE: usize = 64 * 1024;
+
+/// One line, as [`read_line`] read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct LineRead {
+    /// Bytes read in all, newline included: 0 at the end of the input.
+    bytes: usize,
+    /// The line ended with a newline (else with the input).
+    newline: bool,
+    /// It was longer than [`MAX_LINE`]: only its start was kept.
+    long: bool,
+}
+
+/// Reads one line into `line` (without its newline), keeping at most [`MAX_LINE`] bytes.
+fn read_line<R: BufRead + ?Sized>(reader: &mut R, line: &mut Vec<u8>) -> io::Result<LineRead> {
+    line.clear();
+    let mut read = LineRead {
+        bytes: 0,
+        newline: false,
+        long: false,
+    };
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok(read);
+        }
+        let (text, used) = match available.iter().position(|b| *b == b'\n') {
+            Some(i) => {
+                read.newline = true;
+                (&available[..i], i + 1)
+            }
+            None => (available, available.len()),
+        };
+        let room = MAX_LINE - line.len();
+        if text.len() > room {
+            read.long = true;
+        }
+        line.extend_from_slice(&text[..text.len().min(room)]);
+        reader.consume(used);
+        read.bytes += used;
+        if read.newline {
+            return Ok(read);
+        }
+    }
+}
+
+/// Opens `-o`: created or truncated, or with `resume`, read for the URLs done, its
+/// half-written last line cut off, and positioned at its end.
+fn open_output(path: &Path, resume: bool) -> Result<(File, Resumed), String> {
+    let name = path.display();
+    if !resume {
+        let file = File::create(path).map_err(|e| format!("cannot create -o {name}: {e}"))?;
+        return Ok((file, Resumed::default()));
+    }
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| format!("cannot open -o {name}: {e}"))?;
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return Err(format!("--resume: -o {name} is not a regular file"));
+    }
+    let mut resumed = Resumed::default();
+    let read_error = |e: io::Error| format!("cannot read -o {name} to resume it: {e}");
+    let mut reader = BufReader::with_capacity(1 << 16, &file);
+    let mut line = Vec::new();
+    let mut end = 0u64; // of what was read
+    let mut whole_lines = 0u64;
+    let mut partial = None; // the start of a last line without its newline
+    let mut last = None; // the start of the last whole line, and whether it is a result
+    loop {
+        let read = read_line(&mut reader, &mut line).map_err(read_error)?;
+        if read.bytes == 0 {
+            break;
+        }
+        let start = end;
+        end += read.bytes as u64;
+        if !read.newline {
+            partial = Some(start);
+            break;
+        }
+        whole_lines += 1;
+        let url = url_of_line(&line).filter(|_| !read.long);
+        last = Some((start, url.is_some()));
+        match url {
+            Some(url) => {
+                resumed.done.push(url_hash(&url));
+                resumed.lines += 1;
+            }
+            None => resumed.unreadable += 1,
+        }
+    }
+    drop(reader);
+    if resumed.lines == 0 && whole_lines > 0 {
+        return Err(format!(
+            "--resume: {name} has no line of fetch_many's output (a JSON object with a \"url\"); \
+             not touching it"
+        ));
+    }
+    // A line cut short by a kill: no newline, or a last line that is not a result.
+    let keep = match (partial, last) {
+        (Some(start), _) => start,
+        (None, Some((start, false))) => {
+            resumed.unreadable -= 1;
+            start
+        }
+        _ => end,
+    };
+    resumed.cut = end - keep;
+    if resumed.cut > 0 {
+        file.set_len(keep)
+            .map_err(|e| format!("cannot cut the half-written line of -o {name}: {e}"))?;
+    }
+    file.seek(SeekFrom::End(0))
+        .map_err(|e| format!("cannot seek -o {name}: {e}"))?;
+    resumed.done.sort_unstable();
+    resumed.done.dedup();
+    resumed.done.shrink_to_fit();
+    Ok((file, resumed))
+}
+
+/// The `-o` file: whole lines into a buffer, flushed whenever no result is ready, every
+/// [`FLUSH_EVERY`] and [`FLUSH_EVERY_LINES`], and at the end.
+struct Output {
+    writer: BufWriter<File>,
+    path: PathBuf,
+    /// One line, serialized here and written with one `write_all`.
+    line: Vec<u8>,
+    unflushed: usize,
+    flushed_at: Instant,
+    /// The first write error; nothing is written after it.
+    error: Option<io::Error>,
+}
+
+impl Output {
+    fn new(file: File, path: PathBuf) -> Output {
+        Output {
+            writer: BufWriter::with_capacity(1 << 16, file),
+            path,
+            line: Vec::with_capacity(512),
+            unflushed: 0,
+            flushed_at: Instant::now(),
+            error: None,
+        }
+    }
+
+    fn write(&mut self, record: &Value) {
+        if self.error.is_some() {
+            return;
+        }
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, record).expect("a JSON value serializes");
+        self.line.push(b'\n');
+        if let Err(e) = self.writer.write_all(&self.line) {
+            self.error = Some(e);
+            return;
+        }
+        self.unflushed += 1;
+        if self.unflushed >= FLUSH_EVERY_LINES || self.flushed_at.elapsed() >= FLUSH_EVERY {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.unflushed == 0 || self.error.is_some() {
+            return;
+        }
+        if let Err(e) = self.writer.flush() {
+            self.error = Some(e);
+        }
+        self.unflushed = 0;
+        self.flushed_at = Instant::now();
+    }
+
+    /// The first write error, as a message.
+    fn failure(&self) -> Option<String> {
+        let e = self.error.as_ref()?;
+        Some(format!("cannot write -o {}: {e}", self.path.display()))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The input: URL arguments or lines, less the URLs done
+// ---------------------------------------------------------------------------------------------
+
+/// What the input and the loop share: the output, the counts of lines that are not
+/// requests, and the first errors to quote.
+struct Shared {
+    output: RefCell<Option<Output>>,
+    /// Hashes of the URLs `--resume` found done, sorted.
+    done: Vec<u64>,
+    skipped: Cell<u64>,
+    invalid: Cell<u64>,
+    quoted: RefCell<Vec<String>>,
+    /// Why the input ended early.
+    read_error: RefCell<Option<String>>,
+}
+
+impl Shared {
+    fn is_done(&self, url: &str) -> bool {
+        !self.done.is_empty() && self.done.binary_search(&url_hash(url)).is_ok()
+    }
+
+    fn quote(&self, message: String) {
+        let mut quoted = self.quoted.borrow_mut();
+        if quoted.len() < QUOTED_ERRORS {
+            quoted.push(message);
+        }
+    }
+
+    fn write(&self, record: &Value) {
+        if let Some(output) = self.output.borrow_mut().as_mut() {
+            output.write(record);
+        }
+    }
+
+    fn flush(&self) {
+        if let Some(output) = self.output.borrow_mut().as_mut() {
+            output.flush();
+        }
+    }
+
+    /// A line that is not a URL: skipped if `--resume` found it done, else a failed result
+    /// of its own, written at once.
+    fn not_a_url(&self, line: &str, why: &BadUrl) {
+        if self.is_done(line) {
+            self.skipped.set(self.skipped.get() + 1);
+            return;
+        }
+        self.invalid.set(self.invalid.get() + 1);
+        // The line is in `url`; the message quotes its start.
+        let shown = match line.char_indices().nth(QUOTED_CHARS) {
+            Some((end, _)) => format!("{:?}...", &line[..end]),
+            None => format!("{line:?}"),
+        };
+        let error = format!("invalid url {shown}: {why}");
+        self.write(&json!({
+            "url": line,
+            "status": null,
+            "bytes": 0,
+            "attempts": 0,
+            "elapsed_ms": 0.0,
+            "error": error,
+            "error_kind": "invalid_url",
+            "retry_reasons": [],
+            "saved": null,
+        }));
+        self.quote(error);
+    }
+}
+
+/// Where URLs come from.
+enum Source {
+    /// URL arguments (or the embedded server's), cycled `total` times, `{n}` filled in.
+    Generated {
+        urls: Vec<String>,
+        next: usize,
+        total: usize,
+    },
+    /// `-i`: lines, read one at a time.
+    Lines {
+        reader: Box<dyn BufRead>,
+        name: String,
+        line: Vec<u8>,
+    },
+}
+
+/// The batch's input: requests, made lazily as the batch asks for them. Lines that are not
+/// URLs and URLs already done never reach the batch: they are counted (and the former
+/// written to `-o`) here, as they are read.
+struct Feed {
+    source: Source,
+    shared: Rc<Shared>,
+}
+
+impl Feed {
+    /// The next URL string to consider, or `None` at the end of the input.
+    fn next_string(&mut self) -> Option<String> {
+        match &mut self.source {
+            Source::Generated { urls, next, total } => {
+                if *next >= *total {
+                    return None;
+                }
+                let url = urls[*next % urls.len()].replace("{n}", &next.to_string());
+                *next += 1;
+                Some(url)
+            }
+            Source::Lines { reader, name, line } => loop {
+                let long = match read_line(reader, line) {
+                    Ok(read) if read.bytes == 0 => return None,
+                    Ok(read) => read.long,
+                    Err(e) => {
+                        *self.shared.read_error.borrow_mut() = Some(format!(
+                            "cannot read -i {name}: {e}; its other lines are not fetched"
+                        ));
+                        return None;
+                    }
+                };
+                let text = line.trim_ascii();
+                if text.is_empty() || text.starts_with(b"#") {
+                    continue;
+                }
+                if long {
+                    let text = String::from_utf8_lossy(text);
+                    self.shared.not_a_url(&text, &BadUrl::TooLong);
+                    continue;
+                }
+                match std::str::from_utf8(text) {
+                    Ok(text) => return Some(text.to_owned()),
+                    Err(_) => {
+                        let text = String::from_utf8_lossy(text);
+                        self.shared.not_a_url(&text, &BadUrl::NotUtf8);
+                    }
+                }
+            },
+        }
+    }
+}
+
+impl Iterator for Feed {
+    type Item = Request;
+
+    fn next(&mut self) -> Option<Request> {
+        loop {
+            let text = self.next_string()?;
+            match check_url(&text) {
+                Ok(url) => {
+                    if self.shared.is_done(url.as_str()) {
+                        self.shared.skipped.set(self.shared.skipped.get() + 1);
+                        continue;
+                    }
+                    return Some(Request::new(Method::GET, url));
+                }
+                Err(why) => self.shared.not_a_url(&text, &why),
+            }
+        }
+    }
+
+    /// Exact for URL arguments without `--resume`, so that the batch and the bar know the
+    /// total; unknown otherwise.
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match &self.source {
+            Source::Generated { next, total, .. } if self.shared.done.is_empty() => {
+                (total - next, Some(total - next))
+            }
+            _ => (0, None),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run
+// ---------------------------------------------------------------------------------------------
+
+/// How the run went: the batch's summary and what the tool counted besides.
+struct Outcome {
+    summary: BatchSummary,
+    skipped: u64,
+    invalid: u64,
+    /// Final responses with a status the retry policy retries (429, 502, 503, 504).
+    gave_up: u64,
+    save_failed: u64,
+    /// `-i` could not be read to the end.
+    input_failed: bool,
+}
+
+impl Outcome {
+    /// The exit status of a run that ran: 1 if any URL failed, or the input could not be read
+    /// to its end; else 0.
+    fn exit_status(&self) -> u8 {
+        let failed = self.summary.failed + self.invalid + self.gave_up + self.save_failed;
+        u8::from(failed > 0 || self.input_failed)
+    }
+}
+
+/// Runs the batch and prints its report.
+async fn fetch_many(mut args: Args, files: Files) -> Result<Outcome, String> {
     // No URL: serve ourselves. The embedded server runs as tasks on this same runtime, so the
     // one thread both sends the requests and answers them; its /delay is a timer, not a thread.
-    let server = if args.urls.is_empty() {
+    let server = if args.urls.is_empty() && files.input.is_none() {
         let addr = "127.0.0.1:0".parse().expect("a valid address");
         let server = volley_testserver::Server::bind_with(addr, server_config(args.tls)?)
             .map_err(|e| format!("cannot start the embedded server: {e}"))?;
@@ -200,18 +923,16 @@ async fn fetch_many(mut args: Args) -> Result<BatchSummary, String> {
     } else {
         None
     };
-    let urls = match &server {
-        Some(server) => vec![server.url(&format!("/delay/{}?n={{n}}", SEED_DELAY.as_secs_f64()))],
-        None => args.urls.clone(),
-    };
     if server.is_some() {
         args.concurrency = fit_server_and_client(args.concurrency);
     }
-    let total = match (args.requests, &server) {
-        (Some(n), _) => n,
-        (None, Some(_)) => SEED_REQUESTS,
-        (None, None) => urls.len(),
-    };
+    let Files {
+        input,
+        output,
+        done,
+        save,
+    } = files;
+    let resuming = output.is_some() && args.resume;
 
     let mut builder = trust_test_ca(Client::builder(), args.tls)?;
     if let Some(t) = args.max_time {
@@ -225,96 +946,321 @@ async fn fetch_many(mut args: Args) -> Result<BatchSummary, String> {
     };
     let client = builder.build();
 
-    if !args.json {
-        let what = match urls.as_slice() {
-            [url] => url.clone(),
-            many => format!("{} URLs", many.len()),
-        };
-        println!(
-            "fetching {total} × {what}, at most {} at a time\n",
-            args.concurrency
-        );
-    }
+    let shared = Rc::new(Shared {
+        output: RefCell::new(output),
+        done,
+        skipped: Cell::new(0),
+        invalid: Cell::new(0),
+        quoted: RefCell::new(Vec::new()),
+        read_error: RefCell::new(None),
+    });
+    // The requests are made lazily, as slots free up: from the file's lines, or request i is
+    // URL i mod len with `{n}` replaced by i.
+    let (source, total) = match input {
+        Some((reader, name)) => {
+            if !args.json {
+                println!(
+                    "fetching the URLs of {name}, at most {} at a time\n",
+                    args.concurrency
+                );
+            }
+            let source = Source::Lines {
+                reader,
+                name,
+                line: Vec::new(),
+            };
+            (source, None)
+        }
+        None => {
+            let urls = match &server {
+                Some(server) => {
+                    vec![server.url(&format!("/delay/{}?n={{n}}", SEED_DELAY.as_secs_f64()))]
+                }
+                None => std::mem::take(&mut args.urls),
+            };
+            let total = match (args.requests, &server) {
+                (Some(n), _) => n,
+                (None, Some(_)) => SEED_REQUESTS,
+                (None, None) => urls.len(),
+            };
+            if !args.json {
+                let what = match urls.as_slice() {
+                    [url] => url.clone(),
+                    many => format!("{} URLs", many.len()),
+                };
+                println!(
+                    "fetching {total} × {what}, at most {} at a time\n",
+                    args.concurrency
+                );
+            }
+            let source = Source::Generated {
+                urls,
+                next: 0,
+                total,
+            };
+            (source, Some(total))
+        }
+    };
+    let feed = Feed {
+        source,
+        shared: shared.clone(),
+    };
 
-    // The requests are made lazily, as slots free up: request i is URL i mod len with `{n}`
-    // replaced by i. The range has an exact length, so the batch (and the bar) know the total.
-    let requests = (0..total).map(|i| urls[i % urls.len()].replace("{n}", &i.to_string()));
-
-    let bar = progress_bar(total as u64);
+    let policy = RetryPolicy::default().max_retries(args.retries);
+    let bar = progress_bar((!resuming).then_some(total).flatten());
     let threads = Rc::new(Cell::new(thread_count()));
     let mut sampled = Duration::ZERO;
     let most_threads = threads.clone();
     let progress_bar = bar.clone();
-    let batch = client
-        .fetch_all(requests)
+    let progress_shared = shared.clone();
+    let mut batch = client
+        .fetch_all(feed)
         .concurrency(args.concurrency)
-        .keep_bodies(false) // only the counts matter: bodies are read, counted and dropped
+        .retry(policy)
+        .max_retry_after(args.max_retry_after)
+        // Without --save only the counts matter: bodies are read, counted and dropped.
+        .keep_bodies(save.is_some())
         .on_progress(move |p: &Progress| {
             if p.elapsed >= sampled + THREAD_SAMPLE_EVERY {
                 sampled = p.elapsed;
                 most_threads.set(most_threads.get().max(thread_count()));
             }
             if let Some(bar) = &progress_bar {
-                bar.set_position(p.done);
+                let invalid = progress_shared.invalid.get();
+                bar.set_position(p.done + invalid);
                 let rate = p.done as f64 / p.elapsed.as_secs_f64().max(1e-3);
-                bar.set_message(format!(
-                    "{} failed, {} in flight, {rate:.0} req/s",
-                    p.failed, p.in_flight
-                ));
+                let mut message = format!(
+                    "{} failed, {} in flight, {} waiting, {} paused hosts, {} retries, {rate:.0} req/s",
+                    p.failed + invalid,
+                    p.in_flight,
+                    p.waiting,
+                    p.paused_hosts,
+                    p.retries
+                );
+                let skipped = progress_shared.skipped.get();
+                if skipped > 0 {
+                    let _ = write!(message, ", {skipped} skipped");
+                }
+                bar.set_message(message);
             }
         });
+    if let Some(n) = args.per_host {
+        batch = batch.per_host(n);
+    }
+    if let Some(rate) = args.rate {
+        batch = batch.rate(rate, 1);
+    }
 
-    // Results arrive in completion order. We keep none of them, only the first few error
-    // messages: the summary the stream keeps is enough for the report, in constant memory.
+    // Results arrive in completion order. Each is written to -o (and its body to --save) and
+    // dropped: the summary the stream keeps is enough for the report, in constant memory.
     let mut stream = batch.stream();
-    let mut quoted = Vec::new();
-    while let Some(result) = stream.next().await {
-        if let Err(e) = &result.outcome {
-            if quoted.len() < QUOTED_ERRORS {
-                // `{:#}`: the message and its causes, on one line.
-                quoted.push(format!("{e:#}"));
+    let mut gave_up = 0;
+    let mut save_failed = 0;
+    let mut write_failed = None;
+    loop {
+        // Whenever no result is ready, what -o holds goes to its file before the loop waits.
+        // Requests that slots freed start only then (this thread runs their tasks while this
+        // one waits), so at any moment at most the requests in flight (`-c`) have been sent
+        // without their line being in the file: what a `kill -9` can make `--resume` fetch
+        // twice.
+        let next = poll_fn(|cx| match stream.poll_next(cx) {
+            Poll::Pending => {
+                shared.flush();
+                Poll::Pending
             }
+            ready => ready,
+        })
+        .await;
+        let Some(result) = next else { break };
+        let line = Line::of(&result, &policy, save.as_deref());
+        gave_up += u64::from(line.gave_up);
+        save_failed += u64::from(line.save_failed);
+        if let Some(error) = &line.error {
+            shared.quote(error.clone());
+        }
+        shared.write(&line.to_json());
+        if let Some(failure) = shared.output.borrow().as_ref().and_then(Output::failure) {
+            write_failed = Some(failure);
+            break;
         }
     }
     let summary = stream.summary().clone();
-    drop(stream);
+    drop(stream); // cancels what is still in flight, if -o failed
+    shared.flush();
     threads.set(threads.get().max(thread_count()));
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
+    if let Some(failure) = write_failed.or_else(|| {
+        let output = shared.output.borrow();
+        output.as_ref().and_then(Output::failure)
+    }) {
+        return Err(failure);
+    }
+    let read_error = shared.read_error.borrow_mut().take();
+    if let Some(message) = &read_error {
+        eprintln!("fetch_many: {message}");
+    }
+    let outcome = Outcome {
+        summary,
+        skipped: shared.skipped.get(),
+        invalid: shared.invalid.get(),
+        gave_up,
+        save_failed,
+        input_failed: read_error.is_some(),
+    };
+    // Invalid lines are results too: failed ones, without a request.
+    let mut counted = outcome.summary.clone();
+    counted.requests += outcome.invalid;
+    counted.failed += outcome.invalid;
+    if outcome.invalid > 0 {
+        *counted.errors.entry("invalid url").or_default() += outcome.invalid;
+    }
 
     if args.json {
-        println!("{}", json(&summary, threads.get()));
-        return Ok(summary);
+        println!("{}", json_summary(&counted, &outcome, threads.get()));
+        return Ok(outcome);
     }
-    print!("{}", report(&summary));
+    print!("{}", report(&counted, &outcome));
+    print!("{}", top_hosts(&outcome.summary));
     print!(
         "{}",
         resolution(threads.get(), (!args.system_dns).then(|| dns.stats()))
     );
+    let quoted = shared.quoted.borrow();
     if !quoted.is_empty() {
         println!("\nfirst errors:");
-        for message in &quoted {
+        for message in quoted.iter() {
             println!("  {message}");
         }
     }
-    if server.is_some() {
-        print!(
-            "{}",
-            seed_comparison(&summary, total, args.concurrency, SEED_DELAY)
-        );
+    if let (Some(_), Some(total)) = (&server, total) {
+        if outcome.skipped == 0 {
+            print!(
+                "{}",
+                seed_comparison(&counted, total, args.concurrency, SEED_DELAY)
+            );
+        }
     }
-    Ok(summary)
+    Ok(outcome)
 }
 
-/// The concurrency to use when the embedded server runs in this process: at most `wanted`,
-/// and few enough for the descriptors allowed.
-///
-/// The batch keeps its own sockets within the open-file limit, but it does not know about the
-/// server: here every connection costs two descriptors, the client's end and the server's.
-/// Past the limit the server's `accept` fails with `EMFILE` while the client's connect has
-/// already succeeded (the kernel completes it), and those requests wait for a response until
-/// they time out. So raise the limit to the hard one, and stay under half of it.
+/// One result, as it goes to `-o`.
+#[derive(Debug)]
+struct Line {
+    url: String,
+    status: Option<u16>,
+    bytes: u64,
+    attempts: usize,
+    elapsed_ms: f64,
+    error: Option<String>,
+    error_kind: Option<&'static str>,
+    retry_reasons: Vec<String>,
+    saved: Option<String>,
+    /// A final status the retry policy retries: the URL failed.
+    gave_up: bool,
+    save_failed: bool,
+}
+
+impl Line {
+    /// The line of `result`, saving its body to `save` first if given.
+    fn of(result: &FetchResult, policy: &RetryPolicy, save: Option<&Path>) -> Line {
+        let url = match (&result.url, &result.outcome) {
+            (Some(url), _) => url.as_str().to_owned(),
+            (None, Err(e)) => match e.kind() {
+                ErrorKind::InvalidUrl(input) => input.clone(),
+                _ => String::new(),
+            },
+            (None, Ok(_)) => String::new(),
+        };
+        let elapsed_ms = (result.timings.total.as_secs_f64() * 1e6).round() / 1e3;
+        let mut line = Line {
+            status: None,
+            bytes: 0,
+            attempts: 1 + result.attempts.len(),
+            elapsed_ms,
+            error: None,
+            error_kind: None,
+            retry_reasons: result
+                .attempts
+                .iter()
+                .map(|a| a.reason.to_string())
+                .collect(),
+            saved: None,
+            gave_up: false,
+            save_failed: false,
+            url,
+        };
+        match &result.outcome {
+            Ok(fetched) => {
+                let status = fetched.status.as_u16();
+                line.status = Some(status);
+                line.bytes = fetched.body_len;
+                line.gave_up = policy.retries_status(status);
+                if let Some(dir) = save {
+                    let path = dir.join(format!("{:016x}", url_hash(&line.url)));
+                    match std::fs::write(&path, &fetched.body) {
+                        Ok(()) => line.saved = Some(path.display().to_string()),
+                        Err(e) => {
+                            line.error = Some(format!(
+                                "cannot save the body of {} to {}: {e}",
+                                line.url,
+                                path.display()
+                            ));
+                            line.error_kind = Some("save");
+                            line.save_failed = true;
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                // `{:#}`: the message and its causes, on one line.
+                line.error = Some(format!("{e:#}"));
+                line.error_kind = Some(error_kind(e.kind()));
+            }
+        }
+        line
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "url": self.url,
+            "status": self.status,
+            "bytes": self.bytes,
+            "attempts": self.attempts,
+            "elapsed_ms": self.elapsed_ms,
+            "error": self.error,
+            "error_kind": self.error_kind,
+            "retry_reasons": self.retry_reasons,
+            "saved": self.saved,
+        })
+    }
+}
+
+/// The `error_kind` of an error: a snake_case label of its kind.
+fn error_kind(kind: &ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::InvalidUrl(_) | ErrorKind::UnsupportedScheme(_) => "invalid_url",
+        ErrorKind::InvalidRequest(_) => "invalid_request",
+        ErrorKind::Dns => "dns",
+        ErrorKind::Connect => "connect",
+        ErrorKind::Timeout { .. } => "timeout",
+        ErrorKind::Io(_) => "io",
+        ErrorKind::InvalidResponse(_) => "invalid_response",
+        ErrorKind::Decode(_) => "decode",
+        ErrorKind::TooLarge { .. } => "too_large",
+        ErrorKind::TooManyRedirects(_) => "too_many_redirects",
+        ErrorKind::Status(_) => "status",
+        ErrorKind::InvalidProxy(_) | ErrorKind::ProxyAuth | ErrorKind::ProxyTunnel(_) => "proxy",
+        ErrorKind::Certificate(_) => "certificate",
+        ErrorKind::Tls(_) => "tls",
+        ErrorKind::Runtime(_) => "runtime",
+        ErrorKind::RequestBody(_) => "request_body",
+        ErrorKind::RateLimited { .. } => "rate_limited",
+        _ => "other",
+    }
+}
+
 fn fit_server_and_client(wanted: usize) -> usize {
     let limit = match volley::raise_fd_limit() {
         Ok(limit) => limit,
@@ -335,16 +1281,20 @@ fn fit_server_and_client(wanted: usize) -> usize {
     wanted.min(fit)
 }
 
-/// A progress bar on stderr if stderr is a terminal, else none.
-fn progress_bar(total: u64) -> Option<ProgressBar> {
+/// A progress bar on stderr if stderr is a terminal, else none; a counter without a bar when
+/// the total is not known (`-i`, `--resume`).
+fn progress_bar(total: Option<usize>) -> Option<ProgressBar> {
     if !std::io::stderr().is_terminal() {
         return None;
     }
-    let style =
-        ProgressStyle::with_template("{elapsed_precise} [{wide_bar:.cyan/blue}] {pos}/{len} {msg}")
-            .expect("a valid template")
-            .progress_chars("=> ");
-    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    let template = match total {
+        Some(_) => "{elapsed_precise} [{wide_bar:.cyan/blue}] {pos}/{len} {msg}",
+        None => "{elapsed_precise} {spinner} {pos} done: {msg}",
+    };
+    let style = ProgressStyle::with_template(template)
+        .expect("a valid template")
+        .progress_chars("=> ");
+    let bar = ProgressBar::with_draw_target(total.map(|n| n as u64), ProgressDrawTarget::stderr());
     bar.set_style(style);
     Some(bar)
 }
@@ -353,14 +1303,42 @@ fn progress_bar(total: u64) -> Option<ProgressBar> {
 // Reports
 // ---------------------------------------------------------------------------------------------
 
-/// The stable `--json` object: counts, bytes, seconds and milliseconds, all plain numbers.
-fn json(s: &BatchSummary, threads: usize) -> String {
+/// The stable `--json` object: counts, bytes, seconds and milliseconds, all plain numbers,
+/// and the hosts that took the most time.
+fn json_summary(s: &BatchSummary, o: &Outcome, threads: usize) -> String {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    // To the microsecond: 0.411, not 0.41100000000000003.
+    let rounded = |x: f64| (x * 1000.0).round() / 1000.0;
+    let hosts: Vec<Value> = o
+        .summary
+        .top_hosts(JSON_HOSTS)
+        .into_iter()
+        .map(|(host, h)| {
+            let statuses: serde_json::Map<String, Value> = h
+                .statuses
+                .iter()
+                .map(|(code, n)| (code.to_string(), Value::from(*n)))
+                .collect();
+            json!({
+                "host": host,
+                "requests": h.requests,
+                "ok": h.ok,
+                "failed": h.failed,
+                "retries": h.retries,
+                "throttled": h.throttled,
+                "paused_s": rounded(h.paused.as_secs_f64()),
+                "p50_ms": rounded(ms(h.latency.quantile(0.50))),
+                "p99_ms": rounded(ms(h.latency.quantile(0.99))),
+                "statuses": statuses,
+            })
+        })
+        .collect();
     format!(
         concat!(
             r#"{{"requests":{},"ok":{},"failed":{},"bytes":{},"elapsed_s":{:.6},"#,
             r#""requests_per_s":{:.3},"latency_ms":{{"p50":{:.3},"p90":{:.3},"p99":{:.3},"max":{:.3}}},"#,
-            r#""threads":{}}}"#
+            r#""threads":{},"retries":{},"skipped":{},"invalid":{},"gave_up":{},"save_failed":{},"#,
+            r#""hosts":{}}}"#
         ),
         s.requests,
         s.ok,
@@ -373,6 +1351,12 @@ fn json(s: &BatchSummary, threads: usize) -> String {
         ms(s.latency.quantile(0.99)),
         ms(s.latency.max()),
         threads,
+        s.retries,
+        o.skipped,
+        o.invalid,
+        o.gave_up,
+        o.save_failed,
+        Value::from(hosts),
     )
 }
 
@@ -416,10 +1400,11 @@ fn resolution(threads: usize, dns: Option<DnsStats>) -> String {
     out
 }
 
-/// The human report: a table of counts, the latency percentiles and a small histogram.
-fn report(s: &BatchSummary) -> String {
+/// The human report: a table of counts, the latency percentiles, a small histogram, and the
+/// hosts that took the most time.
+fn report(s: &BatchSummary, o: &Outcome) -> String {
     let mut out = String::new();
-    let rows = [
+    let mut rows = vec![
         ("requests", s.requests.to_string()),
         ("ok", format!("{} (a complete response, any status)", s.ok)),
         ("failed", s.failed.to_string()),
@@ -428,7 +1413,24 @@ fn report(s: &BatchSummary) -> String {
         ("req/s", format!("{:.1}", s.requests_per_s())),
         ("statuses", tally(s.statuses.iter().map(|(k, v)| (k, *v)))),
         ("errors", tally(s.errors.iter().map(|(k, v)| (k, *v)))),
+        ("retries", s.retries.to_string()),
     ];
+    if o.gave_up > 0 {
+        rows.push((
+            "gave up",
+            format!(
+                "{} (a final 429, 502, 503 or 504 after the retries)",
+                o.gave_up
+            ),
+        ));
+    }
+    if o.invalid > 0 {
+        rows.push(("invalid", format!("{} lines that are not URLs", o.invalid)));
+    }
+    if o.save_failed > 0 {
+        rows.push(("not saved", format!("{} bodies", o.save_failed)));
+    }
+    rows.push(("skipped", format!("{} (done already: --resume)", o.skipped)));
     for (name, value) in rows {
         let _ = writeln!(out, "  {name:<10} {value}");
     }
@@ -468,6 +1470,43 @@ fn report(s: &BatchSummary) -> String {
             out,
             "  ≤ {label:>label_width$} │{count:>count_width$} {}",
             "█".repeat(width)
+        );
+    }
+    out
+}
+
+/// The hosts that took the most time, as a table (nothing when there is none).
+fn top_hosts(s: &BatchSummary) -> String {
+    let hosts = s.top_hosts(REPORT_HOSTS);
+    if hosts.is_empty() {
+        return String::new();
+    }
+    let mut out = String::new();
+    let width = hosts.iter().map(|(h, _)| h.len()).max().unwrap_or(0).max(4);
+    let _ = writeln!(
+        out,
+        "\ntop hosts by time ({} of {}; requests count every attempt):",
+        hosts.len(),
+        s.hosts.len()
+    );
+    let _ = writeln!(
+        out,
+        "  {:<width$} {:>9} {:>9} {:>8} {:>6} {:>9} {:>10} {:>10}",
+        "host", "requests", "ok", "retries", "429s", "paused", "p50", "p99"
+    );
+    for (host, h) in hosts {
+        let (p50, p99) = match h.latency.is_empty() {
+            true => ("-".to_owned(), "-".to_owned()),
+            false => (ms(h.latency.quantile(0.50)), ms(h.latency.quantile(0.99))),
+        };
+        let _ = writeln!(
+            out,
+            "  {host:<width$} {:>9} {:>9} {:>8} {:>6} {:>7.1} s {p50:>10} {p99:>10}",
+            h.requests,
+            h.ok,
+            h.retries,
+            h.throttled,
+            h.paused.as_secs_f64()
         );
     }
     out
@@ -640,5 +1679,77 @@ mod tests {
     fn bad_arguments_exit_2() {
         assert_eq!(run(argv(&["-c", "0"])), 2);
         assert_eq!(run(argv(&["ftp://example.test/"])), 2);
+        assert_eq!(run(argv(&["--resume"])), 2);
+        assert_eq!(run(argv(&["-i", "-", "-n", "3"])), 2);
+        assert_eq!(run(argv(&["--rate", "-1"])), 2);
+        assert_eq!(run(argv(&["--rate", "inf"])), 2);
+        assert_eq!(run(argv(&["--max-retry-after", "-1"])), 2);
+    }
+
+    /// The new flags and their defaults.
+    #[test]
+    fn parses_the_bulk_flags() {
+        let args = parse_args(argv(&[])).unwrap();
+        assert_eq!(args.retries, DEFAULT_RETRIES);
+        assert_eq!(args.max_retry_after, DEFAULT_MAX_RETRY_AFTER);
+        assert!(args.input.is_none() && args.output.is_none() && args.save.is_none());
+        let args = parse_args(argv(&[
+            "-i",
+            "-",
+            "-o",
+            "out.jsonl",
+            "--resume",
+            "--per-host",
+            "4",
+            "--rate",
+            "2.5",
+            "--retries",
+            "0",
+            "--max-retry-after",
+            "0",
+            "--save",
+            "bodies",
+        ]))
+        .unwrap();
+        assert_eq!(args.input.as_deref(), Some("-"));
+        assert_eq!(args.output.as_deref(), Some(Path::new("out.jsonl")));
+        assert!(args.resume);
+        assert_eq!(args.per_host, Some(4));
+        assert_eq!(args.rate, Some(2.5));
+        assert_eq!(args.retries, 0);
+        assert_eq!(args.max_retry_after, Duration::ZERO);
+        assert_eq!(args.save.as_deref(), Some(Path::new("bodies")));
+    }
+
+    /// The hash of `--resume` and `--save` is 64-bit FNV-1a: its published test vectors, and
+    /// the test server's implementation.
+    #[test]
+    fn url_hash_is_fnv1a_64() {
+        assert_eq!(url_hash(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(url_hash("a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(url_hash("foobar"), 0x8594_4171_f739_67e8);
+        let url = "http://127.0.0.1:8080/get?i=1";
+        assert_eq!(url_hash(url), volley_testserver::fnv1a64(url.as_bytes()));
+    }
+
+    /// Lines that are not URLs this tool fetches, and why.
+    #[test]
+    fn checks_urls() {
+        assert!(check_url("http://a.test/x").is_ok());
+        assert!(matches!(check_url("a.test/x"), Err(BadUrl::Syntax(_))));
+        assert!(matches!(check_url("mailto:a@b.test"), Err(BadUrl::Scheme)));
+        assert!(matches!(
+            check_url("http://a.test/\rx"),
+            Err(BadUrl::Control)
+        ));
+        assert!(matches!(
+            check_url("http://a.test/\tx"),
+            Err(BadUrl::Control)
+        ));
+        // The URL as written to -o and compared by --resume is the parsed one.
+        assert_eq!(
+            check_url("HTTP://A.test").unwrap().as_str(),
+            "http://a.test/"
+        );
     }
 }
