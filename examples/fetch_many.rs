@@ -51,10 +51,11 @@
 //!   new lines are appended. Only a 64-bit hash of each done URL is kept (FNV-1a, fixed, so it
 //!   is the same across builds and Rust versions), 8 bytes each in a sorted vector. A run
 //!   killed with `kill -9` and resumed fetches each remaining URL once; only the URLs in
-//!   flight at the kill (at most `-c`) are fetched twice, and each URL still gets exactly one
-//!   line (each URL once in the input: a URL given twice is fetched twice on a first run,
-//!   once on a resumed one). A missing FILE is created; one that is not a regular file, or
-//!   whose whole lines are none of them results, is refused (it is not ours).
+//!   flight at the kill (at most `-c`) are fetched twice, and each input line still gets
+//!   exactly one line. A URL the input names twice is fetched once: its repeat gets a line of
+//!   its own with `"error_kind": "duplicate"` (not a failure), and is skipped on a resumed
+//!   run. A missing FILE is created; one that is not a regular file, or whose whole lines
+//!   are none of them results, is refused (it is not ours).
 //! - `--per-host N`: at most N requests in flight to one host (scheme, host and port).
 //! - `--rate R`: at most R requests per second started to each host (a float; burst 1).
 //! - `--retries N`: retry a failed attempt up to N times (default 2): connect errors, resets,
@@ -75,8 +76,8 @@
 //!   event loop (`NativeResolver`), whose counters the report then shows.
 //! - `--json`: print only one JSON object on stdout instead of the report, a stable interface
 //!   for scripts: `{"requests", "ok", "failed", "bytes", "elapsed_s", "requests_per_s",
-//!   "latency_ms": {"p50", "p90", "p99", "max"}, "threads", "retries", "skipped", "invalid",
-//!   "gave_up", "save_failed", "hosts"}`; `threads` is the most threads the process had during
+//!   "latency_ms": {"p50", "p90", "p99", "max"}, "threads", "retries", "skipped",
+//!   "duplicates", "invalid", "gave_up", "save_failed", "hosts"}`; `threads` is the most threads the process had during
 //!   the batch (0 where `/proc` is missing); `hosts` is the 20 hosts that took the most time,
 //!   each `{"host", "requests", "ok", "failed", "retries", "throttled", "paused_s", "p50_ms",
 //!   "p99_ms", "statuses": {"200": count, ...}}` (`requests` counts attempts, retries
@@ -95,7 +96,7 @@
 //!   the line itself. `--resume` compares these.
 //! - `status`: the final response's status code, or `null` when there was none.
 //! - `bytes`: the body's length (decoded), 0 without a response.
-//! - `attempts`: 1 + the retries; 0 for an invalid line (nothing was sent).
+//! - `attempts`: 1 + the retries; 0 for an invalid line or a duplicate (nothing was sent).
 //! - `elapsed_ms`: the last attempt's total time, from sending to the end of the body (a
 //!   float; 0 when nothing was sent).
 //! - `error`: the error with its causes (`{:#}`), or `null`.
@@ -103,7 +104,8 @@
 //!   `timeout`, `io` (reset or closed), `invalid_response`, `decode`, `too_large`,
 //!   `too_many_redirects`, `rate_limited` (a pause longer than `--max-retry-after`),
 //!   `certificate`, `tls`, `proxy`, `invalid_request`, `request_body`, `runtime`, `save`
-//!   (the body could not be written; `status` is still there) or `other`.
+//!   (the body could not be written; `status` is still there), `duplicate` (an earlier line
+//!   named the same URL: not fetched, not a failure) or `other`.
 //! - `retry_reasons`: why each retried attempt was retried, e.g. `["status 503", "connect
 //!   error"]`.
 //! - `saved`: the file the body was saved to, or `null`.
@@ -140,7 +142,9 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{json, Value};
-use volley::batch::{BatchSummary, FetchResult, LatencyHistogram, Progress, RetryPolicy};
+use volley::batch::{
+    BatchSummary, Duplicates, FetchResult, LatencyHistogram, Progress, RetryPolicy,
+};
 use volley::{
     Client, DnsStats, ErrorKind, Method, NativeResolver, Request, Resolver, Runtime, Url,
 };
@@ -956,6 +960,12 @@ async fn fetch_many(mut args: Args, files: Files) -> Result<Outcome, String> {
     });
     // The requests are made lazily, as slots free up: from the file's lines, or request i is
     // URL i mod len with `{n}` replaced by i.
+    // A list of URLs may name one twice: the batch reports the repeats as duplicates. The
+    // generated workload repeats URLs on purpose (without `{n}`), so it fetches every one.
+    let duplicates = match input {
+        Some(_) => Duplicates::Report,
+        None => Duplicates::Fetch,
+    };
     let (source, total) = match input {
         Some((reader, name)) => {
             if !args.json {
@@ -1016,6 +1026,7 @@ async fn fetch_many(mut args: Args, files: Files) -> Result<Outcome, String> {
     let mut batch = client
         .fetch_all(feed)
         .concurrency(args.concurrency)
+        .duplicates(duplicates)
         .retry(policy)
         .max_retry_after(args.max_retry_after)
         // Without --save only the counts matter: bodies are read, counted and dropped.
@@ -1177,7 +1188,10 @@ impl Line {
         let mut line = Line {
             status: None,
             bytes: 0,
-            attempts: 1 + result.attempts.len(),
+            attempts: match &result.outcome {
+                Err(e) if *e.kind() == ErrorKind::Duplicate => 0,
+                _ => 1 + result.attempts.len(),
+            },
             elapsed_ms,
             error: None,
             error_kind: None,
@@ -1257,6 +1271,7 @@ fn error_kind(kind: &ErrorKind) -> &'static str {
         ErrorKind::Runtime(_) => "runtime",
         ErrorKind::RequestBody(_) => "request_body",
         ErrorKind::RateLimited { .. } => "rate_limited",
+        ErrorKind::Duplicate => "duplicate",
         _ => "other",
     }
 }
@@ -1337,7 +1352,7 @@ fn json_summary(s: &BatchSummary, o: &Outcome, threads: usize) -> String {
         concat!(
             r#"{{"requests":{},"ok":{},"failed":{},"bytes":{},"elapsed_s":{:.6},"#,
             r#""requests_per_s":{:.3},"latency_ms":{{"p50":{:.3},"p90":{:.3},"p99":{:.3},"max":{:.3}}},"#,
-            r#""threads":{},"retries":{},"skipped":{},"invalid":{},"gave_up":{},"save_failed":{},"#,
+            r#""threads":{},"retries":{},"skipped":{},"duplicates":{},"invalid":{},"gave_up":{},"save_failed":{},"#,
             r#""hosts":{}}}"#
         ),
         s.requests,
@@ -1353,6 +1368,7 @@ fn json_summary(s: &BatchSummary, o: &Outcome, threads: usize) -> String {
         threads,
         s.retries,
         o.skipped,
+        s.duplicates,
         o.invalid,
         o.gave_up,
         o.save_failed,
@@ -1426,6 +1442,12 @@ fn report(s: &BatchSummary, o: &Outcome) -> String {
     }
     if o.invalid > 0 {
         rows.push(("invalid", format!("{} lines that are not URLs", o.invalid)));
+    }
+    if s.duplicates > 0 {
+        rows.push((
+            "duplicates",
+            format!("{} (an earlier line named the same URL)", s.duplicates),
+        ));
     }
     if o.save_failed > 0 {
         rows.push(("not saved", format!("{} bodies", o.save_failed)));

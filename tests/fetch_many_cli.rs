@@ -639,3 +639,31 @@ fn bad_arguments_and_unreadable_input() {
     assert_eq!(code(&out), 1);
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read -i"));
 }
+
+/// A URL the input names twice is fetched once; its repeat gets a `duplicate` line of its
+/// own, which is not a failure.
+#[test]
+fn a_repeated_url_is_fetched_once_and_reported_as_a_duplicate() {
+    let server = server();
+    let dir = TempDir::new("duplicates");
+    let output_path = dir.path("out.jsonl");
+    let url = server.url("/get?same=1");
+    let other = server.url("/get?other=1");
+    let out = run_with_stdin(
+        &["-i", "-", "-o", path_str(&output_path), "--json"],
+        format!("{url}\n{other}\n{url}\n").as_bytes(),
+    );
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = jsonl(&output_path);
+    assert_eq!(lines.len(), 3);
+    let kinds: Vec<&Value> = lines.iter().map(|l| &l["error_kind"]).collect();
+    assert_eq!(kinds.iter().filter(|k| k.is_null()).count(), 2, "{lines:?}");
+    let duplicate = lines
+        .iter()
+        .find(|l| l["error_kind"] == "duplicate")
+        .expect("a duplicate line");
+    assert_eq!(duplicate["url"], url.as_str());
+    assert_eq!(duplicate["attempts"], 0);
+    assert_eq!(summary(&out)["duplicates"], 1);
+    assert_eq!(server.stats().requests, 2);
+}

@@ -1034,7 +1034,11 @@ where
 
     /// Reads the input until a request may start, or the input ends, or enough wait.
     fn next_input(&mut self, now: Instant) -> Option<Next> {
-        while !self.source_done && self.scheduler.waiting() < self.settings.max_waiting {
+        // Results of items that fail at once (not a URL, duplicates) wait to be handed out
+        // too: the input is read no further while too many do.
+        while !self.source_done
+            && self.scheduler.waiting() + self.finished.len() < self.settings.max_waiting
+        {
             let Some(item) = self.source.next() else {
                 self.source_done = true;
                 break;
