@@ -177,7 +177,7 @@ pub use ::url::Url;
 pub use batch::{Batch, FetchResult, Fetched};
 pub use net::fdlimit::raise_fd_limit;
 pub use net::{TcpListener, TcpStream, UdpSocket};
-pub use robots::Robots;
+pub use robots::{Robots, RobotsCache, RobotsVerdict};
 pub use rt::{
     interval, sleep, sleep_until, spawn, spawn_blocking, timeout, timeout_at, JoinError,
     JoinHandle, Runtime,

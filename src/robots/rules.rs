@@ -208,7 +208,7 @@ impl Robots {
 
     /// The `Crawl-delay` of the crawler's group: how long to wait between two requests to
     /// the host, as the file says (a cache caps it, see
-    /// `RobotsCacheBuilder::max_crawl_delay`).
+    /// [`RobotsCacheBuilder::max_crawl_delay`](crate::robots::RobotsCacheBuilder::max_crawl_delay)).
     /// `None` if the group has none, or none that is a non-negative number of seconds.
     pub fn crawl_delay(&self) -> Option<Duration> {
         self.crawl_delay
