@@ -600,3 +600,37 @@ fn each_origin_is_asked_once() {
         assert_eq!(cache.fetches(), 2);
     });
 }
+
+/// Zero for both intervals: every check fetches again, and none fails for it (nor panics).
+#[test]
+fn zero_intervals_fetch_every_time() {
+    case("zero intervals", || async {
+        let server = RawServer::start(10, |_, n| match n % 2 {
+            0 => response("503 Service Unavailable", "", b""),
+            _ => robots_txt(b"User-agent: *\nDisallow: /\n"),
+        });
+        let cache = RobotsCache::builder(Client::new(), "volley")
+            .max_age(Duration::ZERO)
+            .retry_interval(Duration::ZERO)
+            .build();
+        let page = server.url("/page");
+        assert!(matches!(
+            cache.check(&page).await,
+            RobotsVerdict::Deferred(_)
+        ));
+        assert!(matches!(
+            cache.check(&page).await,
+            RobotsVerdict::Disallowed
+        ));
+        // A 503 again: the rules had hold.
+        assert!(matches!(
+            cache.check(&page).await,
+            RobotsVerdict::Disallowed
+        ));
+        assert!(matches!(
+            cache.check(&page).await,
+            RobotsVerdict::Disallowed
+        ));
+        assert_eq!(server.count("/robots.txt"), 4);
+    });
+}

@@ -350,15 +350,19 @@ impl RobotsCache {
         let Some((origin, robots_url)) = robots_url(url) else {
             return RobotsStatus::Unavailable(Unavailable::NoOrigin);
         };
-        let mut robots_url = Some(robots_url);
+        // Set once this call waits for a fetch: its answer is this call's, however short
+        // the time it holds for (a zero `max_age` or `retry_interval` included).
+        let mut waited = false;
         poll_fn(|cx| {
             let mut origins = self.inner.origins.borrow_mut();
             let entry = origins.entry(origin.clone()).or_default();
             if let Some((status, until)) = &entry.known {
-                if Instant::now() < *until {
+                let fetched = waited && entry.waiting.is_none();
+                if fetched || Instant::now() < *until {
                     return Poll::Ready(status.clone());
                 }
             }
+            waited = true;
             match &mut entry.waiting {
                 Some(waiting) => {
                     if !waiting.iter().any(|w| w.will_wake(cx.waker())) {
@@ -368,8 +372,7 @@ impl RobotsCache {
                 None => {
                     entry.waiting = Some(vec![cx.waker().clone()]);
                     drop(origins);
-                    let url = robots_url.take().expect("one fetch per call at most");
-                    self.spawn_fetch(origin.clone(), url);
+                    self.spawn_fetch(origin.clone(), robots_url.clone());
                 }
             }
             Poll::Pending
