@@ -1,9 +1,11 @@
-//! cargo run --release --example crawl -- [-w WORKERS] [-p PAGES] [START_URL]
-//! cargo run --release --example crawl -- --hosts N [--dns-delay MS] [-w WORKERS] [-p PAGES]
+//! cargo run --release --example crawl -- [-w WORKERS] [-p PAGES] [ROBOTS] [START_URL]
+//! cargo run --release --example crawl -- --hosts N [--dns-delay MS] [-w WORKERS] [-p PAGES] [ROBOTS]
+//!
+//! where ROBOTS is `--ignore-robots` or `--max-crawl-delay SECS`.
 //!
 //! The seed's crawler (seeds/004): a queue of URLs, a few workers taking from it, links pulled
 //! out of each page, kept only if they stay on the start URL's host and were not seen before,
-//! and a limit on the pages visited.
+//! and a limit on the pages visited. It obeys robots.txt (see below) unless told not to.
 //!
 //! ```text
 //! cargo run --release --example crawl                       # the embedded server's /links/200/0
@@ -11,7 +13,8 @@
 //! cargo run --release --example crawl -- -w 10 http://127.0.0.1:8080/links/100/0
 //! cargo run --release --example crawl -- --hosts 200        # 1,000 pages over 200 host names
 //! cargo run --release --example crawl -- --hosts 200 --dns-delay 20   # a distant resolver
-//! cargo test --example crawl                                # the link scanner's tests
+//! cargo run --release --example crawl -- --ignore-robots    # fetch what robots.txt forbids
+//! cargo test --example crawl                                # the scanner's and robots tests
 //! benches/dns_crawl.sh                                      # --hosts 200 at 0, 2 and 20 ms
 //! ```
 //!
@@ -22,11 +25,34 @@
 //!
 //! - `-w N`: N workers (default 3, as in the seed's `gather(crawl(), crawl(), crawl())`; 50
 //!   with `--hosts`).
-//! - `-p N`: visit at most N pages (default 200; with `--hosts`, the whole site).
+//! - `-p N`: visit at most N pages (default 200; with `--hosts`, the whole site). URLs that
+//!   robots.txt keeps the crawl from are not counted.
+//! - `--ignore-robots`: fetch every URL, whatever robots.txt says, and never ask for it.
+//! - `--max-crawl-delay SECS`: the longest `Crawl-delay` obeyed (default 30; decimals allowed).
 //!
 //! In every mode the summary ends with the most threads the process had during the crawl
 //! (entries of `/proc/self/task`, sampled as each page completes; "n/a" without `/proc`): one
 //! means that nothing, name resolution included, left the event loop's thread.
+//!
+//! # robots.txt
+//!
+//! Before it requests a URL, a worker asks a `volley::RobotsCache` (RFC 9309), made with the
+//! crawl's client and its User-Agent product token, `volley`. The cache fetches each origin's
+//! `/robots.txt` once (workers that ask at the same time wait for the one fetch) and answers:
+//!
+//! - allowed: the page is fetched. If the origin's robots.txt gives a `Crawl-delay` for us
+//!   (capped by `--max-crawl-delay`), requests to that origin start at least that far apart:
+//!   each worker books the origin's next slot and sleeps until its own.
+//! - disallowed: the URL is never requested; it is counted, printed as "disallowed by
+//!   robots.txt", and listed in the summary.
+//! - deferred: the origin's robots.txt was unreachable (a 5xx, a 429, no connection, a
+//!   timeout), so nothing of that origin may be fetched for now; the URL is printed and
+//!   counted as deferred, not fetched. (A 4xx robots.txt means there is none: all allowed.)
+//!
+//! The embedded site's robots.txt (`User-agent: *`, `Disallow: /deny`) forbids no page of
+//! `/links` or `/web`; with `--hosts` each of the N host names is an origin of its own and is
+//! asked once. A redirect is followed by the client without a second check: only the URL
+//! that was queued is checked.
 //!
 //! # Many hosts: `--hosts N`
 //!
@@ -78,7 +104,7 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::future::poll_fn;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -88,11 +114,13 @@ use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use url::Url;
+use volley::robots::{RobotsCache, RobotsVerdict};
 use volley::{header, Client, DnsStats, NativeResolver, Resolve, Resolving, Runtime};
 use volley_testserver::{DnsServer, Server};
 
-const USAGE: &str = "usage: crawl [-w WORKERS] [-p PAGES] [START_URL]\n       \
-                     crawl --hosts N [--dns-delay MS] [-w WORKERS] [-p PAGES]";
+const USAGE: &str = "usage: crawl [-w WORKERS] [-p PAGES] [ROBOTS] [START_URL]\n       \
+                     crawl --hosts N [--dns-delay MS] [-w WORKERS] [-p PAGES] [ROBOTS]\n\
+                     ROBOTS: --ignore-robots | --max-crawl-delay SECS";
 
 const DEFAULT_WORKERS: usize = 3;
 const DEFAULT_PAGES: usize = 200;
@@ -106,6 +134,11 @@ const SITE_WORKERS: usize = 50;
 const DEFAULT_DNS_DELAY_MS: u64 = 2;
 /// The most hosts `--hosts` takes (the server's `/web` takes up to a million).
 const MAX_HOSTS: usize = 100_000;
+
+/// The longest `Crawl-delay` obeyed unless `--max-crawl-delay` says otherwise.
+const DEFAULT_MAX_CRAWL_DELAY: Duration = Duration::from_secs(30);
+/// The disallowed URLs the summary lists, at most.
+const LISTED_DISALLOWED: usize = 20;
 
 /// The longest one page may take, and the largest page read.
 const PAGE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -121,6 +154,10 @@ struct Args {
     hosts: Option<usize>,
     /// `--dns-delay MS`: how long the embedded DNS server takes to answer.
     dns_delay: Duration,
+    /// `--ignore-robots`: never ask for robots.txt, fetch every URL.
+    ignore_robots: bool,
+    /// `--max-crawl-delay SECS`: the longest `Crawl-delay` obeyed.
+    max_crawl_delay: Duration,
 }
 
 fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -129,6 +166,8 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut start: Option<Url> = None;
     let mut hosts = None;
     let mut dns_delay = None;
+    let mut ignore_robots = false;
+    let mut max_crawl_delay = None;
     let number = |name: &str, value: Option<String>, least: u64| -> Result<u64, String> {
         let value = value.ok_or_else(|| format!("{name} needs a value"))?;
         match value.parse() {
@@ -146,6 +185,18 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
             "--dns-delay" => {
                 let ms = number("--dns-delay", argv.next(), 0)?;
                 dns_delay = Some(Duration::from_millis(ms));
+            }
+            "--ignore-robots" => ignore_robots = true,
+            "--max-crawl-delay" => {
+                let value = argv.next().ok_or("--max-crawl-delay needs a value")?;
+                let secs = value
+                    .parse::<f64>()
+                    .ok()
+                    .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+                    .ok_or_else(|| {
+                        format!("--max-crawl-delay wants seconds (0 or more), not {value:?}")
+                    })?;
+                max_crawl_delay = Some(secs);
             }
             "-h" | "--help" => return Err(String::new()),
             flag if flag.starts_with('-') && flag.len() > 1 => {
@@ -171,6 +222,9 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
         (None, _) if dns_delay.is_some() => return Err("--dns-delay goes with --hosts".into()),
         _ => {}
     }
+    if ignore_robots && max_crawl_delay.is_some() {
+        return Err("--max-crawl-delay goes with robots.txt: not with --ignore-robots".into());
+    }
     Ok(Args {
         workers: workers.unwrap_or(match hosts {
             Some(_) => SITE_WORKERS,
@@ -183,6 +237,8 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
         start,
         hosts,
         dns_delay: dns_delay.unwrap_or(Duration::from_millis(DEFAULT_DNS_DELAY_MS)),
+        ignore_robots,
+        max_crawl_delay: max_crawl_delay.unwrap_or(DEFAULT_MAX_CRAWL_DELAY),
     })
 }
 
@@ -205,8 +261,9 @@ fn main() -> ExitCode {
         }
     };
     match rt.block_on(crawl(args)) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
+        // Nothing fetched at all is a failure; some pages failing is only reported.
+        Ok(report) if report.visited > 0 => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::FAILURE,
         Err(message) => {
             eprintln!("crawl: {message}");
             ExitCode::FAILURE
@@ -274,6 +331,12 @@ struct Crawl {
     links_found: usize,
     off_site: usize,
     bytes: u64,
+    /// URLs robots.txt disallows, never requested, in the order found.
+    disallowed: Vec<Url>,
+    /// URLs not requested because their origin's robots.txt was unreachable.
+    deferred: Vec<Url>,
+    /// Per origin with a `Crawl-delay`: when the next request to it may start.
+    next_slot: HashMap<String, Instant>,
     /// The most threads this process had, sampled as each page completes; `None` without
     /// `/proc`.
     max_threads: Option<usize>,
@@ -288,6 +351,27 @@ impl Crawl {
         self.seen.insert(url.clone());
         self.queue.push_back(url);
         true
+    }
+
+    /// Gives back a URL taken from the queue but not fetched (robots.txt): it does not count
+    /// towards the page limit.
+    fn not_fetched(&mut self) {
+        self.busy -= 1;
+        self.taken -= 1;
+        self.wake_idle();
+    }
+
+    /// Books the next request to `url`'s origin, `delay` after the one before: returns when
+    /// it may start.
+    fn book(&mut self, url: &Url, delay: Duration) -> Instant {
+        let now = Instant::now();
+        let slot = self
+            .next_slot
+            .entry(url.origin().ascii_serialization())
+            .or_insert(now);
+        let at = (*slot).max(now);
+        *slot = at + delay;
+        at
     }
 
     /// Wakes every idle worker, to look at the queue again.
@@ -332,9 +416,30 @@ async fn next_url(crawl: &RefCell<Crawl>) -> Option<Url> {
     .await
 }
 
-/// One worker: take a URL, fetch it, queue its new links, until the crawl is over.
-async fn worker(id: usize, client: Client, crawl: Rc<RefCell<Crawl>>) {
+/// One worker: take a URL, ask robots.txt (unless `robots` is `None`), fetch it, queue its
+/// new links, until the crawl is over.
+async fn worker(id: usize, client: Client, robots: Option<RobotsCache>, crawl: Rc<RefCell<Crawl>>) {
     while let Some(url) = next_url(&crawl).await {
+        if let Some(robots) = &robots {
+            match robots.check(&url).await {
+                RobotsVerdict::Allowed { crawl_delay } => {
+                    if let Some(delay) = crawl_delay {
+                        let at = crawl.borrow_mut().book(&url, delay);
+                        volley::sleep_until(at).await;
+                    }
+                }
+                verdict => {
+                    println!("[worker {id}] {verdict}: {url}");
+                    let mut c = crawl.borrow_mut();
+                    match verdict {
+                        RobotsVerdict::Disallowed => c.disallowed.push(url),
+                        _ => c.deferred.push(url),
+                    }
+                    c.not_fetched();
+                    continue;
+                }
+            }
+        }
         let scope = crawl.borrow().scope.clone();
         let page = fetch_page(&client, &url, &scope).await;
         let mut c = crawl.borrow_mut();
@@ -428,7 +533,18 @@ async fn fetch_page(client: &Client, url: &Url, scope: &Scope) -> Result<Page, v
     Ok(page)
 }
 
-async fn crawl(args: Args) -> Result<bool, String> {
+/// What the crawl did, for the exit status and the tests.
+#[derive(Debug)]
+struct Report {
+    visited: usize,
+    /// URLs robots.txt disallowed, and URLs of origins whose robots.txt was unreachable.
+    #[cfg_attr(not(test), allow(dead_code))] // read by the tests
+    disallowed: Vec<Url>,
+    #[cfg_attr(not(test), allow(dead_code))]
+    deferred: Vec<Url>,
+}
+
+async fn crawl(args: Args) -> Result<Report, String> {
     let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
     // No URL: serve ourselves, on this same thread.
     let server = match &args.start {
@@ -478,7 +594,6 @@ async fn crawl(args: Args) -> Result<bool, String> {
             args.dns_delay.as_millis()
         );
     }
-    println!();
     let crawl = Rc::new(RefCell::new(Crawl {
         queue: VecDeque::new(),
         seen: HashSet::new(),
@@ -492,6 +607,9 @@ async fn crawl(args: Args) -> Result<bool, String> {
         links_found: 0,
         off_site: 0,
         bytes: 0,
+        disallowed: Vec::new(),
+        deferred: Vec::new(),
+        next_slot: HashMap::new(),
         max_threads: None,
     }));
     crawl.borrow_mut().offer(start_clean);
@@ -504,10 +622,31 @@ async fn crawl(args: Args) -> Result<bool, String> {
         client = client.dns_resolver(dns.timed.clone());
     }
     let client = client.build();
+    // robots.txt for the crawl's own product token: the `volley` of `volley/<version>`.
+    let user_agent = client
+        .config()
+        .default_headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("volley")
+        .to_owned();
+    let robots = (!args.ignore_robots).then(|| {
+        RobotsCache::builder(client.clone(), &user_agent)
+            .max_crawl_delay(args.max_crawl_delay)
+            .build()
+    });
+    match &robots {
+        Some(_) => println!(
+            "obeying robots.txt as {} (User-Agent {user_agent}), Crawl-delay up to {:?}\n",
+            user_agent.split('/').next().unwrap_or_default(),
+            args.max_crawl_delay
+        ),
+        None => println!("ignoring robots.txt (--ignore-robots)\n"),
+    }
     let started = Instant::now();
     // The seed's `asyncio.gather(crawl(), crawl(), crawl())`: spawn them all, then await them.
     let workers: Vec<_> = (1..=args.workers)
-        .map(|id| volley::spawn(worker(id, client.clone(), crawl.clone())))
+        .map(|id| volley::spawn(worker(id, client.clone(), robots.clone(), crawl.clone())))
         .collect();
     for handle in workers {
         handle
@@ -536,6 +675,28 @@ async fn crawl(args: Args) -> Result<bool, String> {
         c.off_site,
     );
     println!("  bytes      {}", c.bytes);
+    match &robots {
+        Some(robots) => {
+            let origins = robots.fetches();
+            println!(
+                "  robots     {} disallowed by robots.txt, {} deferred (robots.txt unreachable); \
+                 robots.txt fetched for {origins} {}",
+                c.disallowed.len(),
+                c.deferred.len(),
+                if origins == 1 { "origin" } else { "origins" },
+            );
+            for url in c.disallowed.iter().take(LISTED_DISALLOWED) {
+                println!("             disallowed by robots.txt: {url}");
+            }
+            if c.disallowed.len() > LISTED_DISALLOWED {
+                println!(
+                    "             ... and {} more",
+                    c.disallowed.len() - LISTED_DISALLOWED
+                );
+            }
+        }
+        None => println!("  robots     ignored (--ignore-robots)"),
+    }
     println!(
         "  elapsed    {:.3} s ({:.0} pages/s with {} workers)",
         elapsed.as_secs_f64(),
@@ -549,8 +710,11 @@ async fn crawl(args: Args) -> Result<bool, String> {
     if let Some(dns) = &dns {
         dns.report();
     }
-    // Nothing fetched at all is a failure; some pages failing is only reported.
-    Ok(c.visited > 0)
+    Ok(Report {
+        visited: c.visited,
+        disallowed: c.disallowed.clone(),
+        deferred: c.deferred.clone(),
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1005,8 +1169,222 @@ mod tests {
             "--hosts",
             "--hosts 3 --dns-delay -1",
             "-w 0",
+            "--max-crawl-delay",
+            "--max-crawl-delay -1",
+            "--max-crawl-delay soon",
+            "--ignore-robots --max-crawl-delay 5",
         ] {
             assert!(args(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// robots.txt is obeyed by default, with `Crawl-delay` capped at 30 s; the flags change
+    /// that.
+    #[test]
+    fn robots_flags() {
+        let plain = args("").unwrap();
+        assert!(!plain.ignore_robots);
+        assert_eq!(plain.max_crawl_delay, Duration::from_secs(30));
+        assert!(args("--ignore-robots --hosts 3").unwrap().ignore_robots);
+        let capped = args("--max-crawl-delay 2.5 http://127.0.0.1:1/").unwrap();
+        assert_eq!(capped.max_crawl_delay, Duration::from_millis(2500));
+        assert_eq!(
+            args("--max-crawl-delay 0").unwrap().max_crawl_delay,
+            Duration::ZERO
+        );
+    }
+
+    /// A site on a raw loopback server: its pages link to paths that its robots.txt
+    /// disallows. Serves connections one at a time (each closed after its answer) and records
+    /// every request's path and when it came; stops when dropped, or after 30 s.
+    struct Site {
+        addr: SocketAddr,
+        log: std::sync::Arc<std::sync::Mutex<Vec<(String, Instant)>>>,
+        stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        thread: Option<std::thread::JoinHandle<()>>,
+    }
+
+    impl Site {
+        /// Serves `robots` (a status line and body) at `/robots.txt`, and the pages:
+        /// `/` links to `/a`, `/private`, `/private/x` and `/b?x=1`; `/a` to `/private/y`,
+        /// `/b?x=1` and `/`; every `/private` page to `/private/z`; `/b?x=1` to nothing.
+        fn start(robots: (&'static str, &'static str)) -> Site {
+            use std::io::{Read, Write};
+            use std::sync::atomic::Ordering;
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.set_nonblocking(true).unwrap();
+            let addr = listener.local_addr().unwrap();
+            let log = std::sync::Arc::default();
+            let stop = std::sync::Arc::<std::sync::atomic::AtomicBool>::default();
+            let thread = {
+                let (log, stop): (std::sync::Arc<std::sync::Mutex<Vec<_>>>, _) =
+                    (std::sync::Arc::clone(&log), stop.clone());
+                std::thread::spawn(move || {
+                    let deadline = Instant::now() + Duration::from_secs(30);
+                    while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+                        let mut stream = match listener.accept() {
+                            Ok((stream, _)) => stream,
+                            Err(_) => {
+                                std::thread::sleep(Duration::from_millis(2));
+                                continue;
+                            }
+                        };
+                        let _ = stream.set_nonblocking(false);
+                        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                        let mut head = Vec::new();
+                        let mut buf = [0; 4096];
+                        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match stream.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => head.extend_from_slice(&buf[..n]),
+                            }
+                        }
+                        let head = String::from_utf8_lossy(&head);
+                        let path = head.split(' ').nth(1).unwrap_or("").to_owned();
+                        log.lock().unwrap().push((path.clone(), Instant::now()));
+                        let links: &[&str] = match path.as_str() {
+                            "/" => &["/a", "/private", "/private/x", "/b?x=1"],
+                            "/a" => &["/private/y", "/b?x=1", "/"],
+                            p if p.starts_with("/private") => &["/private/z"],
+                            _ => &[],
+                        };
+                        let (status, content_type, body) = match path.as_str() {
+                            "/robots.txt" => (robots.0, "text/plain", robots.1.to_owned()),
+                            "/" | "/a" | "/b?x=1" => ("200 OK", "text/html", String::new()),
+                            p if p.starts_with("/private") => {
+                                ("200 OK", "text/html", String::new())
+                            }
+                            _ => ("404 Not Found", "text/html", String::new()),
+                        };
+                        let body = body
+                            + &links
+                                .iter()
+                                .map(|l| format!("<a href=\"{l}\">{l}</a>\n"))
+                                .collect::<String>();
+                        let reply = format!(
+                            "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n\
+                             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                        let _ = stream.write_all(reply.as_bytes());
+                    }
+                })
+            };
+            Site {
+                addr,
+                log,
+                stop,
+                thread: Some(thread),
+            }
+        }
+
+        /// The paths requested, in order.
+        fn paths(&self) -> Vec<String> {
+            self.log
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(p, _)| p.clone())
+                .collect()
+        }
+
+        /// Runs the crawl from `/` with `flags`, three workers.
+        fn crawl(&self, flags: &str) -> Report {
+            let line = format!("-w 3 {flags} http://{}/", self.addr);
+            let args = args(&line).unwrap();
+            Runtime::new().unwrap().block_on(crawl(args)).unwrap()
+        }
+    }
+
+    impl Drop for Site {
+        fn drop(&mut self) {
+            self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+
+    const DISALLOW_PRIVATE: (&str, &str) = ("200 OK", "User-agent: *\nDisallow: /private\n");
+
+    /// The crawler never requests a path robots.txt disallows, and reports each as such.
+    #[test]
+    fn disallowed_paths_are_never_requested() {
+        let site = Site::start(DISALLOW_PRIVATE);
+        let report = site.crawl("");
+        let paths = site.paths();
+        assert!(
+            !paths.iter().any(|p| p.starts_with("/private")),
+            "requested: {paths:?}"
+        );
+        assert_eq!(paths[0], "/robots.txt", "asked first: {paths:?}");
+        assert_eq!(paths.iter().filter(|p| *p == "/robots.txt").count(), 1);
+        let mut pages: Vec<_> = paths[1..].to_vec();
+        pages.sort();
+        assert_eq!(pages, ["/", "/a", "/b?x=1"]);
+        assert_eq!(report.visited, 3);
+        let mut disallowed: Vec<_> = report.disallowed.iter().map(|u| u.path()).collect();
+        disallowed.sort();
+        assert_eq!(disallowed, ["/private", "/private/x", "/private/y"]);
+        assert!(report.deferred.is_empty());
+    }
+
+    /// `--ignore-robots`: no robots.txt request, and the disallowed paths are fetched.
+    #[test]
+    fn ignore_robots_fetches_disallowed_paths() {
+        let site = Site::start(DISALLOW_PRIVATE);
+        let report = site.crawl("--ignore-robots");
+        let mut paths = site.paths();
+        paths.sort();
+        assert_eq!(
+            paths,
+            [
+                "/",
+                "/a",
+                "/b?x=1",
+                "/private",
+                "/private/x",
+                "/private/y",
+                "/private/z"
+            ]
+        );
+        assert_eq!(report.visited, 7);
+        assert!(report.disallowed.is_empty());
+    }
+
+    /// robots.txt answers 503: the origin is deferred, and none of its pages is requested.
+    #[test]
+    fn an_unreachable_robots_txt_defers_the_site() {
+        let site = Site::start(("503 Service Unavailable", "down for maintenance"));
+        let report = site.crawl("");
+        assert_eq!(site.paths(), ["/robots.txt"]);
+        assert_eq!(report.visited, 0);
+        assert_eq!(report.deferred.len(), 1);
+        assert_eq!(report.deferred[0].path(), "/");
+    }
+
+    /// `Crawl-delay: 3600`, capped by `--max-crawl-delay 0.3`: three workers, yet the pages
+    /// are requested one at least 0.3 s after the other (0.2 s allows for the server's side),
+    /// and the crawl does not wait an hour.
+    #[test]
+    fn crawl_delay_spaces_requests_to_an_origin() {
+        let site = Site::start((
+            "200 OK",
+            "User-agent: volley\nCrawl-delay: 3600\nDisallow: /private\n",
+        ));
+        let started = Instant::now();
+        let report = site.crawl("--max-crawl-delay 0.3");
+        assert_eq!(report.visited, 3);
+        assert!(started.elapsed() < Duration::from_secs(20));
+        let log = site.log.lock().unwrap().clone();
+        let pages: Vec<_> = log.iter().filter(|(p, _)| p != "/robots.txt").collect();
+        assert_eq!(pages.len(), 3, "{log:?}");
+        for pair in pages.windows(2) {
+            let gap = pair[1].1 - pair[0].1;
+            assert!(
+                gap >= Duration::from_millis(200),
+                "{gap:?} between {pair:?}"
+            );
         }
     }
 

@@ -103,6 +103,10 @@
 //!   stale-connection retry); the driver that moves bytes between the wire code and a socket;
 //!   the keep-alive pool, [`Proxy`], [`redirect`], the request [`Body`] (buffered or
 //!   streamed), [`Response`] and the one [`Error`].
+//! - [`robots`]: robots.txt (RFC 9309). [`Robots`], one file's rules for one crawler, and
+//!   [`RobotsCache`], which fetches each origin's file once with a [`Client`], keeps it, and
+//!   gives a [`RobotsVerdict`] per URL: allowed (with the crawl delay), disallowed, or
+//!   deferred while the file is unreachable.
 //! - [`batch`]: [`Client::fetch_all`]: many requests, bounded in flight, per host.
 //! - [`threaded`]: [`threaded::Client`], `Send + Sync + Clone`, for tokio or any executor:
 //!   each request runs on a volley loop of the client's own threads and crosses back on
@@ -148,6 +152,7 @@ pub mod blocking;
 mod dns;
 mod http;
 pub mod net;
+pub mod robots;
 pub mod rt;
 pub mod sync;
 #[cfg(any(test, feature = "fuzzing"))]
@@ -174,6 +179,7 @@ pub use ::url::Url;
 pub use batch::{Batch, FetchResult, Fetched, RetryPolicy};
 pub use net::fdlimit::raise_fd_limit;
 pub use net::{TcpListener, TcpStream, UdpSocket};
+pub use robots::{Robots, RobotsCache, RobotsVerdict};
 pub use rt::{
     interval, sleep, sleep_until, spawn, spawn_blocking, timeout, timeout_at, JoinError,
     JoinHandle, Runtime,

@@ -56,13 +56,14 @@ pub(crate) fn execute<'a>(
     // An owned request gives up its parts; a borrowed one (a batch keeps its requests, to
     // send one again if no descriptor was free) is copied as far as a redirect may change it.
     // A borrowed request's streamed body cannot be taken (nor sent twice): refused below.
-    let (method, url, own_headers, body, timeout, unsendable) = match request {
+    let (method, url, own_headers, body, timeout, redirect, unsendable) = match request {
         RequestCow::Owned(r) => (
             r.method,
             r.url,
             Cow::Owned(r.headers),
             r.body,
             r.timeout,
+            r.redirect,
             false,
         ),
         RequestCow::Borrowed(r) => {
@@ -74,10 +75,12 @@ pub(crate) fn execute<'a>(
                 Cow::Borrowed(&r.headers),
                 body.flatten(),
                 r.timeout,
+                r.redirect,
                 unsendable,
             )
         }
     };
+    let redirect = redirect.unwrap_or(config.redirect);
     let own_accept_encoding = own_headers.contains_key(ACCEPT_ENCODING);
     let mut hop = Hop {
         method,
@@ -120,7 +123,7 @@ pub(crate) fn execute<'a>(
             .await
             .map_err(|e| ctx.proxies.annotate(e, &hop.url))?;
             ctx.cookies.store(&hop.url, response.headers());
-            let Some(next) = next_hop(&response, &hop.url, followed, config.redirect)? else {
+            let Some(next) = next_hop(&response, &hop.url, followed, redirect)? else {
                 return Ok(response.decoded(codings));
             };
             if !redirect::follow(

@@ -8,6 +8,7 @@ use url::Url;
 
 use super::body::Body;
 use super::error::{Error, Kind};
+use super::redirect::Policy;
 
 /// A request ready to send: method, URL, headers, optional body and timeout.
 ///
@@ -22,6 +23,9 @@ pub struct Request {
     pub(crate) body: Option<Body>,
     /// The total timeout of this request, overriding the client's.
     pub(crate) timeout: Option<Duration>,
+    /// The redirect policy of this request, overriding the client's (crate-internal: the
+    /// robots.txt fetch follows its own number of redirects).
+    pub(crate) redirect: Option<Policy>,
 }
 
 impl Request {
@@ -33,6 +37,7 @@ impl Request {
             headers: HeaderMap::new(),
             body: None,
             timeout: None,
+            redirect: None,
         }
     }
 
@@ -79,6 +84,7 @@ impl Request {
             headers: self.headers.clone(),
             body,
             timeout: self.timeout,
+            redirect: self.redirect,
         })
     }
 
