@@ -341,3 +341,65 @@ fn adaptive_throttling_meets_fewer_429s() {
         assert!(limited[1] < limited[0], "{limited:?}");
     });
 }
+
+#[test]
+fn robots_txt_is_fetched_once_per_origin_and_obeyed_with_its_crawl_delay() {
+    use volley::robots::RobotsCache;
+    use volley_testserver::ServerConfig;
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let robots = "User-agent: *\nDisallow: /deny\nCrawl-delay: 0.1\n";
+        let config = ServerConfig::default().robots_txt(200, robots);
+        let server = Server::bind_with("127.0.0.1:0".parse().unwrap(), config).unwrap();
+        let mut urls: Vec<String> = (0..5).map(|i| server.url(&format!("/get?i={i}"))).collect();
+        urls.push(server.url("/deny"));
+        urls.push(server.url("/deny/deeper"));
+        let client = Client::new();
+        let started = Instant::now();
+        let report = client
+            .fetch_all(urls)
+            .robots(RobotsCache::new(client.clone(), "volley"))
+            .run()
+            .await;
+        let elapsed = started.elapsed();
+        assert_eq!(report.summary.ok, 5);
+        for result in &report.results[5..] {
+            let e = result.outcome.as_ref().unwrap_err();
+            assert_eq!(e.kind(), &ErrorKind::DisallowedByRobots);
+            assert!(e.to_string().contains("robots.txt disallows it"), "{e}");
+        }
+        let stats = server.stats();
+        assert_eq!(stats.robots_fetches, 1);
+        // robots.txt and the five allowed pages; neither /deny was asked for.
+        assert_eq!(stats.requests, 6);
+        // Crawl-delay 0.1 s: five requests, one at once, then one every 100 ms.
+        assert!(elapsed >= Duration::from_millis(390), "{elapsed:?}");
+    });
+}
+
+#[test]
+fn an_unreachable_robots_txt_defers_its_origin_and_not_the_others() {
+    use volley::robots::RobotsCache;
+    use volley_testserver::ServerConfig;
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let config = ServerConfig::default().robots_txt(503, "down");
+        let down = Server::bind_with("127.0.0.1:0".parse().unwrap(), config).unwrap();
+        let up = Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let urls = [down.url("/get?a"), up.url("/get?b"), down.url("/get?c")];
+        let client = Client::new();
+        let report = client
+            .fetch_all(urls)
+            .robots(RobotsCache::new(client.clone(), "volley"))
+            .run()
+            .await;
+        assert_eq!(report.results[1].outcome.as_ref().unwrap().status, 200);
+        for i in [0, 2] {
+            let e = report.results[i].outcome.as_ref().unwrap_err();
+            assert!(matches!(e.kind(), ErrorKind::RobotsUnreachable(_)), "{e}");
+        }
+        // Only robots.txt reached the deferred origin.
+        assert_eq!(down.stats().requests, down.stats().robots_fetches);
+        assert_eq!(report.summary.errors.get("robots unreachable"), Some(&2));
+    });
+}

@@ -196,6 +196,20 @@ impl Host {
         }
     }
 
+    /// Slows the host to `rate` if it has none or a faster one (a robots.txt crawl delay).
+    pub(crate) fn limit_rate(&mut self, rate: Rate) {
+        match self.rate {
+            // A host without a rate may start one request at once.
+            None => {
+                self.tokens = rate.burst;
+                self.counted = Instant::now();
+            }
+            Some(r) if r.per_s > rate.per_s => self.tokens = self.tokens.min(rate.burst),
+            Some(_) => return,
+        }
+        self.rate = Some(rate);
+    }
+
     /// Halves the host's rate (adaptive throttling), down to one request a minute; a host
     /// without a rate gets one of `observed` requests per second, halved.
     pub(crate) fn slow_down(&mut self, observed: f64, now: Instant) {

@@ -57,6 +57,13 @@
 //! (off by default) halves a host's rate on each 429 or 503 and raises it back by 5 % per
 //! other response.
 //!
+//! # robots.txt
+//!
+//! With [`robots`](Batch::robots), the batch obeys robots.txt (RFC 9309): each origin's file
+//! is fetched once, before its first request, while other origins go ahead; disallowed URLs
+//! are not fetched, an unreachable file defers its origin, and a `Crawl-delay` becomes the
+//! host's rate. See [`robots`](crate::robots).
+//!
 //! # Duplicates
 //!
 //! A request equal to an earlier one of the input (method, URL, headers, no body) is not
@@ -118,6 +125,7 @@ use crate::http::error::{Error, Kind, Phase};
 use crate::http::request::{IntoUrl, Request};
 use crate::http::timings::{Clock, Timings};
 use crate::net::fdlimit;
+use crate::robots::{RobotsCache, RobotsStatus, RobotsVerdict};
 use crate::rt::{sleep_until, JoinHandle, Sleep};
 
 /// Descriptors kept free for everything that is not a batch request.
@@ -172,6 +180,7 @@ impl Client {
             client: self.clone(),
             source: requests.into_iter(),
             settings: Settings::default(),
+            robots: None,
             on_progress: None,
         }
     }
@@ -183,6 +192,7 @@ pub struct Batch<I> {
     client: Client,
     source: I,
     settings: Settings,
+    robots: Option<RobotsCache>,
     on_progress: Option<ProgressFn>,
 }
 
@@ -532,6 +542,43 @@ where
         self
     }
 
+    /// Obeys robots.txt (RFC 9309), as `cache` fetches and keeps it: each origin's file is
+    /// fetched once, before the origin's first request, while the requests of other origins
+    /// go ahead. A URL it disallows is not fetched: its result is an error of kind
+    /// [`DisallowedByRobots`](crate::ErrorKind::DisallowedByRobots). An origin whose file is
+    /// unreachable (a 5xx, a 429, no answer) is deferred: its URLs are not fetched, with
+    /// [`RobotsUnreachable`](crate::ErrorKind::RobotsUnreachable). A `Crawl-delay` (capped
+    /// by the cache's `max_crawl_delay`, 30 s by default) becomes the host's rate, if slower
+    /// than [`rate`](Self::rate). Share one cache between batches to fetch each file once.
+    ///
+    /// ```
+    /// use volley::robots::RobotsCache;
+    /// use volley::{Client, ErrorKind, Runtime};
+    ///
+    /// let rt = Runtime::new()?;
+    /// rt.block_on(async {
+    ///     // Its robots.txt says `Disallow: /deny`.
+    ///     let server = volley_testserver::Server::bind("127.0.0.1:0".parse().unwrap())?;
+    ///     let client = Client::new();
+    ///     let report = client
+    ///         .fetch_all([server.url("/get"), server.url("/deny")])
+    ///         .robots(RobotsCache::new(client.clone(), "volley"))
+    ///         .run()
+    ///         .await;
+    ///     assert_eq!(report.results[0].outcome.as_ref().unwrap().status, 200);
+    ///     let denied = report.results[1].outcome.as_ref().unwrap_err();
+    ///     assert_eq!(denied.kind(), &ErrorKind::DisallowedByRobots);
+    ///     // robots.txt and /get: /deny was never asked for.
+    ///     assert_eq!(server.stats().requests, 2);
+    ///     Ok::<(), std::io::Error>(())
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn robots(mut self, cache: RobotsCache) -> Self {
+        self.robots = Some(cache);
+        self
+    }
+
     /// Calls `f` after every finished request with the batch's progress.
     pub fn on_progress(mut self, f: impl FnMut(&Progress) + 'static) -> Self {
         self.on_progress = Some(Box::new(f));
@@ -571,6 +618,7 @@ where
             next_index: 0,
             state: Rc::new(RefCell::new(State {
                 completed: VecDeque::new(),
+                robots_known: VecDeque::new(),
                 waker: None,
             })),
             scheduler: Scheduler::new(
@@ -591,6 +639,10 @@ where
             jitter: Jitter::default(),
             seen: HashSet::new(),
             sharing: HashMap::new(),
+            robots: self.robots,
+            origins: HashMap::new(),
+            parked: 0,
+            robot_tasks: Vec::new(),
             on_progress: self.on_progress,
             started,
             summary: BatchSummary::new(total),
@@ -790,6 +842,8 @@ fn error_label(e: &Error) -> &'static str {
         Kind::Runtime(_) => "runtime",
         Kind::RateLimited { .. } => "rate limited",
         Kind::Duplicate => "duplicate",
+        Kind::DisallowedByRobots => "robots disallowed",
+        Kind::RobotsUnreachable(_) => "robots unreachable",
         _ => "other",
     }
 }
@@ -816,6 +870,8 @@ struct Completion {
 struct State {
     /// Attempts that ended, for the stream to look at.
     completed: VecDeque<Completion>,
+    /// robots.txt files fetched: the origin, and what its file says.
+    robots_known: VecDeque<(String, RobotsStatus)>,
     /// The stream's task, woken when a request finishes.
     waker: Option<Waker>,
 }
@@ -848,6 +904,14 @@ pub struct BatchStream<I> {
     /// Requests waiting for an identical one in flight, by its fingerprint, for
     /// [`Duplicates::Share`].
     sharing: HashMap<u64, Vec<(usize, Url)>>,
+    /// The robots.txt cache, when the batch obeys robots.txt.
+    robots: Option<RobotsCache>,
+    /// Each origin's robots.txt: being fetched (with the requests waiting for it), or known.
+    origins: HashMap<String, OriginRobots>,
+    /// Requests waiting for their origin's robots.txt.
+    parked: usize,
+    /// The tasks fetching robots.txt files.
+    robot_tasks: Vec<JoinHandle<()>>,
     on_progress: Option<ProgressFn>,
     started: Instant,
     summary: BatchSummary,
@@ -864,10 +928,18 @@ impl<I> fmt::Debug for BatchStream<I> {
 
 impl<I> Drop for BatchStream<I> {
     fn drop(&mut self) {
-        for handle in self.handles.values() {
+        for handle in self.handles.values().chain(&self.robot_tasks) {
             handle.abort();
         }
     }
+}
+
+/// An origin's robots.txt, for a batch that obeys it.
+enum OriginRobots {
+    /// Being fetched; these requests wait for it.
+    Fetching(Vec<Job>),
+    /// Fetched (or found unavailable or unreachable).
+    Known(RobotsStatus),
 }
 
 impl<I> BatchStream<I>
@@ -895,15 +967,17 @@ where
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<FetchResult>> {
         loop {
             self.expire_queue(cx);
-            let completed = self.take_completed();
+            let completed = self.take_completed() + self.take_robots();
             // Refill the slots freed since the last call before handing out a result, so they
             // never sit idle while the caller deals with it.
             let started = self.admit();
             if let Some(result) = self.take_finished() {
                 return Poll::Ready(Some(result));
             }
-            let nothing_left =
-                self.in_flight == 0 && self.scheduler.waiting() == 0 && self.source_done;
+            let nothing_left = self.in_flight == 0
+                && self.scheduler.waiting() == 0
+                && self.parked == 0
+                && self.source_done;
             if nothing_left {
                 self.summary.hosts = self
                     .scheduler
@@ -951,7 +1025,7 @@ where
                 bytes: self.summary.bytes,
                 elapsed,
                 retries: self.summary.retries,
-                waiting: self.scheduler.waiting(),
+                waiting: self.scheduler.waiting() + self.parked,
                 paused_hosts: self.scheduler.paused_hosts(now),
             };
             on_progress(&progress);
@@ -985,7 +1059,14 @@ where
             result
         };
         let mut failed = Vec::new();
-        for job in self.scheduler.drain() {
+        let mut jobs = self.scheduler.drain();
+        for origin in self.origins.values_mut() {
+            if let OriginRobots::Fetching(parked) = origin {
+                jobs.append(parked);
+            }
+        }
+        self.parked = 0;
+        for job in jobs {
             // Requests waiting for one that was queued share its fate; those waiting for one
             // in flight wait on.
             let sharers = job.fingerprint.and_then(|p| self.sharing.remove(&p));
@@ -1037,7 +1118,8 @@ where
         // Results of items that fail at once (not a URL, duplicates) wait to be handed out
         // too: the input is read no further while too many do.
         while !self.source_done
-            && self.scheduler.waiting() + self.finished.len() < self.settings.max_waiting
+            && self.scheduler.waiting() + self.parked + self.finished.len()
+                < self.settings.max_waiting
         {
             let Some(item) = self.source.next() else {
                 self.source_done = true;
@@ -1070,6 +1152,13 @@ where
                 exhausted: 0,
                 fingerprint,
             };
+            let job = match self.robots.is_some() {
+                true => match self.robots_gate(job) {
+                    Some(job) => job,
+                    None => continue,
+                },
+                false => job,
+            };
             if let Some(next) = self.scheduler.offer(job, now) {
                 return Some(next);
             }
@@ -1099,6 +1188,90 @@ where
             },
             _ => false,
         }
+    }
+
+    /// Lets `job` through if its origin's robots.txt is known and allows it; fails it if the
+    /// file disallows it or is unreachable; else parks it until the file is fetched, starting
+    /// the fetch for the origin's first request.
+    fn robots_gate(&mut self, job: Job) -> Option<Job> {
+        let cache = self.robots.as_ref()?;
+        let origin = job.request.url().origin().ascii_serialization();
+        match self.origins.get_mut(&origin) {
+            Some(OriginRobots::Known(status)) => {
+                let verdict = cache.verdict(status, job.request.url());
+                return self.obey(job, verdict);
+            }
+            Some(OriginRobots::Fetching(waiting)) => waiting.push(job),
+            None => {
+                let cache = cache.clone();
+                let url = job.request.url().clone();
+                let state = self.state.clone();
+                let key = origin.clone();
+                self.robot_tasks.push(crate::rt::spawn(async move {
+                    let status = cache.status(&url).await;
+                    let mut state = state.borrow_mut();
+                    state.robots_known.push_back((key, status));
+                    if let Some(waker) = state.waker.take() {
+                        waker.wake();
+                    }
+                }));
+                self.origins
+                    .insert(origin, OriginRobots::Fetching(vec![job]));
+            }
+        }
+        self.parked += 1;
+        None
+    }
+
+    /// Lets `job` through if `verdict` allows it (slowing its host to the crawl delay), or
+    /// fails it.
+    fn obey(&mut self, job: Job, verdict: RobotsVerdict) -> Option<Job> {
+        let kind = match verdict {
+            RobotsVerdict::Allowed { crawl_delay } => {
+                if let Some(delay) = crawl_delay.filter(|d| !d.is_zero()) {
+                    let rate = Rate {
+                        per_s: 1.0 / delay.as_secs_f64(),
+                        burst: 1.0,
+                    };
+                    self.scheduler.host(&job.host).limit_rate(rate);
+                }
+                return Some(job);
+            }
+            RobotsVerdict::Disallowed => Kind::DisallowedByRobots,
+            RobotsVerdict::Deferred(why) => Kind::RobotsUnreachable(why.to_string()),
+        };
+        let error = Error::new(kind).with_url(job.request.url());
+        let mut result = FetchResult::failed(job.index, Some(job.request.into_url()), error);
+        result.attempts = job.attempts;
+        self.push_result(result, job.fingerprint);
+        None
+    }
+
+    /// Takes the robots.txt files fetched since the last look, and lets the requests that
+    /// waited for them through (into their hosts' queues) or fails them. Returns how many
+    /// files there were.
+    fn take_robots(&mut self) -> usize {
+        let known = std::mem::take(&mut self.state.borrow_mut().robots_known);
+        let n = known.len();
+        for (origin, status) in known {
+            let previous = self
+                .origins
+                .insert(origin, OriginRobots::Known(status.clone()));
+            let Some(OriginRobots::Fetching(jobs)) = previous else {
+                continue;
+            };
+            let Some(cache) = self.robots.clone() else {
+                continue;
+            };
+            for job in jobs {
+                self.parked -= 1;
+                let verdict = cache.verdict(&status, job.request.url());
+                if let Some(job) = self.obey(job, verdict) {
+                    self.scheduler.enqueue(job, false);
+                }
+            }
+        }
+        n
     }
 
     /// Answers the requests that waited for `result`'s, for [`Duplicates::Share`].

@@ -144,6 +144,13 @@ pub enum Kind {
     /// the same (method, URL and headers); see
     /// [`Batch::duplicates`](crate::batch::Batch::duplicates).
     Duplicate,
+    /// A batch that obeys robots.txt ([`Batch::robots`](crate::batch::Batch::robots)) did
+    /// not fetch the URL: its origin's robots.txt disallows it.
+    DisallowedByRobots,
+    /// A batch that obeys robots.txt did not fetch the URL: its origin's robots.txt could
+    /// not be had (a 5xx, a 429, no answer), so the origin is deferred (RFC 9309 §2.3.1.4);
+    /// says why.
+    RobotsUnreachable(String),
 }
 
 /// Why a streamed request body could not be sent, in [`Kind::RequestBody`].
@@ -451,6 +458,8 @@ impl Error {
             | Kind::Status(_)
             | Kind::RateLimited { .. }
             | Kind::Duplicate
+            | Kind::DisallowedByRobots
+            | Kind::RobotsUnreachable(_)
             | Kind::Runtime(_) => None,
         }
     }
@@ -597,6 +606,11 @@ fn fmt_kind(f: &mut fmt::Formatter<'_>, kind: &Kind, url: &str) -> fmt::Result {
         Kind::Duplicate => write!(
             f,
             "{url} not fetched: a duplicate of an earlier request of the batch"
+        ),
+        Kind::DisallowedByRobots => write!(f, "{url} not fetched: robots.txt disallows it"),
+        Kind::RobotsUnreachable(why) => write!(
+            f,
+            "{url} not fetched: its robots.txt is unreachable ({why}), so the site is deferred"
         ),
     }
 }

@@ -327,7 +327,13 @@ impl RobotsCache {
     /// call for the origin (callers for the same origin wait for the one fetch), then
     /// answered from the cache.
     pub async fn check(&self, url: &Url) -> RobotsVerdict {
-        match self.status(url).await {
+        let status = self.status(url).await;
+        self.verdict(&status, url)
+    }
+
+    /// The verdict `status` (of `url`'s origin) gives `url`, the crawl delay capped.
+    pub(crate) fn verdict(&self, status: &RobotsStatus, url: &Url) -> RobotsVerdict {
+        match status {
             RobotsStatus::Rules(robots) => {
                 if robots.allowed(url) {
                     RobotsVerdict::Allowed {
@@ -340,7 +346,7 @@ impl RobotsCache {
                 }
             }
             RobotsStatus::Unavailable(_) => RobotsVerdict::Allowed { crawl_delay: None },
-            RobotsStatus::Unreachable(why) => RobotsVerdict::Deferred(why),
+            RobotsStatus::Unreachable(why) => RobotsVerdict::Deferred(why.clone()),
         }
     }
 
