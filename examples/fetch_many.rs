@@ -1089,7 +1089,10 @@ async fn fetch_many(mut args: Args, files: Files) -> Result<Outcome, String> {
         if let Some(error) = &line.error {
             shared.quote(error.clone());
         }
-        shared.write(&line.to_json());
+        // Without -o the line is counted, not written: no JSON to build.
+        if shared.output.borrow().is_some() {
+            shared.write(&line.to_json());
+        }
         if let Some(failure) = shared.output.borrow().as_ref().and_then(Output::failure) {
             write_failed = Some(failure);
             break;

@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use url::Url;
@@ -16,8 +15,8 @@ use super::histogram::LatencyHistogram;
 use super::retry::BUDGET_WINDOW;
 use super::scheduler::Job;
 
-/// A host: `scheme://host:port`, shared by every request of it.
-pub(crate) type HostKey = Rc<str>;
+/// A host of a batch: its index in the scheduler's list of hosts.
+pub(crate) type HostKey = usize;
 
 /// What a batch counts as one host, for its slots, rate, pause and statistics. Set with
 /// [`Batch::hosts`](crate::batch::Batch::hosts).
@@ -36,6 +35,50 @@ pub enum HostGrouping {
     RegistrableDomain,
     /// What this function returns for the URL.
     Custom(fn(&Url) -> String),
+}
+
+/// A hash of the parts of `url` that make its key under `grouping`, without building the
+/// key (FNV-1a); `None` for the groupings that need the key built.
+pub(crate) fn quick_hash(url: &Url, grouping: HostGrouping) -> Option<u64> {
+    let name = url.host_str().unwrap_or_default();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for &b in bytes {
+            hash = (hash ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    };
+    match grouping {
+        HostGrouping::Origin => {
+            eat(url.scheme().as_bytes());
+            eat(b"\0");
+            eat(name.as_bytes());
+            eat(&url.port_or_known_default().unwrap_or(0).to_le_bytes());
+        }
+        HostGrouping::Name => eat(name.as_bytes()),
+        _ => return None,
+    }
+    Some(hash)
+}
+
+/// True if `key` is `url`'s key under `grouping` (for the groupings of [`quick_hash`]).
+pub(crate) fn is_key_of(key: &str, url: &Url, grouping: HostGrouping) -> bool {
+    let name = url.host_str().unwrap_or_default();
+    match grouping {
+        HostGrouping::Origin => {
+            let Some(rest) = key.strip_prefix(url.scheme()) else {
+                return false;
+            };
+            let Some(rest) = rest.strip_prefix("://").and_then(|r| r.strip_prefix(name)) else {
+                return false;
+            };
+            let port = url.port_or_known_default().unwrap_or(0);
+            rest.strip_prefix(':')
+                .and_then(|p| p.parse::<u16>().ok())
+                .is_some_and(|p| p == port)
+        }
+        HostGrouping::Name => key == name,
+        _ => false,
+    }
 }
 
 /// The key of `url`'s host, grouped as `grouping` says.
@@ -79,6 +122,8 @@ pub(crate) enum Gate {
 /// One host's state. See the module docs.
 #[derive(Debug)]
 pub(crate) struct Host {
+    /// Its key: `scheme://host:port` by default.
+    pub(crate) name: String,
     /// Requests waiting for this host, in order; retries go first.
     pub(crate) queue: VecDeque<Job>,
     pub(crate) in_flight: usize,
@@ -99,8 +144,9 @@ pub(crate) struct Host {
 }
 
 impl Host {
-    pub(crate) fn new(rate: Option<Rate>, now: Instant) -> Host {
+    pub(crate) fn new(name: String, rate: Option<Rate>, now: Instant) -> Host {
         Host {
+            name,
             queue: VecDeque::new(),
             in_flight: 0,
             tokens: rate.map_or(0.0, |r| r.burst),
@@ -298,6 +344,18 @@ mod tests {
         }
         let custom = HostGrouping::Custom(|u| u.scheme().to_owned());
         assert_eq!(host_key(&url, custom), "https");
+        // The quick check agrees with the key it stands for.
+        for grouping in [HostGrouping::Origin, HostGrouping::Name] {
+            let key = host_key(&url, grouping);
+            assert!(is_key_of(&key, &url, grouping), "{key}");
+            assert!(quick_hash(&url, grouping).is_some());
+            let other = Url::parse("https://img.example.co.uk:8443/").unwrap();
+            assert_eq!(
+                is_key_of(&key, &other, grouping),
+                matches!(grouping, HostGrouping::Name)
+            );
+        }
+        assert_eq!(quick_hash(&url, custom), None);
     }
 
     #[test]
@@ -307,7 +365,7 @@ mod tests {
             per_s: 10.0,
             burst: 2.0,
         };
-        let mut host = Host::new(Some(rate), t0);
+        let mut host = Host::new("h".into(), Some(rate), t0);
         assert_eq!(host.gate(None, t0), Gate::Open);
         host.start(false, t0);
         assert_eq!(host.gate(None, t0), Gate::Open);
@@ -330,7 +388,7 @@ mod tests {
     #[test]
     fn pause_slots_and_budget() {
         let t0 = Instant::now();
-        let mut host = Host::new(None, t0);
+        let mut host = Host::new("h".into(), None, t0);
         host.pause(t0 + Duration::from_secs(2), t0);
         host.pause(t0 + Duration::from_secs(1), t0); // shorter: no change
         assert_eq!(
@@ -352,7 +410,7 @@ mod tests {
     #[test]
     fn adaptive_rate_halves_and_recovers() {
         let t0 = Instant::now();
-        let mut host = Host::new(None, t0);
+        let mut host = Host::new("h".into(), None, t0);
         host.slow_down(40.0, t0);
         assert_eq!(host.rate.map(|r| r.per_s), Some(20.0));
         host.slow_down(40.0, t0);

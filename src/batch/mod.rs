@@ -103,6 +103,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::future::{poll_fn, Future};
+use std::hash::BuildHasherDefault;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
@@ -637,7 +638,7 @@ where
             queue_sleep: None,
             wake_sleep: None,
             jitter: Jitter::default(),
-            seen: HashSet::new(),
+            seen: HashSet::default(),
             sharing: HashMap::new(),
             robots: self.robots,
             origins: HashMap::new(),
@@ -900,7 +901,7 @@ pub struct BatchStream<I> {
     wake_sleep: Option<Sleep>,
     jitter: Jitter,
     /// Fingerprints of the requests seen, for [`Duplicates::Report`].
-    seen: HashSet<u64>,
+    seen: HashSet<u64, BuildHasherDefault<scheduler::Prehashed>>,
     /// Requests waiting for an identical one in flight, by its fingerprint, for
     /// [`Duplicates::Share`].
     sharing: HashMap<u64, Vec<(usize, Url)>>,
@@ -1233,7 +1234,7 @@ where
                         per_s: 1.0 / delay.as_secs_f64(),
                         burst: 1.0,
                     };
-                    self.scheduler.host(&job.host).limit_rate(rate);
+                    self.scheduler.host(job.host).limit_rate(rate);
                 }
                 return Some(job);
             }
@@ -1311,7 +1312,7 @@ where
             max: self.settings.max_retry_after,
         })
         .with_url(job.request.url());
-        self.scheduler.host(&job.host).stats.failed += 1;
+        self.scheduler.host(job.host).stats.failed += 1;
         let mut result = FetchResult::failed(job.index, Some(job.request.into_url()), error);
         result.attempts = job.attempts;
         self.push_result(result, job.fingerprint);
@@ -1350,7 +1351,7 @@ where
         for completion in completed {
             self.handles.remove(&completion.job.index);
             self.in_flight -= 1;
-            self.scheduler.finish(&completion.job.host);
+            self.scheduler.finish(completion.job.host);
             self.complete(completion);
         }
         n
@@ -1379,18 +1380,18 @@ where
                 return;
             }
             Ok((fetched, timings)) => {
-                let retry_after = self.observe_response(&job.host, fetched, timings, now);
+                let retry_after = self.observe_response(job.host, fetched, timings, now);
                 (policy.for_status(fetched.status), retry_after)
             }
             Err((e, timings)) => {
-                let stats = &mut self.scheduler.host(&job.host).stats;
+                let stats = &mut self.scheduler.host(job.host).stats;
                 stats.busy += timings.total;
                 (policy.for_error(e), None)
             }
         };
         let left = policy.may_retry(&job.attempts, retry_after.is_some());
         if let Some(reason) = reason.filter(|_| retriable && left) {
-            let host = self.scheduler.host(&job.host);
+            let host = self.scheduler.host(job.host);
             let paused = host.paused_until.filter(|p| *p > now);
             let (firsts, retries) = host.budget_counts(now);
             // A retry the server asked for is not charged to the budget: the pause keeps
@@ -1421,7 +1422,7 @@ where
         if outcome.is_ok() && self.limit < self.max_limit {
             self.limit += 1;
         }
-        let stats = &mut self.scheduler.host(&job.host).stats;
+        let stats = &mut self.scheduler.host(job.host).stats;
         let (outcome, mut timings) = match outcome {
             Ok((fetched, timings)) => {
                 stats.ok += 1;
@@ -1456,7 +1457,7 @@ where
     /// Returns the server's valid `Retry-After`, if any.
     fn observe_response(
         &mut self,
-        key: &HostKey,
+        key: HostKey,
         fetched: &Fetched,
         timings: &Timings,
         now: Instant,

@@ -10,11 +10,14 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
 
 use url::Url;
 
-use super::host::{host_key, Gate, Host, HostGrouping, HostKey, HostStats, Rate};
+use super::host::{
+    host_key, is_key_of, quick_hash, Gate, Host, HostGrouping, HostKey, HostStats, Rate,
+};
 use super::retry::Attempt;
 use crate::http::request::Request;
 
@@ -45,7 +48,13 @@ pub(crate) enum Next {
 /// See the module docs.
 #[derive(Debug)]
 pub(crate) struct Scheduler {
-    hosts: HashMap<HostKey, Host>,
+    /// Every host seen, by [`HostKey`]: never forgotten during a batch, since their
+    /// statistics are part of its report.
+    hosts: Vec<Host>,
+    /// Hosts by the [`quick_hash`] of a URL's parts; a hash may stand for several hosts.
+    by_hash: HashMap<u64, Vec<HostKey>, BuildHasherDefault<Prehashed>>,
+    /// Hosts by key, for the groupings without a quick hash.
+    by_name: HashMap<String, HostKey>,
     /// Hosts with waiting requests to look at now, round-robin.
     ready: VecDeque<HostKey>,
     /// Hosts with waiting requests that may start at an instant, earliest first.
@@ -71,7 +80,9 @@ impl Scheduler {
         grouping: HostGrouping,
     ) -> Self {
         Scheduler {
-            hosts: HashMap::new(),
+            hosts: Vec::new(),
+            by_hash: HashMap::default(),
+            by_name: HashMap::new(),
             ready: VecDeque::new(),
             timed: BinaryHeap::new(),
             delayed: BinaryHeap::new(),
@@ -87,19 +98,37 @@ impl Scheduler {
 
     /// The key of `url`'s host, registering the host on first sight.
     pub(crate) fn host_of(&mut self, url: &Url, now: Instant) -> HostKey {
-        let key = host_key(url, self.grouping);
-        if let Some((existing, _)) = self.hosts.get_key_value(key.as_str()) {
-            return existing.clone();
+        let grouping = self.grouping;
+        let Some(hash) = quick_hash(url, grouping) else {
+            let name = host_key(url, grouping);
+            if let Some(&key) = self.by_name.get(&name) {
+                return key;
+            }
+            let key = self.add_host(name.clone(), now);
+            self.by_name.insert(name, key);
+            return key;
+        };
+        let found = self.by_hash.get(&hash).and_then(|keys| {
+            keys.iter()
+                .copied()
+                .find(|&k| is_key_of(&self.hosts[k].name, url, grouping))
+        });
+        if let Some(key) = found {
+            return key;
         }
-        let key: HostKey = key.into();
-        self.hosts.insert(key.clone(), Host::new(self.rate, now));
+        let key = self.add_host(host_key(url, grouping), now);
+        self.by_hash.entry(hash).or_default().push(key);
         key
     }
 
-    /// The host of `key`. Hosts are never forgotten during a batch (their statistics are
-    /// part of its report), so the key of a job always finds one.
-    pub(crate) fn host(&mut self, key: &HostKey) -> &mut Host {
-        host_in(&mut self.hosts, self.rate, key)
+    fn add_host(&mut self, name: String, now: Instant) -> HostKey {
+        self.hosts.push(Host::new(name, self.rate, now));
+        self.hosts.len() - 1
+    }
+
+    /// The host of `key`.
+    pub(crate) fn host(&mut self, key: HostKey) -> &mut Host {
+        &mut self.hosts[key]
     }
 
     /// Jobs waiting, in host queues or in backoff.
@@ -110,7 +139,7 @@ impl Scheduler {
     /// Hosts paused now.
     pub(crate) fn paused_hosts(&self, now: Instant) -> usize {
         self.hosts
-            .values()
+            .iter()
             .filter(|h| h.paused_until.is_some_and(|p| p > now))
             .count()
     }
@@ -119,7 +148,7 @@ impl Scheduler {
     pub(crate) fn offer(&mut self, job: Job, now: Instant) -> Option<Next> {
         let per_host = self.per_host;
         let max_wait = self.max_wait;
-        let host = self.host(&job.host.clone());
+        let host = &mut self.hosts[job.host];
         if host.queue.is_empty() {
             match host.gate(per_host, now) {
                 Gate::Open => {
@@ -138,8 +167,8 @@ impl Scheduler {
 
     /// Puts a job in its host's queue (at the front for a retry) and lists the host.
     pub(crate) fn enqueue(&mut self, job: Job, front: bool) {
-        let key = job.host.clone();
-        let host = host_in(&mut self.hosts, self.rate, &key);
+        let key = job.host;
+        let host = &mut self.hosts[key];
         if front {
             host.queue.push_front(job);
         } else {
@@ -162,12 +191,12 @@ impl Scheduler {
     }
 
     /// A request of `key` finished: its slot is free.
-    pub(crate) fn finish(&mut self, key: &HostKey) {
-        let host = host_in(&mut self.hosts, self.rate, key);
+    pub(crate) fn finish(&mut self, key: HostKey) {
+        let host = &mut self.hosts[key];
         host.in_flight = host.in_flight.saturating_sub(1);
         if !host.listed && !host.queue.is_empty() {
             host.listed = true;
-            self.ready.push_back(key.clone());
+            self.ready.push_back(key);
         }
     }
 
@@ -195,7 +224,7 @@ impl Scheduler {
         let max_wait = self.max_wait;
         for _ in 0..self.ready.len() {
             let key = self.ready.pop_front()?;
-            let host = host_in(&mut self.hosts, self.rate, &key);
+            let host = &mut self.hosts[key];
             if host.queue.is_empty() {
                 host.listed = false;
                 continue;
@@ -242,7 +271,7 @@ impl Scheduler {
     pub(crate) fn drain(&mut self) -> Vec<Job> {
         let mut jobs: Vec<Job> = self.delayed_jobs.drain().map(|(_, job)| job).collect();
         self.delayed.clear();
-        for host in self.hosts.values_mut() {
+        for host in &mut self.hosts {
             jobs.extend(host.queue.drain(..));
             host.listed = false;
         }
@@ -254,19 +283,29 @@ impl Scheduler {
 
     /// Every host's statistics, by `scheme://host:port`.
     pub(crate) fn stats(&self) -> impl Iterator<Item = (&str, &HostStats)> {
-        self.hosts.iter().map(|(k, h)| (&**k, &h.stats))
+        self.hosts.iter().map(|h| (h.name.as_str(), &h.stats))
     }
 }
 
-/// The host of `key` in `hosts`, made with `rate` if missing.
-fn host_in<'a>(
-    hosts: &'a mut HashMap<HostKey, Host>,
-    rate: Option<Rate>,
-    key: &HostKey,
-) -> &'a mut Host {
-    hosts
-        .entry(key.clone())
-        .or_insert_with(|| Host::new(rate, Instant::now()))
+/// A hasher for keys that are hashes already: it passes a `u64` through.
+#[derive(Default)]
+pub(crate) struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used; anything else is folded in (FNV-1a), still correct.
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 #[cfg(test)]
@@ -318,12 +357,12 @@ mod tests {
         assert!(s.next(t).is_none(), "both hosts are full");
         let a = s.host_of(&Url::parse("http://a/").unwrap(), t);
         let b = s.host_of(&Url::parse("http://b/").unwrap(), t);
-        s.finish(&b);
-        s.finish(&a);
+        s.finish(b);
+        s.finish(a);
         assert_eq!(started(s.next(t)), Some(4));
         assert_eq!(started(s.next(t)), Some(1));
         assert!(s.next(t).is_none());
-        s.finish(&a);
+        s.finish(a);
         assert_eq!(started(s.next(t)), Some(3));
         assert_eq!(s.waiting(), 0);
     }
@@ -333,7 +372,7 @@ mod tests {
         let t = Instant::now();
         let mut s = Scheduler::new(None, None, Duration::from_secs(60), HostGrouping::Origin);
         let a = s.host_of(&Url::parse("http://a/").unwrap(), t);
-        s.host(&a).pause(t + Duration::from_secs(1), t);
+        s.host(a).pause(t + Duration::from_secs(1), t);
         let ja = job(&mut s, 0, "http://a/1", t);
         assert!(s.offer(ja, t).is_none());
         let jb = job(&mut s, 1, "http://b/1", t);
@@ -350,7 +389,7 @@ mod tests {
         let a = s.host_of(&Url::parse("http://a/").unwrap(), t);
         let ja = job(&mut s, 0, "http://a/1", t);
         s.enqueue(ja, false);
-        s.host(&a).pause(t + Duration::from_secs(10), t);
+        s.host(a).pause(t + Duration::from_secs(10), t);
         match s.next(t) {
             Some(Next::TooLong(job, wait)) => {
                 assert_eq!(job.index, 0);
