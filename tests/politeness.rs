@@ -403,3 +403,39 @@ fn an_unreachable_robots_txt_defers_its_origin_and_not_the_others() {
         assert_eq!(report.summary.errors.get("robots unreachable"), Some(&2));
     });
 }
+
+/// CPU seconds this process has used (user + system), from `/proc/self/stat`.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+/// A host waiting for its token while every slot is taken by another host's slow request:
+/// the batch sleeps until that request ends, and does not spin on the due host.
+#[test]
+fn a_due_host_with_every_slot_taken_does_not_spin() {
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let server = Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let other = Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        // The fast host's requests are read first and wait for their tokens; then a slow
+        // request of the other host takes the only slot.
+        let mut urls: Vec<String> = (0..4).map(|i| server.url(&format!("/get?i={i}"))).collect();
+        urls.extend((0..4).map(|i| other.url(&format!("/delay/0.3?i={i}"))));
+        let (cpu, started) = (cpu_seconds(), Instant::now());
+        let report = Client::new()
+            .fetch_all(urls)
+            .concurrency(1)
+            .rate(20.0, 1)
+            .run()
+            .await;
+        let (cpu, wall) = (cpu_seconds() - cpu, started.elapsed().as_secs_f64());
+        assert_eq!(report.summary.ok, 8);
+        assert!(wall >= 1.2, "{wall}");
+        // Mostly waiting on 300 ms delays: a spinning loop would burn the whole wall time.
+        assert!(cpu < wall * 0.5, "cpu {cpu} s in {wall} s");
+    });
+}

@@ -989,7 +989,9 @@ where
             }
             if started == 0 && completed == 0 {
                 self.state.borrow_mut().waker = Some(cx.waker().clone());
-                if self.poll_wake(cx) {
+                // With every slot taken, a finishing request wakes us, not the timer: a due
+                // host could not start anyway, and looping on it would spin.
+                if self.in_flight < self.limit && self.poll_wake(cx) {
                     continue;
                 }
                 // Finishing requests, the queue timeout or the scheduler's timer wake us.
