@@ -10,7 +10,8 @@
 # Settings (environment): LINES (1000000), HOSTS (10: 127.0.0.1 to 127.0.0.HOSTS),
 # CONCURRENCY (100), URL_PATH (/bytes/0), RSS_LIMIT_MB (64: the file mode's peak RSS must
 # be below it, else the script exits 1), BASE (an older build of fetch_many: the arguments
-# mode is then run ROUNDS times (3) with each binary in turn, and the medians compared).
+# mode is then run ROUNDS times (3) with each binary in turn, and the file mode (-i, -o) of
+# this build with them, and the medians compared).
 #
 # One test server (the httpbin example, one thread) listens on 0.0.0.0 and a free port, so it
 # answers every 127.0.0.x: a socket bound to 127.0.0.1 answers only 127.0.0.1. All traffic
@@ -110,10 +111,15 @@ if [ -n "${BASE:-}" ]; then
     echo
     echo "arguments mode, this build (new) beside BASE=$BASE (base), in turn:"
     for round in $(seq 1 "${ROUNDS:-3}"); do
-        for who in new base; do
+        for who in new new-file base; do
             binary="$fetch_many"
             [ "$who" = base ] && binary="$BASE"
-            "$binary" --json -n "$LINES" -c "$CONCURRENCY" "${urls[@]}" >"$work/$who-$round.json"
+            if [ "$who" = new-file ]; then
+                "$binary" --json -i "$work/urls.txt" -o "$work/round.jsonl" -c "$CONCURRENCY" \
+                    >"$work/$who-$round.json"
+            else
+                "$binary" --json -n "$LINES" -c "$CONCURRENCY" "${urls[@]}" >"$work/$who-$round.json"
+            fi
             python3 -c 'import json,sys; print(sys.argv[1], sys.argv[2], "%.0f" % json.load(open(sys.argv[3]))["requests_per_s"])' \
                 "$round" "$who" "$work/$who-$round.json"
         done
@@ -121,8 +127,9 @@ if [ -n "${BASE:-}" ]; then
     python3 - "$work/rounds.txt" <<'EOF'
 import statistics, sys
 rows = [line.split() for line in open(sys.argv[1])]
-med = {who: statistics.median(float(r[2]) for r in rows if r[1] == who) for who in ("new", "base")}
-print(f"median req/s: new {med['new']:.0f}, base {med['base']:.0f}, new/base {med['new'] / med['base']:.3f}")
+med = {who: statistics.median(float(r[2]) for r in rows if r[1] == who) for who in ("new", "new-file", "base")}
+print(f"median req/s: new {med['new']:.0f}, new-file {med['new-file']:.0f}, base {med['base']:.0f}; "
+      f"new/base {med['new'] / med['base']:.3f}, new-file/base {med['new-file'] / med['base']:.3f}")
 EOF
 fi
 

@@ -439,3 +439,28 @@ fn a_due_host_with_every_slot_taken_does_not_spin() {
         assert!(cpu < wall * 0.5, "cpu {cpu} s in {wall} s");
     });
 }
+
+#[test]
+fn identical_requests_in_flight_are_fetched_once_and_shared() {
+    use volley::batch::Duplicates;
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let server = Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let slow = server.url("/delay/0.2");
+        let urls = [slow.clone(), server.url("/get"), slow.clone(), slow];
+        let report = Client::new()
+            .fetch_all(urls)
+            .duplicates(Duplicates::Share)
+            .run()
+            .await;
+        assert_eq!(report.summary.ok, 4);
+        for i in [0, 2, 3] {
+            let fetched = report.results[i].outcome.as_ref().unwrap();
+            assert_eq!(fetched.status, 200);
+            assert!(!fetched.body.is_empty());
+        }
+        // The three identical requests were in flight together: one fetch for them.
+        assert_eq!(server.stats().requests, 2);
+        assert_eq!(report.summary.duplicates, 0, "shared, not reported");
+    });
+}
