@@ -1,5 +1,5 @@
-//! One host's share of a batch: its queue, its slots, its token bucket, its pause, its retry
-//! budget, and its statistics ([`HostStats`]).
+//! One host's share of a batch: its queue of jobs (requests and what they went through), its
+//! slots, its token bucket, its pause, its retry budget, and its statistics ([`HostStats`]).
 //!
 //! The host, not the request, is the unit of politeness: a pause or a rate applies to every
 //! request of the host, and a request waiting for one holds no slot and no connection. The
@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use url::Url;
 
 use super::histogram::LatencyHistogram;
-use super::retry::BUDGET_WINDOW;
-use super::scheduler::Job;
+use super::retry::{Attempt, BUDGET_WINDOW};
+use crate::http::request::Request;
 
 /// A host of a batch: its index in the scheduler's list of hosts.
 pub(crate) type HostKey = usize;
@@ -97,6 +97,21 @@ pub(crate) fn host_key(url: &Url, grouping: HostGrouping) -> String {
         },
         HostGrouping::Custom(key) => key(url),
     }
+}
+
+/// A request of the batch and what it has been through.
+#[derive(Debug)]
+pub(crate) struct Job {
+    /// Its position in the batch's input.
+    pub(crate) index: usize,
+    pub(crate) request: Request,
+    pub(crate) host: HostKey,
+    /// The attempts before this one that were tried again.
+    pub(crate) attempts: Vec<Attempt>,
+    /// How many times it went back for want of a descriptor.
+    pub(crate) exhausted: u32,
+    /// Its fingerprint, when the batch looks for duplicates.
+    pub(crate) fingerprint: Option<u64>,
 }
 
 /// A request rate with a burst: a token bucket.

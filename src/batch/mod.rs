@@ -91,8 +91,9 @@
 //! [`BatchSummary::top_hosts`] ranks them by time spent.
 //!
 //! The files: `mod.rs` (the batch and its stream), `scheduler.rs` (which waiting request
-//! starts next), `host.rs` (a host's slots, token bucket, pause, budget and statistics),
-//! `retry.rs` (the retry rules, backoff and `Retry-After`), `histogram.rs` (latencies).
+//! starts next), `host.rs` (a host's queue of jobs, slots, token bucket, pause, budget and
+//! statistics), `retry.rs` (the retry rules, backoff and `Retry-After`), `histogram.rs`
+//! (latencies).
 
 mod histogram;
 mod host;
@@ -117,9 +118,9 @@ pub use histogram::LatencyHistogram;
 pub use host::{HostGrouping, HostStats};
 pub use retry::{Attempt, RetryPolicy, RetryReason};
 
-use host::{HostKey, Rate};
+use host::{HostKey, Job, Rate};
 use retry::{retry_after, Jitter, RetryAfter};
-use scheduler::{Job, Next, Scheduler};
+use scheduler::{Next, Scheduler};
 
 use crate::http::client::Client;
 use crate::http::error::{Error, Kind, Phase};

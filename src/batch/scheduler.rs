@@ -16,25 +16,8 @@ use std::time::{Duration, Instant};
 use url::Url;
 
 use super::host::{
-    host_key, is_key_of, quick_hash, Gate, Host, HostGrouping, HostKey, HostStats, Rate,
+    host_key, is_key_of, quick_hash, Gate, Host, HostGrouping, HostKey, HostStats, Job, Rate,
 };
-use super::retry::Attempt;
-use crate::http::request::Request;
-
-/// A request of the batch and what it has been through.
-#[derive(Debug)]
-pub(crate) struct Job {
-    /// Its position in the batch's input.
-    pub(crate) index: usize,
-    pub(crate) request: Request,
-    pub(crate) host: HostKey,
-    /// The attempts before this one that were tried again.
-    pub(crate) attempts: Vec<Attempt>,
-    /// How many times it went back for want of a descriptor.
-    pub(crate) exhausted: u32,
-    /// Its fingerprint, when the batch looks for duplicates.
-    pub(crate) fingerprint: Option<u64>,
-}
 
 /// What [`Scheduler::next`] found.
 #[derive(Debug)]
@@ -311,6 +294,7 @@ impl Hasher for Prehashed {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::request::Request;
     use http::Method;
 
     fn job(s: &mut Scheduler, index: usize, url: &str, now: Instant) -> Job {
