@@ -155,6 +155,8 @@ pub(crate) struct Host {
     budget: VecDeque<(Instant, u64, u64)>,
     /// True while the host is in the scheduler's list of hosts to look at.
     pub(crate) listed: bool,
+    /// True while the host is in the scheduler's list of paused hosts.
+    pub(crate) in_paused: bool,
     pub(crate) stats: HostStats,
 }
 
@@ -171,6 +173,7 @@ impl Host {
             pauses_in_a_row: 0,
             budget: VecDeque::new(),
             listed: false,
+            in_paused: false,
             stats: HostStats::default(),
         }
     }

@@ -1479,10 +1479,6 @@ where
             },
             false => None,
         };
-        let backoff = self
-            .settings
-            .retry
-            .backoff_for(self.scheduler.host(key).pauses_in_a_row, self.jitter.next());
         let host = self.scheduler.host(key);
         let stats = &mut host.stats;
         stats.busy += timings.total;
@@ -1498,7 +1494,7 @@ where
             }
             if let Some(limit) = rate_limit_hint(&fetched.headers) {
                 // The server's RateLimit header says the quota is spent: wait for its reset.
-                host.pause(now + limit, now);
+                self.scheduler.pause(key, now + limit, now);
             }
             return None;
         }
@@ -1509,12 +1505,18 @@ where
         }
         // The full pause, even when it is beyond max_retry_after: the requests waiting for
         // the host then fail at once, saying so, instead of trying early.
-        let pause = retry_after.unwrap_or(backoff.max(self.settings.retry.base()));
-        host.pause(now + pause, now);
         if adaptive && new_pause {
             let observed = host.stats.requests as f64 / self.started.elapsed().as_secs_f64();
             host.slow_down(observed.max(1.0), now);
         }
+        let exponent = host.pauses_in_a_row.saturating_sub(1);
+        let pause = retry_after.unwrap_or_else(|| {
+            let policy = &self.settings.retry;
+            policy
+                .backoff_for(exponent, self.jitter.next())
+                .max(policy.base())
+        });
+        self.scheduler.pause(key, now + pause, now);
         retry_after
     }
 }

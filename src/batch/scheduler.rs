@@ -38,6 +38,9 @@ pub(crate) struct Scheduler {
     by_hash: HashMap<u64, Vec<HostKey>, BuildHasherDefault<Prehashed>>,
     /// Hosts by key, for the groupings without a quick hash.
     by_name: HashMap<String, HostKey>,
+    /// Hosts paused, or paused not long ago (the ones [`paused_hosts`](Self::paused_hosts)
+    /// looks at, so that it need not look at every host).
+    paused: Vec<HostKey>,
     /// Hosts with waiting requests to look at now, round-robin.
     ready: VecDeque<HostKey>,
     /// Hosts with waiting requests that may start at an instant, earliest first.
@@ -66,6 +69,7 @@ impl Scheduler {
             hosts: Vec::new(),
             by_hash: HashMap::default(),
             by_name: HashMap::new(),
+            paused: Vec::new(),
             ready: VecDeque::new(),
             timed: BinaryHeap::new(),
             delayed: BinaryHeap::new(),
@@ -120,11 +124,24 @@ impl Scheduler {
     }
 
     /// Hosts paused now.
-    pub(crate) fn paused_hosts(&self, now: Instant) -> usize {
-        self.hosts
-            .iter()
-            .filter(|h| h.paused_until.is_some_and(|p| p > now))
-            .count()
+    pub(crate) fn paused_hosts(&mut self, now: Instant) -> usize {
+        let hosts = &mut self.hosts;
+        self.paused.retain(|&key| {
+            let paused = hosts[key].paused_until.is_some_and(|p| p > now);
+            hosts[key].in_paused = paused;
+            paused
+        });
+        self.paused.len()
+    }
+
+    /// Pauses `key` until `until` (or longer, if it already is).
+    pub(crate) fn pause(&mut self, key: HostKey, until: Instant, now: Instant) {
+        let host = &mut self.hosts[key];
+        host.pause(until, now);
+        if !host.in_paused {
+            host.in_paused = true;
+            self.paused.push(key);
+        }
     }
 
     /// Starts a new job at once if its host has nothing waiting and is open, else queues it.
@@ -356,14 +373,18 @@ mod tests {
         let t = Instant::now();
         let mut s = Scheduler::new(None, None, Duration::from_secs(60), HostGrouping::Origin);
         let a = s.host_of(&Url::parse("http://a/").unwrap(), t);
-        s.host(a).pause(t + Duration::from_secs(1), t);
+        s.pause(a, t + Duration::from_secs(1), t);
         let ja = job(&mut s, 0, "http://a/1", t);
         assert!(s.offer(ja, t).is_none());
         let jb = job(&mut s, 1, "http://b/1", t);
         assert_eq!(started(s.offer(jb, t)), Some(1));
         assert!(s.next(t).is_none());
         assert_eq!(s.next_wake(), Some(t + Duration::from_secs(1)));
+        assert_eq!(s.paused_hosts(t), 1);
         assert_eq!(started(s.next(t + Duration::from_secs(1))), Some(0));
+        assert_eq!(s.paused_hosts(t + Duration::from_secs(1)), 0);
+        s.pause(a, t + Duration::from_secs(3), t);
+        assert_eq!(s.paused_hosts(t), 1, "listed again");
     }
 
     #[test]
@@ -373,7 +394,7 @@ mod tests {
         let a = s.host_of(&Url::parse("http://a/").unwrap(), t);
         let ja = job(&mut s, 0, "http://a/1", t);
         s.enqueue(ja, false);
-        s.host(a).pause(t + Duration::from_secs(10), t);
+        s.pause(a, t + Duration::from_secs(10), t);
         match s.next(t) {
             Some(Next::TooLong(job, wait)) => {
                 assert_eq!(job.index, 0);
