@@ -653,6 +653,8 @@ fn nginx_batch_fetches_every_file_concurrently() {
             let report = client
                 .fetch_all(urls)
                 .concurrency(CONCURRENCY)
+                // Every file in rounds: the same URLs again, fetched again.
+                .duplicates(volley::batch::Duplicates::Fetch)
                 .keep_bodies(true)
                 .run()
                 .await;
@@ -850,6 +852,8 @@ fn pyhttp_batch_fetches_every_file() {
             let report = client
                 .fetch_all(urls)
                 .concurrency(CONCURRENCY)
+                // Every file in rounds: the same URLs again, fetched again.
+                .duplicates(volley::batch::Duplicates::Fetch)
                 .keep_bodies(true)
                 .run()
                 .await;
