@@ -1368,8 +1368,6 @@ where
         } = completion;
         let now = Instant::now();
         let policy = self.settings.retry;
-        let retriable = policy.retries_method(job.request.method())
-            && job.request.body().is_none_or(|b| b.try_clone().is_some());
         let (reason, retry_after) = match &outcome {
             Err((e, _)) if is_exhausted(e) && job.exhausted < MAX_EXHAUSTED_RETRIES => {
                 // No descriptor or port free: wait for one rather than fail.
@@ -1393,7 +1391,12 @@ where
             }
         };
         let left = policy.may_retry(&job.attempts, retry_after.is_some());
-        if let Some(reason) = reason.filter(|_| retriable && left) {
+        // Asked only when there is a reason: a body's `try_clone` copies a handle.
+        let retriable = |request: &Request| {
+            policy.retries_method(request.method())
+                && request.body().is_none_or(|b| b.try_clone().is_some())
+        };
+        if let Some(reason) = reason.filter(|_| left && retriable(&job.request)) {
             let host = self.scheduler.host(job.host);
             let paused = host.paused_until.filter(|p| *p > now);
             let (firsts, retries) = host.budget_counts(now);
@@ -1545,7 +1548,9 @@ const ADAPTIVE_LIFT: f64 = 1000.0;
 /// What a response's `RateLimit` header (draft-ietf-httpapi-ratelimit-headers) says about
 /// waiting: `Some(reset)` when it says no request is left (`r=0`) until `t` seconds pass.
 fn rate_limit_hint(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get("ratelimit")?.to_str().ok()?;
+    // A static name: no parsing of "ratelimit" for every response.
+    const RATELIMIT: http::HeaderName = http::HeaderName::from_static("ratelimit");
+    let value = headers.get(RATELIMIT)?.to_str().ok()?;
     let mut remaining = None;
     let mut reset = None;
     // `"policy";r=0;t=5`, possibly one item of a list; the first item decides.
