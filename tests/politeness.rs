@@ -273,21 +273,87 @@ fn flaky_urls_succeed_within_their_retries_and_resets_are_retried() {
 fn a_ratelimit_header_that_says_none_is_left_pauses_the_host_before_any_429() {
     let rt = Runtime::new().unwrap();
     rt.block_on(async {
+        // The draft's `RateLimit: "default";r=0;t=1`, then its earlier versions'
+        // `RateLimit-Remaining: 0` with `RateLimit-Reset: 1`.
+        for headers in ["state", "legacy"] {
+            let server = Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            let urls: Vec<String> = (0..6)
+                .map(|i| server.url(&format!("/limit/3?window_ms=1000&headers={headers}&i={i}")))
+                .collect();
+            let started = Instant::now();
+            let report = Client::new().fetch_all(urls).per_host(1).run().await;
+            assert_eq!(report.summary.statuses.get(&200), Some(&6), "{headers}");
+            assert_eq!(
+                server.stats().limited,
+                0,
+                "{headers}: the client stopped when told none was left"
+            );
+            assert!(started.elapsed() >= Duration::from_millis(900), "{headers}");
+            let host = report.summary.hosts.values().next().unwrap();
+            assert!(
+                host.paused >= Duration::from_millis(900),
+                "{headers}: {host:?}"
+            );
+        }
+    });
+}
+
+#[test]
+fn a_ratelimit_policy_header_paces_the_host_under_the_quota_it_states() {
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
         let server = Server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        let urls: Vec<String> = (0..6)
-            .map(|i| server.url(&format!("/limit/3?window_ms=1000&headers=ratelimit&i={i}")))
-            .collect();
+        // 8 requests per second, said by `RateLimit-Policy: "default";q=8;w=1` on each answer
+        // (key=paced), and the same limit unsaid (key=blind).
+        let urls = |key: &str| -> Vec<String> {
+            (0..24)
+                .map(|i| {
+                    server.url(&format!(
+                        "/limit/8?window_ms=1000&key={key}&headers=policy&i={i}"
+                    ))
+                })
+                .map(|url| match key {
+                    "blind" => url.replace("&headers=policy", ""),
+                    _ => url,
+                })
+                .collect()
+        };
+        let client = Client::new();
+        let blind = client
+            .fetch_all(urls("blind"))
+            .per_host(4)
+            .retry(RetryPolicy::never())
+            .run()
+            .await;
+        let refused = server.stats().limited;
+        assert!(
+            refused > 0,
+            "without the header, 24 requests at once meet the limit"
+        );
+        assert_eq!(blind.summary.requests, 24);
+
         let started = Instant::now();
-        let report = Client::new().fetch_all(urls).per_host(1).run().await;
-        assert_eq!(report.summary.statuses.get(&200), Some(&6));
+        let paced = client
+            .fetch_all(urls("paced"))
+            .per_host(4)
+            .retry(RetryPolicy::never())
+            .run()
+            .await;
+        let elapsed = started.elapsed();
+        assert_eq!(
+            paced.summary.statuses.get(&200),
+            Some(&24),
+            "{:?}",
+            paced.summary
+        );
         assert_eq!(
             server.stats().limited,
-            0,
-            "the client stopped when told r=0"
+            refused,
+            "no 429 once the policy was known"
         );
-        assert!(started.elapsed() >= Duration::from_millis(900));
-        let host = report.summary.hosts.values().next().unwrap();
-        assert!(host.paused >= Duration::from_millis(900), "{host:?}");
+        // The first 4 go at once; the other 20 at 95 % of 8/s, the 4 counted against it.
+        assert!(elapsed >= Duration::from_millis(2500), "{elapsed:?}");
+        assert!(elapsed < Duration::from_secs(30), "{elapsed:?}");
     });
 }
 

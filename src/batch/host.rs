@@ -274,6 +274,25 @@ impl Host {
         self.rate = Some(rate);
     }
 
+    /// Adopts `rate`, which the server advertised (`RateLimit-Policy`), if the host has no
+    /// lower one. The requests still in flight and the one that brought the header have
+    /// spent the server's quota too, so they spend tokens now.
+    pub(crate) fn adopt_rate(&mut self, rate: Rate, now: Instant) {
+        if let Some(current) = self.rate {
+            if current.per_s <= rate.per_s {
+                return;
+            }
+            self.refill(current, now);
+        }
+        let tokens = match self.rate {
+            Some(_) => self.tokens.min(rate.burst),
+            None => rate.burst,
+        };
+        self.tokens = tokens - 1.0 - self.in_flight as f64;
+        self.counted = now;
+        self.rate = Some(rate);
+    }
+
     /// Halves the host's rate (adaptive throttling), down to one request a minute; a host
     /// without a rate gets one of `observed` requests per second, halved.
     pub(crate) fn slow_down(&mut self, observed: f64, now: Instant) {

@@ -52,8 +52,10 @@
 //! pause ends. A pause longer than [`max_retry_after`](Batch::max_retry_after) (default
 //! 60 s) fails the requests that would wait for it at once, with
 //! [`Kind::RateLimited`] naming the wait asked for. A
-//! `RateLimit` header (the IETF draft: `"policy";r=0;t=5`) that says the quota is spent
-//! pauses the host until its reset, before any 429. [`adaptive`](Batch::adaptive) throttling
+//! `RateLimit` header (the IETF draft: `"policy";r=0;t=5`, or the earlier drafts'
+//! `RateLimit-Remaining: 0` and `RateLimit-Reset: 5`) that says the quota is spent pauses the
+//! host until its reset, before any 429; a `RateLimit-Policy` (`"policy";q=100;w=60`) paces
+//! the host evenly under the quota it states. [`adaptive`](Batch::adaptive) throttling
 //! (off by default) halves a host's rate on each 429 or 503 and raises it back by 5 % per
 //! other response.
 //!
@@ -111,7 +113,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use http::{HeaderMap, StatusCode, Version};
+use http::{HeaderMap, HeaderName, StatusCode, Version};
 use url::Url;
 
 pub use histogram::LatencyHistogram;
@@ -1483,6 +1485,9 @@ where
             false => None,
         };
         let host = self.scheduler.host(key);
+        if let Some(rate) = rate_limit_policy(&fetched.headers) {
+            host.adopt_rate(rate, now);
+        }
         let stats = &mut host.stats;
         stats.busy += timings.total;
         stats.latency.record(timings.total);
@@ -1547,26 +1552,62 @@ const ADAPTIVE_LIFT: f64 = 1000.0;
 
 /// What a response's `RateLimit` header (draft-ietf-httpapi-ratelimit-headers) says about
 /// waiting: `Some(reset)` when it says no request is left (`r=0`) until `t` seconds pass.
+/// The earlier drafts' `RateLimit-Remaining: 0` with `RateLimit-Reset: t`, still widely
+/// sent, says the same.
 fn rate_limit_hint(headers: &HeaderMap) -> Option<Duration> {
-    // A static name: no parsing of "ratelimit" for every response.
-    const RATELIMIT: http::HeaderName = http::HeaderName::from_static("ratelimit");
-    let value = headers.get(RATELIMIT)?.to_str().ok()?;
-    let mut remaining = None;
-    let mut reset = None;
-    // `"policy";r=0;t=5`, possibly one item of a list; the first item decides.
-    let first = value.split(',').next()?;
-    for param in first.split(';').skip(1) {
-        let (name, value) = param.trim().split_once('=')?;
-        let number = value.trim().parse::<u64>().ok();
-        match name.trim() {
-            "r" => remaining = number,
-            "t" => reset = number,
-            _ => {}
+    // Static names: no parsing of a header name for every response.
+    const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+    const REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+    const RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+    let (remaining, reset) = match headers.get(RATELIMIT) {
+        Some(value) => {
+            let params = first_item_params(value.to_str().ok()?);
+            (params.get("r"), params.get("t"))
         }
-    }
+        None => {
+            let number = |name| headers.get(name)?.to_str().ok()?.trim().parse::<u64>().ok();
+            (number(REMAINING), number(RESET))
+        }
+    };
     match (remaining, reset) {
         (Some(0), Some(t)) if t > 0 => Some(Duration::from_secs(t)),
         _ => None,
+    }
+}
+
+/// The rate a response's `RateLimit-Policy` header (the IETF draft: `"default";q=100;w=60`,
+/// a quota of `q` requests per `w` seconds) allows: paced evenly at 95 % of `q / w`, with no
+/// burst, so that no window of `w` seconds, wherever it starts, holds more than `q`. The
+/// first policy of a list decides; one without `q` or `w` says nothing.
+fn rate_limit_policy(headers: &HeaderMap) -> Option<Rate> {
+    const POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+    let params = first_item_params(headers.get(POLICY)?.to_str().ok()?);
+    let (quota, window) = (params.get("q")?, params.get("w")?);
+    if quota == 0 || window == 0 {
+        return None;
+    }
+    Some(Rate {
+        per_s: 0.95 * quota as f64 / window as f64,
+        burst: 1.0,
+    })
+}
+
+/// The integer parameters of the first item of a structured-field list, such as
+/// `"policy";q=100;w=60, "other";q=5`: here `q` and `w`.
+fn first_item_params(value: &str) -> ItemParams<'_> {
+    ItemParams(value.split(',').next().unwrap_or(""))
+}
+
+/// See [`first_item_params`].
+struct ItemParams<'a>(&'a str);
+
+impl ItemParams<'_> {
+    /// The parameter `name` if it is a non-negative integer.
+    fn get(&self, name: &str) -> Option<u64> {
+        self.0.split(';').skip(1).find_map(|param| {
+            let (key, value) = param.split_once('=')?;
+            (key.trim() == name).then(|| value.trim().parse().ok())?
+        })
     }
 }
 

@@ -145,7 +145,8 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
         "at most n requests per client address, Host and key=K in any window_ms; the others \
          get status (429 or 503) with Retry-After as retry_after=secs, date or none, and the \
          requests sent before the announced time count as early; headers=ratelimit adds \
-         RateLimit-Policy and RateLimit",
+         RateLimit-Policy and RateLimit (headers=policy or state: one of them; headers=legacy: \
+         RateLimit-Limit, -Remaining and -Reset)",
     ),
     (
         "/flaky/{n}?key=K&status=503",

@@ -141,7 +141,10 @@
 //! adds the IETF draft's headers to every answer, admitted or not:
 //! `RateLimit-Policy: "default";q={n};w={window in seconds, rounded up}` and
 //! `RateLimit: "default";r={requests the window still admits};t={seconds until it admits one
-//! more, rounded up; 0 while r > 0}`. `n` may be 0, which refuses everything.
+//! more, rounded up; 0 while r > 0}`; `headers=policy` sends only the first, `headers=state`
+//! only the second, and `headers=legacy` the earlier drafts' `RateLimit-Limit: {n}`,
+//! `RateLimit-Remaining: {r}` and `RateLimit-Reset: {t}` instead. `n` may be 0, which refuses
+//! everything.
 //!
 //! `/flaky/{n}` counts the requests of each `key` argument (default empty), whatever the client
 //! or `n`. Request `k` of a key (from 1) fails while `k <= n`, and counts in

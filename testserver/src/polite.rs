@@ -172,6 +172,17 @@ enum RetryAfter {
     None,
 }
 
+/// Which rate-limit headers `/limit/{n}` sends (`headers=`).
+#[derive(Debug, Default, Clone, Copy)]
+struct RateLimitHeaders {
+    /// `RateLimit-Policy` (the IETF draft).
+    policy: bool,
+    /// `RateLimit` (the IETF draft).
+    state: bool,
+    /// `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (its earlier versions).
+    legacy: bool,
+}
+
 /// The parameters of `/limit/{n}`.
 #[derive(Debug)]
 struct LimitParams {
@@ -180,7 +191,7 @@ struct LimitParams {
     retry_after: RetryAfter,
     status: u16,
     key: String,
-    ratelimit_headers: bool,
+    headers: RateLimitHeaders,
     /// After a pause is announced, requests arriving within this are not early.
     grace: Duration,
 }
@@ -205,10 +216,26 @@ impl LimitParams {
         if status != 429 && status != 503 {
             return Err(bad_request("status is 429 or 503"));
         }
-        let ratelimit_headers = match req.arg("headers").as_deref() {
-            None => false,
-            Some("ratelimit") => true,
-            Some(_) => return Err(bad_request("headers is ratelimit")),
+        let headers = match req.arg("headers").as_deref() {
+            None => RateLimitHeaders::default(),
+            Some("ratelimit") => RateLimitHeaders {
+                policy: true,
+                state: true,
+                legacy: false,
+            },
+            Some("policy") => RateLimitHeaders {
+                policy: true,
+                ..RateLimitHeaders::default()
+            },
+            Some("state") => RateLimitHeaders {
+                state: true,
+                ..RateLimitHeaders::default()
+            },
+            Some("legacy") => RateLimitHeaders {
+                legacy: true,
+                ..RateLimitHeaders::default()
+            },
+            Some(_) => return Err(bad_request("headers is ratelimit, policy, state or legacy")),
         };
         Ok(LimitParams {
             limit,
@@ -216,7 +243,7 @@ impl LimitParams {
             retry_after,
             status,
             key: req.arg("key").unwrap_or_default(),
-            ratelimit_headers,
+            headers,
             grace: Duration::from_millis(arg(req, "grace_ms")?.unwrap_or(DEFAULT_GRACE_MS)),
         })
     }
@@ -298,24 +325,24 @@ fn limit(shared: &Shared, req: &Request, n: &str) -> Result<Response, Response> 
             None => response,
         }
     };
-    if params.ratelimit_headers {
+    let reset = ceil_secs(verdict.wait);
+    if params.headers.policy {
+        let policy = format!(
+            "\"default\";q={};w={}",
+            params.limit,
+            ceil_secs(params.span)
+        );
+        response = response.header("RateLimit-Policy", policy);
+    }
+    if params.headers.state {
+        let state = format!("\"default\";r={};t={reset}", verdict.remaining);
+        response = response.header("RateLimit", state);
+    }
+    if params.headers.legacy {
         response = response
-            .header(
-                "RateLimit-Policy",
-                format!(
-                    "\"default\";q={};w={}",
-                    params.limit,
-                    ceil_secs(params.span)
-                ),
-            )
-            .header(
-                "RateLimit",
-                format!(
-                    "\"default\";r={};t={}",
-                    verdict.remaining,
-                    ceil_secs(verdict.wait)
-                ),
-            );
+            .header("RateLimit-Limit", params.limit.to_string())
+            .header("RateLimit-Remaining", verdict.remaining.to_string())
+            .header("RateLimit-Reset", reset.to_string());
     }
     Ok(response)
 }

@@ -405,6 +405,44 @@ fn limit_ratelimit_headers() {
     assert_eq!(refused.header("ratelimit"), Some(expected.as_str()));
 }
 
+/// `headers=policy`, `state` and `legacy` send one kind of header each: the draft's
+/// `RateLimit-Policy`, its `RateLimit`, or the earlier drafts' three fields.
+#[test]
+fn limit_ratelimit_header_kinds() {
+    let server = start();
+    let mut c = Client::connect(server.local_addr());
+    let names = [
+        "ratelimit-policy",
+        "ratelimit",
+        "ratelimit-limit",
+        "ratelimit-remaining",
+    ];
+    let present = |r: &Resp| names.map(|n| r.header(n).is_some());
+
+    let policy = c.get("/limit/2?key=p&headers=policy");
+    assert_eq!(
+        policy.header("ratelimit-policy"),
+        Some("\"default\";q=2;w=1")
+    );
+    assert_eq!(present(&policy), [true, false, false, false]);
+
+    let state = c.get("/limit/2?key=s&headers=state");
+    assert_eq!(state.header("ratelimit"), Some("\"default\";r=1;t=0"));
+    assert_eq!(present(&state), [false, true, false, false]);
+
+    let path = "/limit/1?key=l&headers=legacy";
+    let first = c.get(path);
+    assert_eq!(present(&first), [false, false, true, true]);
+    assert_eq!(first.header("ratelimit-limit"), Some("1"));
+    assert_eq!(first.header("ratelimit-remaining"), Some("0"));
+    assert_eq!(first.header("ratelimit-reset"), Some("1"));
+    let refused = c.get(path);
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.header("ratelimit-remaining"), Some("0"));
+
+    assert_eq!(c.get("/limit/1?headers=other").status, 400);
+}
+
 /// Invalid parameters get 400, which neither enters a window nor counts as limited.
 #[test]
 fn limit_rejects_invalid_parameters() {
