@@ -81,6 +81,20 @@ pub(crate) fn is_key_of(key: &str, url: &Url, grouping: HostGrouping) -> bool {
     }
 }
 
+/// Which of `shards` loops serves `url`'s host, grouped as `grouping` says: always the same
+/// one for a host, so its slots, rate and pause are kept in one place.
+pub(crate) fn shard_of(url: &Url, grouping: HostGrouping, shards: usize) -> usize {
+    let hash = quick_hash(url, grouping).unwrap_or_else(|| {
+        let key = host_key(url, grouping);
+        key.bytes().fold(0xcbf2_9ce4_8422_2325, |h: u64, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        })
+    });
+    // FNV's low bits vary little between names that differ in one byte: mix them in.
+    let mixed = hash.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32;
+    (mixed % shards.max(1) as u64) as usize
+}
+
 /// The key of `url`'s host, grouped as `grouping` says.
 pub(crate) fn host_key(url: &Url, grouping: HostGrouping) -> String {
     let name = url.host_str().unwrap_or_default();
@@ -339,6 +353,23 @@ pub struct HostStats {
     pub busy: Duration,
     /// The latency of each attempt that got a response.
     pub latency: LatencyHistogram,
+}
+
+impl HostStats {
+    /// Adds `other`'s counts to these.
+    pub fn merge(&mut self, other: &HostStats) {
+        self.requests += other.requests;
+        self.ok += other.ok;
+        self.failed += other.failed;
+        for (&status, &n) in &other.statuses {
+            *self.statuses.entry(status).or_default() += n;
+        }
+        self.retries += other.retries;
+        self.throttled += other.throttled;
+        self.paused += other.paused;
+        self.busy += other.busy;
+        self.latency.merge(&other.latency);
+    }
 }
 
 impl fmt::Display for HostStats {

@@ -95,12 +95,14 @@
 //! The files: `mod.rs` (the batch and its stream), `scheduler.rs` (which waiting request
 //! starts next), `host.rs` (a host's queue of jobs, slots, token bucket, pause, budget and
 //! statistics), `retry.rs` (the retry rules, backoff and `Retry-After`), `histogram.rs`
-//! (latencies).
+//! (latencies), `source.rs` (the input: an iterator, or one loop's share of a threaded
+//! batch).
 
 mod histogram;
 mod host;
 mod retry;
 mod scheduler;
+mod source;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -113,16 +115,18 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, StatusCode, Version};
+use http::{HeaderMap, StatusCode, Version};
 use url::Url;
 
 pub use histogram::LatencyHistogram;
+pub(crate) use host::shard_of;
 pub use host::{HostGrouping, HostStats};
 pub use retry::{Attempt, RetryPolicy, RetryReason};
 
 use host::{HostKey, Job, Rate};
 use retry::{retry_after, Jitter, RetryAfter};
 use scheduler::{Next, Scheduler};
+pub(crate) use source::Source;
 
 use crate::http::client::Client;
 use crate::http::error::{Error, Kind, Phase};
@@ -299,6 +303,14 @@ impl Settings {
 
     pub(crate) fn duplicates(&mut self, what: Duplicates) {
         self.duplicates = what;
+    }
+
+    pub(crate) fn concurrency_limit(&self) -> usize {
+        self.concurrency
+    }
+
+    pub(crate) fn grouping(&self) -> HostGrouping {
+        self.grouping
     }
 
     pub(crate) fn hosts(&mut self, grouping: HostGrouping) {
@@ -599,14 +611,40 @@ where
         results.finish(stream.summary.clone())
     }
 
+    /// Starts the batch and returns a stream of results in completion order.
+    pub fn stream(self) -> BatchStream<I> {
+        self.start()
+    }
+}
+
+// Crate-internal methods only: `Source` is not part of the API.
+#[allow(private_bounds)]
+impl<S: Source> Batch<S> {
+    /// A batch of the requests of `source` (the threaded client's loops: each its shard).
+    pub(crate) fn of_source(client: &Client, source: S) -> Batch<S> {
+        Batch {
+            client: client.clone(),
+            source,
+            settings: Settings::default(),
+            robots: None,
+            on_progress: None,
+        }
+    }
+
     /// Takes every setting of `settings` (the threaded client's batch, on its loop).
     pub(crate) fn with_settings(mut self, settings: Settings) -> Self {
         self.settings = settings;
         self
     }
 
-    /// Starts the batch and returns a stream of results in completion order.
-    pub fn stream(self) -> BatchStream<I> {
+    /// Calls `f` after every finished request, as [`on_progress`](Batch::on_progress).
+    pub(crate) fn with_progress(mut self, f: ProgressFn) -> Self {
+        self.on_progress = Some(f);
+        self
+    }
+
+    /// Starts the batch: [`stream`](Batch::stream) for any [`Source`].
+    pub(crate) fn start(self) -> BatchStream<S> {
         fdlimit::raise_fd_limit_once();
         let fd_budget = fd_budget();
         let started = Instant::now();
@@ -632,6 +670,7 @@ where
                 settings.grouping,
             ),
             finished: VecDeque::new(),
+            spare: VecDeque::new(),
             handles: HashMap::new(),
             in_flight: 0,
             limit,
@@ -825,6 +864,33 @@ impl BatchSummary {
             }
         }
     }
+
+    /// Adds `other`'s counts to these: the summary of both batches' results, as of a batch
+    /// run on several loops, each with its share of the hosts. `total` is left as it is.
+    pub fn merge(&mut self, other: &BatchSummary) {
+        self.requests += other.requests;
+        self.ok += other.ok;
+        self.failed += other.failed;
+        self.bytes += other.bytes;
+        self.elapsed = self.elapsed.max(other.elapsed);
+        for (&status, &n) in &other.statuses {
+            *self.statuses.entry(status).or_default() += n;
+        }
+        for (&label, &n) in &other.errors {
+            *self.errors.entry(label).or_default() += n;
+        }
+        self.latency.merge(&other.latency);
+        self.retries += other.retries;
+        self.duplicates += other.duplicates;
+        for (host, stats) in &other.hosts {
+            match self.hosts.get_mut(host) {
+                Some(mine) => mine.merge(stats),
+                None => {
+                    self.hosts.insert(host.clone(), stats.clone());
+                }
+            }
+        }
+    }
 }
 
 /// A short label for an error's kind, for counting.
@@ -891,6 +957,8 @@ pub struct BatchStream<I> {
     scheduler: Scheduler,
     /// Results ready to hand out.
     finished: VecDeque<FetchResult>,
+    /// An empty queue of completions, swapped with the full one.
+    spare: VecDeque<Completion>,
     handles: HashMap<usize, JoinHandle<()>>,
     in_flight: usize,
     /// The concurrency now: lowered when descriptors run out, raised back one per success.
@@ -946,16 +1014,7 @@ enum OriginRobots {
     Known(RobotsStatus),
 }
 
-impl<I> BatchStream<I>
-where
-    I: Iterator,
-    I::Item: IntoRequest,
-{
-    /// The next result to finish, or `None` when every request has.
-    pub async fn next(&mut self) -> Option<FetchResult> {
-        poll_fn(|cx| self.poll_next(cx)).await
-    }
-
+impl<I> BatchStream<I> {
     /// The totals so far. Its [`hosts`](BatchSummary::hosts) are filled in when the stream
     /// ends; [`host_stats`](Self::host_stats) has them meanwhile.
     pub fn summary(&self) -> &BatchSummary {
@@ -966,15 +1025,35 @@ where
     pub fn host_stats(&self) -> impl Iterator<Item = (&str, &HostStats)> {
         self.scheduler.stats()
     }
+}
+
+impl<I> BatchStream<I>
+where
+    I: Iterator,
+    I::Item: IntoRequest,
+{
+    /// The next result to finish, or `None` when every request has.
+    pub async fn next(&mut self) -> Option<FetchResult> {
+        poll_fn(|cx| self.poll_next(cx)).await
+    }
 
     /// Poll-style [`next`](Self::next).
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<FetchResult>> {
+        self.poll_result(cx)
+    }
+}
+
+// Crate-internal methods only: `Source` is not part of the API.
+#[allow(private_bounds)]
+impl<S: Source> BatchStream<S> {
+    /// [`poll_next`](Self::poll_next), for any [`Source`].
+    pub(crate) fn poll_result(&mut self, cx: &mut Context<'_>) -> Poll<Option<FetchResult>> {
         loop {
             self.expire_queue(cx);
             let completed = self.take_completed() + self.take_robots();
             // Refill the slots freed since the last call before handing out a result, so they
             // never sit idle while the caller deals with it.
-            let started = self.admit();
+            let started = self.admit(cx);
             if let Some(result) = self.take_finished() {
                 return Poll::Ready(Some(result));
             }
@@ -1021,7 +1100,7 @@ where
         let elapsed = self.started.elapsed();
         self.summary.record(&result, elapsed);
         if let Some(on_progress) = &mut self.on_progress {
-            let now = Instant::now();
+            let now = self.started + elapsed;
             let progress = Progress {
                 total: self.summary.total,
                 done: self.summary.requests,
@@ -1085,25 +1164,35 @@ where
                 job.attempts,
             ));
         }
-        for item in self.source.by_ref() {
-            let index = self.next_index;
-            self.next_index += 1;
+        // What the input holds now; a source that has more later is drained again then.
+        while let Poll::Ready(next) = self.source.poll_item(cx) {
+            let Some((given, item)) = next else {
+                self.source_done = true;
+                break;
+            };
+            let index = self.index(given);
             let url = item.into_request().ok().map(|r| r.url().clone());
             failed.push(expired(index, url, Vec::new()));
         }
-        self.source_done = true;
         failed.sort_by_key(|r| r.index);
         self.finished.extend(failed);
     }
 
+    /// The index of the input's next item: `given` by the source, or counted.
+    fn index(&mut self, given: Option<usize>) -> usize {
+        let index = given.unwrap_or(self.next_index);
+        self.next_index = index + 1;
+        index
+    }
+
     /// Starts requests while slots are free. Returns how many started.
-    fn admit(&mut self) -> usize {
+    fn admit(&mut self, cx: &mut Context<'_>) -> usize {
         let mut started = 0;
         let now = Instant::now();
         while self.in_flight < self.limit {
             let next = match self.scheduler.next(now) {
                 Some(next) => next,
-                None => match self.next_input(now) {
+                None => match self.next_input(now, cx) {
                     Some(next) => next,
                     None => return started,
                 },
@@ -1120,19 +1209,22 @@ where
     }
 
     /// Reads the input until a request may start, or the input ends, or enough wait.
-    fn next_input(&mut self, now: Instant) -> Option<Next> {
+    fn next_input(&mut self, now: Instant, cx: &mut Context<'_>) -> Option<Next> {
         // Results of items that fail at once (not a URL, duplicates) wait to be handed out
         // too: the input is read no further while too many do.
         while !self.source_done
             && self.scheduler.waiting() + self.parked + self.finished.len()
                 < self.settings.max_waiting
         {
-            let Some(item) = self.source.next() else {
+            // A source with nothing ready yet wakes the batch when it has.
+            let Poll::Ready(next) = self.source.poll_item(cx) else {
+                break;
+            };
+            let Some((given, item)) = next else {
                 self.source_done = true;
                 break;
             };
-            let index = self.next_index;
-            self.next_index += 1;
+            let index = self.index(given);
             let request = match item.into_request() {
                 Ok(request) => request,
                 Err(e) => {
@@ -1351,24 +1443,31 @@ where
     /// Looks at every attempt that ended: retries it, or makes it a result. Returns how
     /// many there were.
     fn take_completed(&mut self) -> usize {
-        let completed = std::mem::take(&mut self.state.borrow_mut().completed);
+        // Swapped with a spare queue, so neither allocates again.
+        let mut completed = std::mem::take(&mut self.spare);
+        std::mem::swap(&mut completed, &mut self.state.borrow_mut().completed);
         let n = completed.len();
-        for completion in completed {
+        if n == 0 {
+            self.spare = completed;
+            return 0;
+        }
+        let now = Instant::now();
+        for completion in completed.drain(..) {
             self.handles.remove(&completion.job.index);
             self.in_flight -= 1;
             self.scheduler.finish(completion.job.host);
-            self.complete(completion);
+            self.complete(completion, now);
         }
+        self.spare = completed;
         n
     }
 
-    fn complete(&mut self, completion: Completion) {
+    fn complete(&mut self, completion: Completion, now: Instant) {
         let Completion {
             mut job,
             outcome,
             queued,
         } = completion;
-        let now = Instant::now();
         let policy = self.settings.retry;
         let (reason, retry_after) = match &outcome {
             Err((e, _)) if is_exhausted(e) && job.exhausted < MAX_EXHAUSTED_RETRIES => {
@@ -1484,8 +1583,9 @@ where
             },
             false => None,
         };
+        let limits = RateLimitHeaders::of(&fetched.headers);
         let host = self.scheduler.host(key);
-        if let Some(rate) = rate_limit_policy(&fetched.headers) {
+        if let Some(rate) = limits.policy_rate() {
             host.adopt_rate(rate, now);
         }
         let stats = &mut host.stats;
@@ -1500,7 +1600,7 @@ where
             if adaptive {
                 host.speed_up(ceiling, ADAPTIVE_LIFT);
             }
-            if let Some(limit) = rate_limit_hint(&fetched.headers) {
+            if let Some(limit) = limits.spent() {
                 // The server's RateLimit header says the quota is spent: wait for its reset.
                 self.scheduler.pause(key, now + limit, now);
             }
@@ -1550,46 +1650,69 @@ fn fingerprint(request: &Request) -> Option<u64> {
 /// sets none).
 const ADAPTIVE_LIFT: f64 = 1000.0;
 
-/// What a response's `RateLimit` header (draft-ietf-httpapi-ratelimit-headers) says about
-/// waiting: `Some(reset)` when it says no request is left (`r=0`) until `t` seconds pass.
-/// The earlier drafts' `RateLimit-Remaining: 0` with `RateLimit-Reset: t`, still widely
-/// sent, says the same.
-fn rate_limit_hint(headers: &HeaderMap) -> Option<Duration> {
-    // Static names: no parsing of a header name for every response.
-    const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
-    const REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
-    const RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
-    let (remaining, reset) = match headers.get(RATELIMIT) {
-        Some(value) => {
-            let params = first_item_params(value.to_str().ok()?);
-            (params.get("r"), params.get("t"))
-        }
-        None => {
-            let number = |name| headers.get(name)?.to_str().ok()?.trim().parse::<u64>().ok();
-            (number(REMAINING), number(RESET))
-        }
-    };
-    match (remaining, reset) {
-        (Some(0), Some(t)) if t > 0 => Some(Duration::from_secs(t)),
-        _ => None,
-    }
+/// The rate-limit headers of a response: the IETF draft's (draft-ietf-httpapi-ratelimit-headers)
+/// `RateLimit` and `RateLimit-Policy`, and its earlier versions' `RateLimit-Remaining` and
+/// `RateLimit-Reset`, still widely sent. Found in one pass over the names, which costs less
+/// than four lookups when, as usual, there are none.
+#[derive(Debug, Default)]
+struct RateLimitHeaders<'a> {
+    state: Option<&'a str>,
+    policy: Option<&'a str>,
+    remaining: Option<u64>,
+    reset: Option<u64>,
 }
 
-/// The rate a response's `RateLimit-Policy` header (the IETF draft: `"default";q=100;w=60`,
-/// a quota of `q` requests per `w` seconds) allows: paced evenly at 95 % of `q / w`, with no
-/// burst, so that no window of `w` seconds, wherever it starts, holds more than `q`. The
-/// first policy of a list decides; one without `q` or `w` says nothing.
-fn rate_limit_policy(headers: &HeaderMap) -> Option<Rate> {
-    const POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
-    let params = first_item_params(headers.get(POLICY)?.to_str().ok()?);
-    let (quota, window) = (params.get("q")?, params.get("w")?);
-    if quota == 0 || window == 0 {
-        return None;
+impl RateLimitHeaders<'_> {
+    fn of(headers: &HeaderMap) -> RateLimitHeaders<'_> {
+        let mut found = RateLimitHeaders::default();
+        for (name, value) in headers {
+            let Some(rest) = name.as_str().strip_prefix("ratelimit") else {
+                continue;
+            };
+            let value = value.to_str().ok();
+            let number = || value?.trim().parse::<u64>().ok();
+            match rest {
+                "" => found.state = value,
+                "-policy" => found.policy = value,
+                "-remaining" => found.remaining = number(),
+                "-reset" => found.reset = number(),
+                _ => {}
+            }
+        }
+        found
     }
-    Some(Rate {
-        per_s: 0.95 * quota as f64 / window as f64,
-        burst: 1.0,
-    })
+
+    /// `Some(reset)` when the server says no request is left until `reset` has passed:
+    /// `RateLimit: "policy";r=0;t=5`, or `RateLimit-Remaining: 0` with `RateLimit-Reset: 5`.
+    fn spent(&self) -> Option<Duration> {
+        let (remaining, reset) = match self.state {
+            Some(value) => {
+                let params = first_item_params(value);
+                (params.get("r"), params.get("t"))
+            }
+            None => (self.remaining, self.reset),
+        };
+        match (remaining, reset) {
+            (Some(0), Some(t)) if t > 0 => Some(Duration::from_secs(t)),
+            _ => None,
+        }
+    }
+
+    /// The rate `RateLimit-Policy` (`"default";q=100;w=60`: a quota of `q` requests per `w`
+    /// seconds) allows: paced evenly at 95 % of `q / w`, with no burst, so that no window of
+    /// `w` seconds, wherever it starts, holds more than `q`. The first policy of a list
+    /// decides; one without `q` or `w` says nothing.
+    fn policy_rate(&self) -> Option<Rate> {
+        let params = first_item_params(self.policy?);
+        let (quota, window) = (params.get("q")?, params.get("w")?);
+        if quota == 0 || window == 0 {
+            return None;
+        }
+        Some(Rate {
+            per_s: 0.95 * quota as f64 / window as f64,
+            burst: 1.0,
+        })
+    }
 }
 
 /// The integer parameters of the first item of a structured-field list, such as

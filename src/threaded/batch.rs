@@ -1,39 +1,57 @@
-//! The threaded client's [`Batch`]: [`fetch_all`](super::Client::fetch_all) run on a loop,
-//! its results crossing back through a bounded channel.
+//! The threaded client's [`Batch`]: [`fetch_all`](super::Client::fetch_all) run on the
+//! client's loops, its results crossing back through bounded channels.
 //!
-//! The input stays shared between the caller and the loop (a mutex the loop takes once per
-//! request it admits), with the requests the loop has taken and not yet answered. If the
-//! loop dies mid-batch, the stream answers each of those and each request never taken with
-//! an error of kind [`Kind::Runtime`]: no request is lost.
+//! On one loop, the input stays shared between the caller and the loop (a mutex the loop
+//! takes once per request it admits), with the requests the loop has taken and not yet
+//! answered. If the loop dies mid-batch, the stream answers each of those and each request
+//! never taken with an error of kind [`Kind::Runtime`]: no request is lost.
+//!
+//! On several loops (`threads(n)`, n > 1), the batch is **sharded by host**: a thread of its
+//! own reads the input, parses each request and deals it to the loop that serves its host
+//! (grouped as [`hosts`](Batch::hosts) says) through a bounded channel; each loop runs a
+//! batch of its share, with its own scheduler, pool and DNS cache, so a host's slots, rate
+//! and pause stay exact with no lock. Each loop gets `concurrency / n` slots (rounded up),
+//! so the batch as a whole keeps about its concurrency. Results come back on one channel per
+//! loop, the summaries and host statistics are merged at the end, and `run` orders the
+//! results by input index as on one loop. The dealer notes each request it deals until it is
+//! answered: if a loop dies, its unanswered requests, and the later ones of its hosts, fail
+//! with [`Kind::Runtime`], while the other loops go on.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::future::poll_fn;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use url::Url;
 
-use super::worker::{or_closed, Worker};
+use super::worker::{or_closed, WhyStopped, Worker};
 use super::Client;
 use crate::batch::{
-    BatchReport, BatchSummary, FetchResult, InOrder, IntoRequest, Progress, Settings,
+    shard_of, BatchReport, BatchSummary, FetchResult, HostGrouping, InOrder, IntoRequest, Progress,
+    Settings, Source,
 };
 use crate::http::error::{Error, Kind};
 use crate::http::request::Request;
 use crate::sync::{lock_ignoring_poison as lock, mpsc};
 
-/// Results in flight between the loop and the caller; the batch on the loop waits when the
+/// Results in flight between a loop and the caller; the batch on the loop waits when the
 /// caller falls this far behind.
 const RESULT_WINDOW: usize = 256;
+
+/// Requests dealt to a loop and not yet taken by its batch; the dealer waits when a loop
+/// falls this far behind.
+const SHARE_WINDOW: usize = 1024;
 
 type SendProgress = Box<dyn FnMut(&Progress) + Send>;
 
 impl Client {
     /// Starts a batch that fetches every request of `requests` (URLs or
-    /// [`Request`]s) on a loop thread, with the settings and guarantees of
-    /// [`crate::Client::fetch_all`].
+    /// [`Request`]s) on the client's loops, with the settings and guarantees of
+    /// [`crate::Client::fetch_all`]. With more than one loop, the batch is sharded by host:
+    /// see [several loops](crate::threaded#several-loops).
     ///
     /// ```
     /// # let server = volley_testserver::Server::spawn_thread("127.0.0.1:0".parse().unwrap())?;
@@ -110,7 +128,7 @@ where
     }
 }
 
-/// What crosses from the loop's batch to the stream. A result is not boxed: it is the
+/// What crosses from a loop's batch to the stream. A result is not boxed: it is the
 /// message almost every time.
 #[allow(clippy::large_enum_variant)]
 enum Message {
@@ -134,7 +152,9 @@ where
 {
     crate::batch::forward_settings!(apply_setting);
 
-    /// As [`crate::Batch::on_progress`]; `f` runs on the loop thread.
+    /// As [`crate::Batch::on_progress`]; `f` runs on a loop thread. With several loops, it
+    /// gets the sum of their progress (`elapsed` the longest), from whichever loop has just
+    /// finished a request.
     pub fn on_progress(mut self, f: impl FnMut(&Progress) + Send + 'static) -> Self {
         self.on_progress = Some(Box::new(f));
         self
@@ -147,36 +167,56 @@ where
         while let Some(result) = stream.next().await {
             results.put(result);
         }
-        results.finish(stream.summary)
+        let summary = std::mem::replace(&mut stream.summary, BatchSummary::new(None));
+        results.finish(summary)
     }
 
-    /// Starts the batch on a loop and returns a stream of results in completion order.
+    /// Starts the batch on the client's loops and returns a stream of results in completion
+    /// order.
     pub fn stream(self) -> BatchStream {
         let total = match self.source.size_hint() {
             (low, Some(high)) if low == high => Some(low),
             _ => None,
         };
+        let mut stream = BatchStream {
+            lanes: Vec::new(),
+            turn: 0,
+            summary: BatchSummary::new(total),
+            started: Instant::now(),
+            lost: VecDeque::new(),
+            extra: BatchSummary::new(None),
+            ended: false,
+            workers: Vec::new(),
+            feed: None,
+            cancel: None,
+        };
+        if self.client.threads() > 1 {
+            match self.client.workers() {
+                Ok(workers) => {
+                    let workers = workers.to_vec();
+                    self.shard(&mut stream, workers);
+                    return stream;
+                }
+                Err(e) => {
+                    stream.lose_all(self.source, &e);
+                    return stream;
+                }
+            }
+        }
         let feed = Arc::new(Mutex::new(Feed {
             source: self.source,
             taken: BTreeMap::new(),
             next_index: 0,
         }));
-        let (tx, rx) = mpsc::channel(RESULT_WINDOW);
-        let mut stream = BatchStream {
-            rx,
-            summary: BatchSummary::new(total),
-            started: Instant::now(),
-            lost: None,
-            worker: None,
-            feed: None,
-        };
         let worker = match self.client.worker_for(None) {
             Ok(worker) => worker,
             Err(e) => {
-                stream.lose(feed, &e);
+                stream.lost.extend(FeedHandle(feed).lose(0, &e));
+                stream.ended = true;
                 return stream;
             }
         };
+        let (tx, rx) = mpsc::channel(RESULT_WINDOW);
         let loop_feed = Take(feed.clone());
         let settings = self.settings;
         let on_progress = self.on_progress;
@@ -192,24 +232,101 @@ where
         );
         match submitted {
             Ok(()) => {
-                stream.worker = Some(worker);
+                stream.lanes.push(Lane::new(rx, Some(0)));
+                stream.workers.push(worker);
                 stream.feed = Some(Box::new(FeedHandle(feed)));
             }
-            Err(e) => stream.lose(feed, &e),
+            Err(e) => {
+                stream.lost.extend(FeedHandle(feed).lose(0, &e));
+                stream.ended = true;
+            }
         }
         stream
     }
+
+    /// Starts one share of the batch on each of `workers` and the thread that deals the
+    /// input to them by host.
+    fn shard(self, stream: &mut BatchStream, workers: Vec<Arc<Worker>>) {
+        let n = workers.len();
+        let mut settings = self.settings;
+        settings.concurrency(settings.concurrency_limit().div_ceil(n));
+        let progress = self.on_progress.map(|f| {
+            Arc::new(Mutex::new(SharedProgress {
+                f,
+                each: vec![None; n],
+            }))
+        });
+        let deal = Arc::new(Mutex::new(Deal {
+            taken: BTreeMap::new(),
+            dead: vec![false; n],
+        }));
+        let mut shares = Vec::with_capacity(n);
+        for (k, worker) in workers.iter().enumerate() {
+            let (share_tx, share_rx) = mpsc::channel(SHARE_WINDOW);
+            let (tx, rx) = mpsc::channel(RESULT_WINDOW);
+            let progress = progress.clone();
+            let submitted = worker.submit(
+                Box::new(move |client| {
+                    let share = Share(share_rx);
+                    let mut batch =
+                        crate::batch::Batch::of_source(client, share).with_settings(settings);
+                    if let Some(progress) = progress {
+                        batch = batch.with_progress(Box::new(move |p: &Progress| {
+                            SharedProgress::report(&progress, k, p);
+                        }));
+                    }
+                    drop(crate::rt::spawn(forward(batch.start(), tx)));
+                }),
+                None,
+            );
+            // A loop that refused the job is dead: its lane ends at once, and what would be
+            // dealt to it fails.
+            if submitted.is_err() {
+                lock(&deal).dead[k] = true;
+            }
+            stream.lanes.push(Lane::new(rx, Some(k)));
+            shares.push(share_tx);
+        }
+        let (dealer_tx, dealer_rx) = mpsc::channel(RESULT_WINDOW);
+        stream.lanes.push(Lane::new(dealer_rx, None));
+        let cancel = Arc::new(AtomicBool::new(false));
+        let dealer = Dealer {
+            grouping: settings.grouping(),
+            shares,
+            results: dealer_tx,
+            deal: deal.clone(),
+            why: workers.iter().map(|w| w.why_stopped()).collect(),
+            cancel: cancel.clone(),
+        };
+        // Handed over through a slot, so that it is not lost if the thread cannot start.
+        let source = Arc::new(Mutex::new(Some(self.source)));
+        let slot = source.clone();
+        let spawned = std::thread::Builder::new()
+            .name("volley-batch-dealer".into())
+            .spawn(move || {
+                if let Some(source) = lock(&slot).take() {
+                    dealer.run(source);
+                }
+            });
+        if let Err(e) = spawned {
+            // The dealer's channels are gone with it: every lane ends with nothing dealt.
+            let why = format!("cannot start the thread that deals the batch: {e}");
+            if let Some(source) = lock(&source).take() {
+                stream.lose_all(source, &Error::new(Kind::Runtime(why)));
+            }
+        }
+        stream.workers = workers;
+        stream.feed = Some(Box::new(DealHandle(deal)));
+        stream.cancel = Some(cancel);
+    }
 }
 
-/// On the loop: sends each result of `stream` to the caller, then the summary; stops (which
+/// On a loop: sends each result of `stream` to the caller, then the summary; stops (which
 /// cancels the requests in flight) when the caller drops its end.
-async fn forward<I>(mut stream: crate::batch::BatchStream<Take<I>>, tx: mpsc::Sender<Message>)
-where
-    I: Iterator,
-    I::Item: IntoRequest,
-{
+async fn forward<S: Source>(mut stream: crate::batch::BatchStream<S>, tx: mpsc::Sender<Message>) {
     loop {
-        let next = or_closed(stream.next(), |cx| tx.poll_closed(cx)).await;
+        let next = poll_fn(|cx| stream.poll_result(cx));
+        let next = or_closed(next, |cx| tx.poll_closed(cx)).await;
         let message = match next {
             None => return,
             Some(None) => Message::Done(stream.summary().clone()),
@@ -222,13 +339,138 @@ where
     }
 }
 
-/// The caller's hold on the shared input, without its type: what the stream needs if the
-/// loop dies.
+/// A loop's share of a sharded batch: the requests of its hosts, as the dealer sends them.
+struct Share(mpsc::Receiver<(usize, Result<Request, Error>)>);
+
+impl Source for Share {
+    type Item = Result<Request, Error>;
+
+    fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<(Option<usize>, Self::Item)>> {
+        self.0
+            .poll_recv(cx)
+            .map(|next| next.map(|(index, item)| (Some(index), item)))
+    }
+}
+
+/// What the dealer has dealt, shared with the stream.
+struct Deal {
+    /// Dealt and not yet answered: by index, the loop it went to and its URL.
+    taken: BTreeMap<usize, (usize, Url)>,
+    /// The loops known to be gone: what would go to them fails at once.
+    dead: Vec<bool>,
+}
+
+/// The thread that reads a sharded batch's input and deals each request to its host's loop.
+struct Dealer {
+    grouping: HostGrouping,
+    shares: Vec<mpsc::Sender<(usize, Result<Request, Error>)>>,
+    /// For the results the dealer makes itself: invalid requests, and requests whose loop
+    /// is gone.
+    results: mpsc::Sender<Message>,
+    deal: Arc<Mutex<Deal>>,
+    why: Vec<WhyStopped>,
+    cancel: Arc<AtomicBool>,
+}
+
+impl Dealer {
+    fn run<I>(self, source: I)
+    where
+        I: Iterator,
+        I::Item: IntoRequest,
+    {
+        for (index, item) in source.enumerate() {
+            if self.cancel.load(Ordering::Relaxed) {
+                return;
+            }
+            let request = match item.into_request() {
+                Ok(request) => request,
+                Err(e) => {
+                    let result = FetchResult::failed(index, e.url().cloned(), e);
+                    if self.results.blocking_send(Message::Result(result)).is_err() {
+                        return; // the stream is gone
+                    }
+                    continue;
+                }
+            };
+            let lane = shard_of(&request.url, self.grouping, self.shares.len());
+            let url = request.url.clone();
+            let alive = {
+                let mut deal = lock(&self.deal);
+                let alive = !deal.dead[lane];
+                if alive {
+                    deal.taken.insert(index, (lane, url.clone()));
+                }
+                alive
+            };
+            // A loop that went away after the note was made: the stream fails the request
+            // if it saw the loop go first (and took the note), else the dealer does.
+            let undelivered = !alive
+                || (self.shares[lane]
+                    .blocking_send((index, Ok(request)))
+                    .is_err()
+                    && lock(&self.deal).taken.remove(&index).is_some());
+            if undelivered {
+                let error = self.why[lane].error(Some(&url));
+                let result = FetchResult::failed(index, Some(url), error);
+                if self.results.blocking_send(Message::Result(result)).is_err() {
+                    return;
+                }
+            }
+        }
+        // Dropping the senders ends each loop's share: its batch finishes what it has.
+    }
+}
+
+/// The progress of each loop of a sharded batch, and the caller's callback for their sum.
+struct SharedProgress {
+    f: SendProgress,
+    each: Vec<Option<Progress>>,
+}
+
+impl SharedProgress {
+    /// Notes loop `k`'s progress `p` and calls the callback with the sum over the loops.
+    fn report(shared: &Mutex<SharedProgress>, k: usize, p: &Progress) {
+        let mut shared = lock(shared);
+        shared.each[k] = Some(*p);
+        let mut sum = *p;
+        for other in shared.each.iter().enumerate().filter(|&(i, _)| i != k) {
+            let Some(q) = other.1 else { continue };
+            sum.done += q.done;
+            sum.ok += q.ok;
+            sum.failed += q.failed;
+            sum.in_flight += q.in_flight;
+            sum.bytes += q.bytes;
+            sum.elapsed = sum.elapsed.max(q.elapsed);
+            sum.retries += q.retries;
+            sum.waiting += q.waiting;
+            sum.paused_hosts += q.paused_hosts;
+        }
+        sum.total = None;
+        (shared.f)(&sum);
+    }
+}
+
+/// What the stream holds of the requests given to loops, without their type: what it needs
+/// if a loop dies.
 trait LostRequests: Send {
     /// Marks `index` answered.
     fn answered(&self, index: usize);
-    /// Takes every request taken and not answered, then every one never taken, as failures.
-    fn drain(&self, error: &Error) -> Vec<FetchResult>;
+    /// Fails every request given to loop `lane` and not answered (on one loop, every request
+    /// never taken too).
+    fn lose(&self, lane: usize, error: &Error) -> Vec<FetchResult>;
+}
+
+/// The failure of a request that a loop will never answer.
+fn never_answered(index: usize, url: Option<Url>, error: &Error) -> FetchResult {
+    let why = match error.kind() {
+        Kind::Runtime(why) => why.clone(),
+        _ => error.to_string(),
+    };
+    let mut e = Error::new(Kind::Runtime(why));
+    if let Some(url) = &url {
+        e = e.with_url(url);
+    }
+    FetchResult::failed(index, url, e)
 }
 
 struct FeedHandle<I>(Arc<Mutex<Feed<I>>>);
@@ -242,28 +484,17 @@ where
         lock(&self.0).taken.remove(&index);
     }
 
-    fn drain(&self, error: &Error) -> Vec<FetchResult> {
+    fn lose(&self, _: usize, error: &Error) -> Vec<FetchResult> {
         let mut feed = lock(&self.0);
-        let failed = |index, url: Option<Url>| {
-            let why = match error.kind() {
-                Kind::Runtime(why) => why.clone(),
-                _ => error.to_string(),
-            };
-            let mut e = Error::new(Kind::Runtime(why));
-            if let Some(url) = &url {
-                e = e.with_url(url);
-            }
-            FetchResult::failed(index, url, e)
-        };
         let mut lost: Vec<FetchResult> = std::mem::take(&mut feed.taken)
             .into_iter()
-            .map(|(index, url)| failed(index, url))
+            .map(|(index, url)| never_answered(index, url, error))
             .collect();
         while let Some(item) = feed.source.next() {
             let index = feed.next_index;
             feed.next_index += 1;
             lost.push(match item.into_request() {
-                Ok(request) => failed(index, Some(request.url)),
+                Ok(request) => never_answered(index, Some(request.url), error),
                 Err(e) => FetchResult::failed(index, None, e),
             });
         }
@@ -271,17 +502,70 @@ where
     }
 }
 
-/// The results of a threaded batch, in completion order; made by [`Batch::stream`]. Dropping
-/// it cancels the requests still in flight on the loop.
-pub struct BatchStream {
+struct DealHandle(Arc<Mutex<Deal>>);
+
+impl LostRequests for DealHandle {
+    fn answered(&self, index: usize) {
+        lock(&self.0).taken.remove(&index);
+    }
+
+    fn lose(&self, lane: usize, error: &Error) -> Vec<FetchResult> {
+        let mut deal = lock(&self.0);
+        deal.dead[lane] = true;
+        let theirs: Vec<usize> = deal
+            .taken
+            .iter()
+            .filter(|(_, (to, _))| *to == lane)
+            .map(|(&index, _)| index)
+            .collect();
+        theirs
+            .into_iter()
+            .filter_map(|index| deal.taken.remove(&index).map(|(_, url)| (index, url)))
+            .map(|(index, url)| never_answered(index, Some(url), error))
+            .collect()
+    }
+}
+
+/// One source of results for the stream: a loop running (a share of) the batch, or the
+/// dealer of a sharded batch.
+struct Lane {
     rx: mpsc::Receiver<Message>,
+    /// The loop (its index in the stream's workers), or `None` for the dealer.
+    worker: Option<usize>,
+    /// The loop's summary once it has sent it; until then the results counted.
+    counted: BatchSummary,
+    ended: bool,
+}
+
+impl Lane {
+    fn new(rx: mpsc::Receiver<Message>, worker: Option<usize>) -> Lane {
+        Lane {
+            rx,
+            worker,
+            counted: BatchSummary::new(None),
+            ended: false,
+        }
+    }
+}
+
+/// The results of a threaded batch, in completion order; made by [`Batch::stream`]. Dropping
+/// it cancels the requests still in flight on the loops.
+pub struct BatchStream {
+    lanes: Vec<Lane>,
+    /// The lane to look at first: each gets its turn.
+    turn: usize,
     summary: BatchSummary,
     started: Instant,
-    /// Failures made up for requests the loop will never answer, once it is gone.
-    lost: Option<std::vec::IntoIter<FetchResult>>,
-    /// Keeps the loop thread alive while the batch runs.
-    worker: Option<Arc<Worker>>,
+    /// Failures made up for requests no loop will answer, to hand out.
+    lost: VecDeque<FetchResult>,
+    /// The counts of the made-up failures.
+    extra: BatchSummary,
+    ended: bool,
+    /// Keep the loop threads alive while the batch runs.
+    workers: Vec<Arc<Worker>>,
     feed: Option<Box<dyn LostRequests>>,
+    /// Tells a sharded batch's dealer to stop reading the input.
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 impl fmt::Debug for BatchStream {
@@ -292,14 +576,28 @@ impl fmt::Debug for BatchStream {
     }
 }
 
+impl Drop for BatchStream {
+    fn drop(&mut self) {
+        if let Some(cancel) = &self.cancel {
+            cancel.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
 impl BatchStream {
-    /// Fails every request of `feed`: the loop is not there to run them.
-    fn lose<I>(&mut self, feed: Arc<Mutex<Feed<I>>>, error: &Error)
+    /// Fails every request of `source`: no loop is there to run them.
+    fn lose_all<I>(&mut self, source: I, error: &Error)
     where
         I: Iterator + Send,
         I::Item: IntoRequest,
     {
-        self.lost = Some(FeedHandle(feed).drain(error).into_iter());
+        let feed = Arc::new(Mutex::new(Feed {
+            source,
+            taken: BTreeMap::new(),
+            next_index: 0,
+        }));
+        self.lost.extend(FeedHandle(feed).lose(0, error));
+        self.ended = true;
     }
 
     /// The next result to finish, or `None` when every request has.
@@ -307,47 +605,79 @@ impl BatchStream {
         poll_fn(|cx| self.poll_next(cx)).await
     }
 
-    /// The totals so far (the loop's own, once the batch is done).
+    /// The totals so far (the loops' own, merged, once the batch is done).
     pub fn summary(&self) -> &BatchSummary {
         &self.summary
     }
 
     /// Poll-style [`next`](Self::next).
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<FetchResult>> {
-        if let Some(lost) = &mut self.lost {
-            let next = lost.next();
-            if let Some(result) = &next {
-                self.summary.record(result, self.started.elapsed());
+        loop {
+            let elapsed = self.started.elapsed();
+            if let Some(result) = self.lost.pop_front() {
+                self.extra.record(&result, elapsed);
+                self.summary.record(&result, elapsed);
+                return Poll::Ready(Some(result));
             }
-            return Poll::Ready(next);
-        }
-        match std::task::ready!(self.rx.poll_recv(cx)) {
-            Some(Message::Result(result)) => {
-                if let Some(feed) = &self.feed {
-                    feed.answered(result.index);
+            if self.ended {
+                return Poll::Ready(None);
+            }
+            let mut waiting = false;
+            let n = self.lanes.len();
+            for i in 0..n {
+                let k = (self.turn + i) % n;
+                let lane = &mut self.lanes[k];
+                if lane.ended {
+                    continue;
                 }
-                self.summary.record(&result, self.started.elapsed());
-                Poll::Ready(Some(result))
+                match lane.rx.poll_recv(cx) {
+                    Poll::Pending => waiting = true,
+                    Poll::Ready(Some(Message::Result(result))) => {
+                        self.turn = (k + 1) % n;
+                        if let Some(feed) = &self.feed {
+                            feed.answered(result.index);
+                        }
+                        lane.counted.record(&result, elapsed);
+                        self.summary.record(&result, elapsed);
+                        return Poll::Ready(Some(result));
+                    }
+                    Poll::Ready(Some(Message::Done(summary))) => {
+                        lane.counted = summary;
+                        lane.ended = true;
+                    }
+                    Poll::Ready(None) => {
+                        lane.ended = true;
+                        // A loop went away mid-batch: what it was given fails. (The dealer's
+                        // lane ends when the input does.)
+                        if let Some(w) = lane.worker {
+                            let error = self.workers[w].stopped_error(None);
+                            if let Some(feed) = &self.feed {
+                                self.lost.extend(feed.lose(w, &error));
+                            }
+                        }
+                    }
+                }
             }
-            Some(Message::Done(summary)) => {
-                self.summary = summary;
-                self.feed = None;
-                self.lost = Some(Vec::new().into_iter());
-                Poll::Ready(None)
+            if !self.lost.is_empty() {
+                continue;
             }
-            None => {
-                // The loop went away mid-batch.
-                let error = match &self.worker {
-                    Some(worker) => worker.stopped_error(None),
-                    None => Error::new(Kind::Runtime("the loop is gone".into())),
-                };
-                let lost = match self.feed.take() {
-                    Some(feed) => feed.drain(&error),
-                    None => Vec::new(),
-                };
-                self.lost = Some(lost.into_iter());
-                self.poll_next(cx)
+            if waiting {
+                return Poll::Pending;
             }
+            self.finish();
         }
+    }
+
+    /// Every lane has ended: the summary becomes the loops' own, merged, with the counts of
+    /// the results they did not make.
+    fn finish(&mut self) {
+        let mut summary = BatchSummary::new(self.summary.total);
+        for lane in &self.lanes {
+            summary.merge(&lane.counted);
+        }
+        summary.merge(&self.extra);
+        self.summary = summary;
+        self.feed = None;
+        self.ended = true;
     }
 }

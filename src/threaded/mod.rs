@@ -43,6 +43,23 @@
 //! volley's own [`Runtime`](crate::Runtime) and [`Client`](crate::Client), or
 //! [`fetch_all`](Client::fetch_all), whose requests do not hop one by one.
 //!
+//! # Several loops
+//!
+//! With [`threads(n)`](ClientBuilder::threads), single requests go to the loop of their
+//! host, and a [`fetch_all`](Client::fetch_all) batch is **sharded by host**: a thread of
+//! its own (`volley-batch-dealer`) reads the input, parses each request and deals it to
+//! the loop that serves its host (grouped as the batch's `hosts` setting says), through a
+//! bounded channel. Each loop runs a batch of its share with its own scheduler, pool and DNS
+//! cache, so a host's slots, rate, pause and retry budget stay exact without a lock, and
+//! gets `concurrency / n` slots (rounded up). Results come back on one channel per loop; the
+//! summary, its latency histogram and the host statistics are merged when the batch ends,
+//! and `run` returns them in input order, as on one loop. The input is read in order, so a
+//! loop that falls behind (its hosts slow or paused, its `max_waiting` reached) fills its
+//! channel (1,024 requests) and the dealer waits for it, holding the others back too, as
+//! one loop stops reading its input at `max_waiting`. If a loop dies, the requests dealt to it and not answered, and the later
+//! ones of its hosts, fail with [`ErrorKind::Runtime`](crate::ErrorKind::Runtime); the
+//! other loops go on, and every request still gets exactly one result.
+//!
 //! Dropping a request's future, a [`Response`] or a [`BatchStream`] cancels its work on
 //! the loop and closes its connection. The loop threads stop, and are joined, when the last
 //! handle (client clone, response or stream) is dropped; none is left behind. If a loop
@@ -218,21 +235,9 @@ impl Client {
     /// Runs `job` on the loop that serves `url` (the first loop for `None`), starting the
     /// loops on first use.
     pub(crate) fn worker_for(&self, url: Option<&Url>) -> Result<Arc<Worker>, Error> {
-        let workers = self.shared.workers.get_or_init(|| {
-            (0..self.shared.threads)
-                .map(|i| {
-                    Worker::start(format!("volley-loop-{i}"), self.shared.configure.clone())
-                        .map(Arc::new)
-                        .map_err(|e| format!("cannot start a loop thread: {e}"))
-                })
-                .collect()
-        });
-        let workers = workers.as_ref().map_err(|why| {
-            let e = Error::new(Kind::Runtime(why.clone()));
-            match url {
-                Some(url) => e.with_url(url),
-                None => e,
-            }
+        let workers = self.workers().map_err(|e| match url {
+            Some(url) => e.with_url(url),
+            None => e,
         })?;
         let index = match (url, workers.len()) {
             (_, 1) | (None, _) => 0,
@@ -243,6 +248,28 @@ impl Client {
             }
         };
         Ok(workers[index].clone())
+    }
+
+    /// The number of loop threads.
+    pub(crate) fn threads(&self) -> usize {
+        self.shared.threads
+    }
+
+    /// Every loop, started on first use.
+    pub(crate) fn workers(&self) -> Result<&[Arc<Worker>], Error> {
+        let workers = self.shared.workers.get_or_init(|| {
+            (0..self.shared.threads)
+                .map(|i| {
+                    Worker::start(format!("volley-loop-{i}"), self.shared.configure.clone())
+                        .map(Arc::new)
+                        .map_err(|e| format!("cannot start a loop thread: {e}"))
+                })
+                .collect()
+        });
+        match workers {
+            Ok(workers) => Ok(workers),
+            Err(why) => Err(Error::new(Kind::Runtime(why.clone()))),
+        }
     }
 }
 

@@ -88,7 +88,23 @@ impl Worker {
 
     /// The error for a request that the loop will never answer.
     pub(crate) fn stopped_error(&self, url: Option<&Url>) -> Error {
-        let why = match lock(&self.stopped).as_deref() {
+        self.why_stopped().error(url)
+    }
+
+    /// Why the loop stopped, once it has, without holding the loop alive.
+    pub(crate) fn why_stopped(&self) -> WhyStopped {
+        WhyStopped(self.stopped.clone())
+    }
+}
+
+/// Why a loop stopped, once it has: see [`Worker::why_stopped`].
+#[derive(Debug, Clone)]
+pub(crate) struct WhyStopped(Arc<Mutex<Option<String>>>);
+
+impl WhyStopped {
+    /// The error for a request that the loop will never answer.
+    pub(crate) fn error(&self, url: Option<&Url>) -> Error {
+        let why = match lock(&self.0).as_deref() {
             Some(why) => format!("the volley loop thread stopped: {why}"),
             // The loop is alive, so the task serving this request ended without answering.
             None => "the request's task on the volley loop ended without an answer (it panicked)"
