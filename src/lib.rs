@@ -108,6 +108,9 @@
 //!   gives a [`RobotsVerdict`] per URL: allowed (with the crawl delay), disallowed, or
 //!   deferred while the file is unreachable.
 //! - [`batch`]: [`Client::fetch_all`]: many requests, bounded in flight, per host.
+//! - [`frontier`]: the URLs still to fetch, shared by workers: put, lease, complete, with
+//!   leases that run out so that no URL is lost; in memory, or in Redis streams for workers
+//!   on many machines (feature `redis`).
 //! - [`threaded`]: [`threaded::Client`], `Send + Sync + Clone`, for tokio or any executor:
 //!   each request runs on a volley loop of the client's own threads and crosses back on
 //!   [`sync`] channels.
@@ -127,7 +130,9 @@
 //! default: `brotli` and `zstd` (those codings, pure Rust), `cookies` (a cookie store per
 //! client, `ClientBuilder::cookie_store`, with the cookie_store crate), `native-roots` (the
 //! platform's root certificates too; implies `tls`), `futures-io` (`AsyncRead` and
-//! `AsyncWrite` for [`TcpStream`], `AsyncRead` for [`Response`], `Body::from_async_read`).
+//! `AsyncWrite` for [`TcpStream`], `AsyncRead` for [`Response`], `Body::from_async_read`),
+//! `psl` (`HostGrouping::RegistrableDomain`), `redis` (`frontier::RedisFrontier`, with the
+//! redis crate's synchronous API).
 //! `fuzzing` is internal: hidden entry points for the fuzz targets, not a public API.
 //!
 //! ## Coming from reqwest
@@ -150,6 +155,7 @@ pub mod architecture {}
 pub mod batch;
 pub mod blocking;
 mod dns;
+pub mod frontier;
 mod http;
 pub mod net;
 pub mod robots;

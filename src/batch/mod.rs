@@ -119,7 +119,7 @@ use http::{HeaderMap, StatusCode, Version};
 use url::Url;
 
 pub use histogram::LatencyHistogram;
-pub(crate) use host::shard_of;
+pub(crate) use host::{host_key, shard_of};
 pub use host::{HostGrouping, HostStats};
 pub use retry::{Attempt, RetryPolicy, RetryReason};
 
