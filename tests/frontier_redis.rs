@@ -227,3 +227,55 @@ fn an_unreachable_redis_is_a_clear_error() {
     let bad = RedisFrontier::open("redis://127.0.0.1:1/").unwrap_err();
     assert!(bad.to_string().contains("frontier's name"), "{bad}");
 }
+
+/// Three workers, each on a thread of its own with its own connection, fetch 600 URLs over
+/// 6 hosts of a real test server through one Redis frontier: each URL is fetched once and
+/// has one result, and the workers all end when it is drained.
+#[test]
+fn three_workers_fetch_every_url_once() {
+    let Some(redis) = RedisServer::start("frontier_redis::three_workers", false) else {
+        return;
+    };
+    let servers: Vec<volley_testserver::ServerThread> = (0..6)
+        .map(|_| volley_testserver::Server::spawn_thread(util::local()).unwrap())
+        .collect();
+    let list: Vec<Url> = (0..600)
+        .map(|i| Url::parse(&servers[i % 6].url(&format!("/get?i={i}"))).unwrap())
+        .collect();
+    open(&redis, 5000).put(&list).unwrap();
+    let url = redis.url("crawl");
+    let workers: Vec<_> = (0..3)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let mut frontier = RedisFrontier::builder(&url)
+                    .lease(Duration::from_secs(5))
+                    .open()
+                    .unwrap();
+                volley::frontier::Worker::new(&mut frontier, volley::threaded::Client::new())
+                    .window(50)
+                    .renew_every(Duration::from_millis(500))
+                    .run(
+                        |batch| batch.concurrency(20),
+                        |_, result, _| Outcome {
+                            ok: result.outcome.is_ok(),
+                            record: result.index.to_string(),
+                        },
+                    )
+                    .unwrap()
+            })
+        })
+        .collect();
+    let reports: Vec<_> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+    let recorded: u64 = reports.iter().map(|r| r.recorded).sum();
+    assert_eq!(recorded, 600, "{reports:?}");
+    let fetched: u64 = reports.iter().map(|r| r.fetched).sum();
+    assert_eq!(fetched, 600, "no URL was fetched twice");
+    let requests: u64 = servers.iter().map(|s| s.stats().requests).sum();
+    assert_eq!(requests, 600);
+    let mut f = open(&redis, 5000);
+    assert!(f.is_drained().unwrap());
+    let status = f.status().unwrap().total();
+    assert_eq!((status.done, status.failed), (600, 0));
+    assert_eq!(f.results("0", 10_000).unwrap().len(), 600);
+}

@@ -15,11 +15,13 @@
 //!
 //! Two implementations: [`MemoryFrontier`], in memory, for one process (and the tests), and
 //! `RedisFrontier` (feature `redis`), in Redis streams, for workers on any number of
-//! machines.
+//! machines. A [`Worker`] fetches what a frontier holds until it is drained, through a
+//! [`threaded::Client`](crate::threaded::Client)'s batch.
 
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
+mod worker;
 
 use std::fmt;
 
@@ -30,6 +32,7 @@ use crate::batch::HostGrouping;
 pub use memory::MemoryFrontier;
 #[cfg(feature = "redis")]
 pub use redis::{RedisFrontier, RedisFrontierBuilder};
+pub use worker::{Leases, WorkReport, Worker};
 
 /// URLs still to fetch, shared by workers. See the [module docs](self).
 pub trait Frontier {

@@ -73,6 +73,7 @@ impl Client {
             source: requests.into_iter(),
             settings: Settings::default(),
             on_progress: None,
+            dealer: false,
         }
     }
 }
@@ -85,6 +86,9 @@ pub struct Batch<I> {
     source: I,
     settings: Settings,
     on_progress: Option<SendProgress>,
+    /// Read the input on a thread of its own (the dealer) even on one loop: for an input that
+    /// blocks.
+    dealer: bool,
 }
 
 impl<I> fmt::Debug for Batch<I> {
@@ -160,6 +164,13 @@ where
         self
     }
 
+    /// Reads the input on a thread of its own, as with several loops, even on one: for an
+    /// input whose `next` may block (a frontier's leases), which must not stall a loop.
+    pub(crate) fn input_thread(mut self) -> Self {
+        self.dealer = true;
+        self
+    }
+
     /// Runs the batch and returns every result in input order, with the summary.
     pub async fn run(self) -> BatchReport {
         let mut stream = self.stream();
@@ -190,7 +201,7 @@ where
             feed: None,
             cancel: None,
         };
-        if self.client.threads() > 1 {
+        if self.client.threads() > 1 || self.dealer {
             match self.client.workers() {
                 Ok(workers) => {
                     let workers = workers.to_vec();
