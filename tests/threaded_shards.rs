@@ -236,3 +236,47 @@ fn progress_on_two_loops_is_summed() {
     assert_eq!(report.summary.ok, 120);
     assert_eq!(most.load(Ordering::SeqCst), 120);
 }
+
+/// A threaded batch obeys robots.txt, on one loop and sharded over two: each origin's file is
+/// fetched once (by the loop that serves it), and no disallowed path is requested.
+#[test]
+fn a_threaded_batch_obeys_robots_txt() {
+    obeys_robots_txt(threaded::Client::new());
+    obeys_robots_txt(two_loops());
+}
+
+fn obeys_robots_txt(client: threaded::Client) {
+    let servers = servers();
+    // The test server's robots.txt disallows /deny for every agent.
+    let urls: Vec<String> = (0..240)
+        .map(|i| {
+            // Each server gets 10 of each.
+            let path = if (i / HOSTS).is_multiple_of(2) { "get" } else { "deny" };
+            servers[i % HOSTS].url(&format!("/{path}?i={i}"))
+        })
+        .collect();
+    let rt = Runtime::new().unwrap();
+    let report = rt.block_on(client.fetch_all(urls).robots("volley").run());
+    for (i, result) in report.results.iter().enumerate() {
+        match (i / HOSTS) % 2 {
+            0 => assert_eq!(result.outcome.as_ref().unwrap().status, 200),
+            _ => assert!(
+                matches!(
+                    result.outcome.as_ref().unwrap_err().kind(),
+                    ErrorKind::DisallowedByRobots
+                ),
+                "{:?}",
+                result.outcome
+            ),
+        }
+    }
+    for server in &servers {
+        let stats = server.stats();
+        assert_eq!(stats.robots_fetches, 1, "{stats:?}");
+        assert_eq!(
+            stats.requests,
+            10 + 1,
+            "its /get requests and robots.txt: {stats:?}"
+        );
+    }
+}

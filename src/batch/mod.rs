@@ -643,6 +643,12 @@ impl<S: Source> Batch<S> {
         self
     }
 
+    /// Obeys robots.txt with `cache`, as [`robots`](Batch::robots).
+    pub(crate) fn with_robots(mut self, cache: RobotsCache) -> Self {
+        self.robots = Some(cache);
+        self
+    }
+
     /// Starts the batch: [`stream`](Batch::stream) for any [`Source`].
     pub(crate) fn start(self) -> BatchStream<S> {
         fdlimit::raise_fd_limit_once();

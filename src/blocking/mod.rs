@@ -144,6 +144,22 @@ where
         Batch(self.0.on_progress(f))
     }
 
+    /// As [`threaded::Batch::robots`].
+    pub fn robots(self, user_agent: &str) -> Self {
+        Batch(self.0.robots(user_agent))
+    }
+
+    /// As [`threaded::Batch::robots_with`].
+    pub fn robots_with<F>(self, user_agent: &str, setup: F) -> Self
+    where
+        F: Fn(crate::robots::RobotsCacheBuilder) -> crate::robots::RobotsCacheBuilder
+            + Send
+            + Sync
+            + 'static,
+    {
+        Batch(self.0.robots_with(user_agent, setup))
+    }
+
     /// Runs the batch and returns every result in input order, with the summary.
     pub fn run(self) -> BatchReport {
         block_on(self.0.run())

@@ -35,6 +35,7 @@ use crate::batch::{
 };
 use crate::http::error::{Error, Kind};
 use crate::http::request::Request;
+use crate::robots::{RobotsCache, RobotsCacheBuilder};
 use crate::sync::{lock_ignoring_poison as lock, mpsc};
 
 /// Results in flight between a loop and the caller; the batch on the loop waits when the
@@ -46,6 +47,25 @@ const RESULT_WINDOW: usize = 256;
 const SHARE_WINDOW: usize = 1024;
 
 type SendProgress = Box<dyn FnMut(&Progress) + Send>;
+
+/// Sets up each loop's robots.txt cache from the default builder.
+type RobotsSetup = Arc<dyn Fn(RobotsCacheBuilder) -> RobotsCacheBuilder + Send + Sync>;
+
+/// How a threaded batch obeys robots.txt: each loop makes a [`RobotsCache`] with its own
+/// client, for this user agent; the origins of a host are on one loop, so each file is
+/// fetched once.
+#[derive(Clone)]
+struct Robots {
+    user_agent: String,
+    setup: RobotsSetup,
+}
+
+impl Robots {
+    /// The cache for the loop whose client is `client`.
+    fn cache(&self, client: &crate::Client) -> RobotsCache {
+        (self.setup)(RobotsCache::builder(client.clone(), &self.user_agent)).build()
+    }
+}
 
 impl Client {
     /// Starts a batch that fetches every request of `requests` (URLs or
@@ -73,6 +93,7 @@ impl Client {
             source: requests.into_iter(),
             settings: Settings::default(),
             on_progress: None,
+            robots: None,
             dealer: false,
         }
     }
@@ -86,6 +107,7 @@ pub struct Batch<I> {
     source: I,
     settings: Settings,
     on_progress: Option<SendProgress>,
+    robots: Option<Robots>,
     /// Read the input on a thread of its own (the dealer) even on one loop: for an input that
     /// blocks.
     dealer: bool,
@@ -164,6 +186,26 @@ where
         self
     }
 
+    /// Obeys robots.txt as [`crate::Batch::robots`] does, for the crawler `user_agent` (its
+    /// product token, such as `volley`), with each loop's own [`RobotsCache`] with the
+    /// default settings (files kept 24 h, crawl delays capped at 30 s).
+    pub fn robots(self, user_agent: &str) -> Self {
+        self.robots_with(user_agent, |b| b)
+    }
+
+    /// [`robots`](Self::robots), with each loop's cache set up by `setup` from
+    /// [`RobotsCache::builder`] (say, `|b| b.max_crawl_delay(Duration::from_secs(5))`).
+    pub fn robots_with<F>(mut self, user_agent: &str, setup: F) -> Self
+    where
+        F: Fn(RobotsCacheBuilder) -> RobotsCacheBuilder + Send + Sync + 'static,
+    {
+        self.robots = Some(Robots {
+            user_agent: user_agent.to_owned(),
+            setup: Arc::new(setup),
+        });
+        self
+    }
+
     /// Reads the input on a thread of its own, as with several loops, even on one: for an
     /// input whose `next` may block (a frontier's leases), which must not stall a loop.
     pub(crate) fn input_thread(mut self) -> Self {
@@ -231,11 +273,15 @@ where
         let loop_feed = Take(feed.clone());
         let settings = self.settings;
         let on_progress = self.on_progress;
+        let robots = self.robots;
         let submitted = worker.submit(
             Box::new(move |client| {
                 let mut batch = client.fetch_all(loop_feed).with_settings(settings);
                 if let Some(f) = on_progress {
                     batch = batch.on_progress(f);
+                }
+                if let Some(robots) = robots {
+                    batch = batch.robots(robots.cache(client));
                 }
                 drop(crate::rt::spawn(forward(batch.stream(), tx)));
             }),
@@ -276,6 +322,7 @@ where
             let (share_tx, share_rx) = mpsc::channel(SHARE_WINDOW);
             let (tx, rx) = mpsc::channel(RESULT_WINDOW);
             let progress = progress.clone();
+            let robots = self.robots.clone();
             let submitted = worker.submit(
                 Box::new(move |client| {
                     let share = Share(share_rx);
@@ -285,6 +332,9 @@ where
                         batch = batch.with_progress(Box::new(move |p: &Progress| {
                             SharedProgress::report(&progress, k, p);
                         }));
+                    }
+                    if let Some(robots) = robots {
+                        batch = batch.with_robots(robots.cache(client));
                     }
                     drop(crate::rt::spawn(forward(batch.start(), tx)));
                 }),
