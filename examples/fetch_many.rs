@@ -1,7 +1,7 @@
 //! cargo run --release --example fetch_many -- [OPTIONS] [URL...]
 //!
-//! Fetch many URLs at once, from one thread, and say how it went: volley's main job, as a bulk
-//! tool.
+//! Fetch many URLs at once, from one thread (or several, `--threads N`), and say how it went:
+//! volley's main job, as a bulk tool.
 //!
 //! ```text
 //! cargo run --release --example fetch_many                        # the seed's workload, below
@@ -15,6 +15,8 @@
 //! # killed half-way? The same command with --resume fetches only what is not in out.jsonl:
 //! cargo run --release --example fetch_many -- -i urls.txt -o out.jsonl --resume
 //! grep -v '^#' urls.txt | cargo run --release --example fetch_many -- -i - -o out.jsonl
+//! # many hosts: sharded by host over two volley loops, on two threads
+//! cargo run --release --example fetch_many -- -i urls.txt -o out.jsonl --threads 2
 //! ```
 //!
 //! With no URL and no `-i` it starts the embedded httpbin-like server on a free loopback port
@@ -74,6 +76,15 @@
 //! - `--system-dns`: resolve names with `getaddrinfo` on helper threads
 //!   (`volley::Resolver::system()`) instead of the default, volley's own resolver on the
 //!   event loop (`NativeResolver`), whose counters the report then shows.
+//! - `--threads N`: run the batch on N volley loops, on N threads of their own
+//!   (`volley::threaded::Client`), instead of one loop on this thread (default 1: see
+//!   docs/performance.md). With N > 1 the URLs are sharded by host over the N loops, each
+//!   with its own pool and DNS cache, so a host's `--per-host` limit, `--rate` and pauses stay
+//!   exact; each loop gets `-c` / N of the slots (rounded up), all that one host can have
+//!   (the embedded server, one host, is served by one loop). Results, `-o` lines and the
+//!   summary are as with one loop; the report's DNS counters are not gathered. The loops go on
+//!   while this thread writes `-o`, so after a `kill -9` a few hundred more URLs per loop (the
+//!   results on their way to the file) may be fetched again by `--resume`.
 //! - `--json`: print only one JSON object on stdout instead of the report, a stable interface
 //!   for scripts: `{"requests", "ok", "failed", "bytes", "elapsed_s", "requests_per_s",
 //!   "latency_ms": {"p50", "p90", "p99", "max"}, "threads", "retries", "skipped",
@@ -115,10 +126,11 @@
 //! The report counts requests, retries, URLs skipped by `--resume`, invalid lines, statuses
 //! and errors, shows the latency percentiles and a histogram, the five hosts that took the
 //! most time (requests, ok, retries, 429s, seconds paused, p50 and p99), the thread count (one:
-//! the event loop does everything, name resolution included, unless `--system-dns`) and, when
-//! names were looked up, the resolver's counters: lookups answered locally, from its cache, by
-//! sharing a lookup in flight, or by asking, and the queries sent. On a terminal, a progress
-//! bar runs on stderr meanwhile: done, failed, in flight, waiting, paused hosts, retries.
+//! the event loop does everything, name resolution included, unless `--system-dns` or
+//! `--threads`) and, when names were looked up on one loop, the resolver's counters: lookups
+//! answered locally, from its cache, by sharing a lookup in flight, or by asking, and the
+//! queries sent. On a terminal, a progress bar runs on stderr meanwhile: done, failed, in
+//! flight, waiting, paused hosts, retries.
 //!
 //! Exit status: 0 when every URL got a response that is not a failure; 1 when any URL failed
 //! after its retries: an error (refused, reset, timed out, malformed, an invalid line, a body
@@ -129,15 +141,15 @@
 //! arguments, including an `-i` FILE that cannot be opened, an `-o` FILE or `--save` DIR that
 //! cannot be made, and an `-o` FILE that `--resume` does not recognize.
 
-use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::future::poll_fn;
 use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::rc::Rc;
-use std::task::Poll;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -176,7 +188,7 @@ const FLUSH_EVERY_LINES: usize = 256;
 
 const USAGE: &str = "usage: fetch_many [-c N] [-n N] [-m SECS] [--json] [--tls] [--system-dns]
                   [-i FILE|-] [-o FILE [--resume]] [--per-host N] [--rate R]
-                  [--retries N] [--max-retry-after SECS] [--save DIR] [URL...]
+                  [--retries N] [--max-retry-after SECS] [--save DIR] [--threads N] [URL...]
   -c N                  at most N requests in flight (default 100)
   -n N                  N requests in all, cycling through the URLs; {n} in a URL is the
                         request's number (not with -i)
@@ -189,6 +201,7 @@ const USAGE: &str = "usage: fetch_many [-c N] [-n N] [-m SECS] [--json] [--tls] 
   --retries N           retries per URL (default 2)
   --max-retry-after S   the longest host pause waited out (default 60 s)
   --save DIR            save each body to DIR/<16 hex digits of the URL's hash>
+  --threads N           N volley loops on N threads, the URLs sharded by host (default 1)
   --json                one JSON summary on stdout instead of the report
 exit status: 0 if every URL got a response (any status but a final 429/502/503/504);
 1 if any URL failed after its retries (an error, an invalid line, a body not saved, or a
@@ -220,6 +233,8 @@ struct Args {
     retries: u32,
     max_retry_after: Duration,
     save: Option<PathBuf>,
+    /// `--threads`: how many volley loops run the batch.
+    threads: usize,
 }
 
 fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -239,6 +254,7 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
         retries: DEFAULT_RETRIES,
         max_retry_after: DEFAULT_MAX_RETRY_AFTER,
         save: None,
+        threads: 1,
     };
     let positive = |name: &str, value: Option<String>| -> Result<usize, String> {
         let value = value.ok_or_else(|| format!("{name} needs a value"))?;
@@ -297,6 +313,7 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
                 args.max_retry_after = seconds("--max-retry-after", argv.next(), false)?
             }
             "--save" => args.save = Some(path("--save", argv.next())?.into()),
+            "--threads" => args.threads = positive("--threads", argv.next())?,
             "--json" => args.json = true,
             "--tls" if cfg!(feature = "tls") => args.tls = true,
             "--system-dns" => args.system_dns = true,
@@ -414,8 +431,9 @@ fn run(argv: impl Iterator<Item = String>) -> u8 {
 
 /// The files the command line names, opened before anything is fetched.
 struct Files {
-    /// `-i`: the reader and the name to quote.
-    input: Option<(Box<dyn BufRead>, String)>,
+    /// `-i`: the reader and the name to quote. `Send`: with `--threads`, the input is read
+    /// on the thread that deals the URLs to the loops.
+    input: Option<(Box<dyn BufRead + Send>, String)>,
     /// `-o`, positioned at its end.
     output: Option<Output>,
     /// The done URLs of `--resume`: their hashes, sorted.
@@ -428,15 +446,17 @@ impl Files {
         let mut input_file = None;
         let input = match args.input.as_deref() {
             None => None,
+            // Not `stdin().lock()`, which is not `Send`: a buffer of our own over `Stdin`,
+            // whose reads of 64 KiB go past its own buffer.
             Some("-") => Some((
-                Box::new(io::stdin().lock()) as Box<dyn BufRead>,
+                Box::new(BufReader::with_capacity(1 << 16, io::stdin())) as Box<dyn BufRead + Send>,
                 "stdin".into(),
             )),
             Some(name) => {
                 let file = File::open(name).map_err(|e| format!("cannot open -i {name}: {e}"))?;
                 input_file = Some(file.try_clone().map_err(|e| format!("{name}: {e}"))?);
                 let reader = BufReader::with_capacity(1 << 16, file);
-                Some((Box::new(reader) as Box<dyn BufRead>, name.to_owned()))
+                Some((Box::new(reader) as Box<dyn BufRead + Send>, name.to_owned()))
             }
         };
         let (output, done) = match &args.output {
@@ -733,57 +753,80 @@ impl Output {
 // ---------------------------------------------------------------------------------------------
 
 /// What the input and the loop share: the output, the counts of lines that are not
-/// requests, and the first errors to quote.
+/// requests, and the first errors to quote. With `--threads`, the input is read on the thread
+/// that deals the URLs to the loops and the progress is told on a loop's thread, so this is
+/// `Sync`; on one loop its locks are never contended.
 struct Shared {
-    output: RefCell<Option<Output>>,
+    output: Mutex<Option<Output>>,
     /// Hashes of the URLs `--resume` found done, sorted.
     done: Vec<u64>,
-    skipped: Cell<u64>,
-    invalid: Cell<u64>,
-    quoted: RefCell<Vec<String>>,
+    skipped: AtomicU64,
+    invalid: AtomicU64,
+    quoted: Mutex<Vec<String>>,
     /// Why the input ended early.
-    read_error: RefCell<Option<String>>,
+    read_error: Mutex<Option<String>>,
+}
+
+/// Locks `mutex`, even if a thread panicked holding it: what it guards stays usable.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Shared {
+    fn new(output: Option<Output>, done: Vec<u64>) -> Shared {
+        Shared {
+            output: Mutex::new(output),
+            done,
+            skipped: AtomicU64::new(0),
+            invalid: AtomicU64::new(0),
+            quoted: Mutex::new(Vec::new()),
+            read_error: Mutex::new(None),
+        }
+    }
+
     fn is_done(&self, url: &str) -> bool {
         !self.done.is_empty() && self.done.binary_search(&url_hash(url)).is_ok()
     }
 
     fn quote(&self, message: String) {
-        let mut quoted = self.quoted.borrow_mut();
+        let mut quoted = lock(&self.quoted);
         if quoted.len() < QUOTED_ERRORS {
             quoted.push(message);
         }
     }
 
     fn write(&self, record: &Value) {
-        if let Some(output) = self.output.borrow_mut().as_mut() {
+        if let Some(output) = lock(&self.output).as_mut() {
             output.write(record);
         }
     }
 
     /// Writes a result's line, if there is a -o file.
     fn write_line(&self, line: &Line) {
-        if let Some(output) = self.output.borrow_mut().as_mut() {
+        if let Some(output) = lock(&self.output).as_mut() {
             output.write_with(|buf| line.write_json(buf));
         }
     }
 
     fn flush(&self) {
-        if let Some(output) = self.output.borrow_mut().as_mut() {
+        if let Some(output) = lock(&self.output).as_mut() {
             output.flush();
         }
+    }
+
+    /// The first error writing -o, as a message.
+    fn write_failure(&self) -> Option<String> {
+        lock(&self.output).as_ref().and_then(Output::failure)
     }
 
     /// A line that is not a URL: skipped if `--resume` found it done, else a failed result
     /// of its own, written at once.
     fn not_a_url(&self, line: &str, why: &BadUrl) {
         if self.is_done(line) {
-            self.skipped.set(self.skipped.get() + 1);
+            self.skipped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        self.invalid.set(self.invalid.get() + 1);
+        self.invalid.fetch_add(1, Ordering::Relaxed);
         // The line is in `url`; the message quotes its start.
         let shown = match line.char_indices().nth(QUOTED_CHARS) {
             Some((end, _)) => format!("{:?}...", &line[..end]),
@@ -815,7 +858,7 @@ enum Source {
     },
     /// `-i`: lines, read one at a time.
     Lines {
-        reader: Box<dyn BufRead>,
+        reader: Box<dyn BufRead + Send>,
         name: String,
         line: Vec<u8>,
     },
@@ -823,10 +866,11 @@ enum Source {
 
 /// The batch's input: requests, made lazily as the batch asks for them. Lines that are not
 /// URLs and URLs already done never reach the batch: they are counted (and the former
-/// written to `-o`) here, as they are read.
+/// written to `-o`) here, as they are read. `Send`: with `--threads`, it is read on the
+/// thread that deals the URLs to the loops.
 struct Feed {
     source: Source,
-    shared: Rc<Shared>,
+    shared: Arc<Shared>,
 }
 
 impl Feed {
@@ -846,7 +890,7 @@ impl Feed {
                     Ok(read) if read.bytes == 0 => return None,
                     Ok(read) => read.long,
                     Err(e) => {
-                        *self.shared.read_error.borrow_mut() = Some(format!(
+                        *lock(&self.shared.read_error) = Some(format!(
                             "cannot read -i {name}: {e}; its other lines are not fetched"
                         ));
                         return None;
@@ -882,7 +926,7 @@ impl Iterator for Feed {
             match check_url(&text) {
                 Ok(url) => {
                     if self.shared.is_done(url.as_str()) {
-                        self.shared.skipped.set(self.shared.skipped.get() + 1);
+                        self.shared.skipped.fetch_add(1, Ordering::Relaxed);
                         continue;
                     }
                     return Some(Request::new(Method::GET, url));
@@ -933,6 +977,7 @@ impl Outcome {
 async fn fetch_many(mut args: Args, files: Files) -> Result<Outcome, String> {
     // No URL: serve ourselves. The embedded server runs as tasks on this same runtime, so the
     // one thread both sends the requests and answers them; its /delay is a timer, not a thread.
+    // (With --threads, the loops send the requests and this thread still answers them.)
     let server = if args.urls.is_empty() && files.input.is_none() {
         let addr = "127.0.0.1:0".parse().expect("a valid address");
         let server = volley_testserver::Server::bind_with(addr, server_config(args.tls)?)
@@ -952,26 +997,14 @@ async fn fetch_many(mut args: Args, files: Files) -> Result<Outcome, String> {
     } = files;
     let resuming = output.is_some() && args.resume;
 
-    let mut builder = trust_test_ca(Client::builder(), args.tls)?;
-    if let Some(t) = args.max_time {
-        builder = builder.timeout(t);
-    }
-    // The default resolver, made here so that its counters can be read (a clone shares them).
-    let dns = NativeResolver::from_system();
-    builder = match args.system_dns {
-        true => builder.dns_resolver(Resolver::system()),
-        false => builder.dns_resolver(dns.clone()),
+    let settings = ClientSettings {
+        max_time: args.max_time,
+        tls: args.tls,
+        system_dns: args.system_dns,
     };
-    let client = builder.build();
+    let (client, dns) = BatchClient::new(&settings, args.threads)?;
 
-    let shared = Rc::new(Shared {
-        output: RefCell::new(output),
-        done,
-        skipped: Cell::new(0),
-        invalid: Cell::new(0),
-        quoted: RefCell::new(Vec::new()),
-        read_error: RefCell::new(None),
-    });
+    let shared = Arc::new(Shared::new(output, done));
     // The requests are made lazily, as slots free up: from the file's lines, or request i is
     // URL i mod len with `{n}` replaced by i.
     // A list of URLs may name one twice: the batch reports the repeats as duplicates. The
@@ -980,11 +1013,15 @@ async fn fetch_many(mut args: Args, files: Files) -> Result<Outcome, String> {
         Some(_) => Duplicates::Report,
         None => Duplicates::Fetch,
     };
+    let on_threads = match args.threads {
+        1 => String::new(),
+        n => format!(", on {n} threads"),
+    };
     let (source, total) = match input {
         Some((reader, name)) => {
             if !args.json {
                 println!(
-                    "fetching the URLs of {name}, at most {} at a time\n",
+                    "fetching the URLs of {name}, at most {} at a time{on_threads}\n",
                     args.concurrency
                 );
             }
@@ -1013,7 +1050,7 @@ async fn fetch_many(mut args: Args, files: Files) -> Result<Outcome, String> {
                     many => format!("{} URLs", many.len()),
                 };
                 println!(
-                    "fetching {total} × {what}, at most {} at a time\n",
+                    "fetching {total} × {what}, at most {} at a time{on_threads}\n",
                     args.concurrency
                 );
             }
@@ -1032,62 +1069,77 @@ async fn fetch_many(mut args: Args, files: Files) -> Result<Outcome, String> {
 
     let policy = RetryPolicy::default().max_retries(args.retries);
     let bar = progress_bar((!resuming).then_some(total).flatten());
-    let threads = Rc::new(Cell::new(thread_count()));
+    // `Send`, as the progress of several loops is told on their threads.
+    let threads = Arc::new(AtomicUsize::new(thread_count()));
     let mut sampled = Duration::ZERO;
     let most_threads = threads.clone();
     let progress_bar = bar.clone();
     let progress_shared = shared.clone();
-    let mut batch = client
-        .fetch_all(feed)
-        .concurrency(args.concurrency)
-        .duplicates(duplicates)
-        .retry(policy)
-        .max_retry_after(args.max_retry_after)
-        // Without --save only the counts matter: bodies are read, counted and dropped.
-        .keep_bodies(save.is_some())
-        .on_progress(move |p: &Progress| {
-            if p.elapsed >= sampled + THREAD_SAMPLE_EVERY {
-                sampled = p.elapsed;
-                most_threads.set(most_threads.get().max(thread_count()));
+    let on_progress = move |p: &Progress| {
+        if p.elapsed >= sampled + THREAD_SAMPLE_EVERY {
+            sampled = p.elapsed;
+            most_threads.fetch_max(thread_count(), Ordering::Relaxed);
+        }
+        if let Some(bar) = &progress_bar {
+            let invalid = progress_shared.invalid.load(Ordering::Relaxed);
+            bar.set_position(p.done + invalid);
+            let rate = p.done as f64 / p.elapsed.as_secs_f64().max(1e-3);
+            let mut message = format!(
+                "{} failed, {} in flight, {} waiting, {} paused hosts, {} retries, {rate:.0} req/s",
+                p.failed + invalid,
+                p.in_flight,
+                p.waiting,
+                p.paused_hosts,
+                p.retries
+            );
+            let skipped = progress_shared.skipped.load(Ordering::Relaxed);
+            if skipped > 0 {
+                let _ = write!(message, ", {skipped} skipped");
             }
-            if let Some(bar) = &progress_bar {
-                let invalid = progress_shared.invalid.get();
-                bar.set_position(p.done + invalid);
-                let rate = p.done as f64 / p.elapsed.as_secs_f64().max(1e-3);
-                let mut message = format!(
-                    "{} failed, {} in flight, {} waiting, {} paused hosts, {} retries, {rate:.0} req/s",
-                    p.failed + invalid,
-                    p.in_flight,
-                    p.waiting,
-                    p.paused_hosts,
-                    p.retries
-                );
-                let skipped = progress_shared.skipped.get();
-                if skipped > 0 {
-                    let _ = write!(message, ", {skipped} skipped");
-                }
-                bar.set_message(message);
+            bar.set_message(message);
+        }
+    };
+    // The batch's settings, for either kind of batch: they have the same setters, and no
+    // trait in common.
+    macro_rules! with_settings {
+        ($batch:expr) => {{
+            let mut batch = $batch
+                .concurrency(args.concurrency)
+                .duplicates(duplicates)
+                .retry(policy)
+                .max_retry_after(args.max_retry_after)
+                // Without --save only the counts matter: bodies are read, counted and dropped.
+                .keep_bodies(save.is_some())
+                .on_progress(on_progress);
+            if let Some(n) = args.per_host {
+                batch = batch.per_host(n);
             }
-        });
-    if let Some(n) = args.per_host {
-        batch = batch.per_host(n);
-    }
-    if let Some(rate) = args.rate {
-        batch = batch.rate(rate, 1);
+            if let Some(rate) = args.rate {
+                batch = batch.rate(rate, 1);
+            }
+            batch
+        }};
     }
 
     // Results arrive in completion order. Each is written to -o (and its body to --save) and
     // dropped: the summary the stream keeps is enough for the report, in constant memory.
-    let mut stream = batch.stream();
+    let mut stream = match &client {
+        BatchClient::Local(client) => {
+            Results::Local(with_settings!(client.fetch_all(feed)).stream())
+        }
+        BatchClient::Threaded(client) => {
+            Results::Threaded(with_settings!(client.fetch_all(feed)).stream())
+        }
+    };
     let mut gave_up = 0;
     let mut save_failed = 0;
     let mut write_failed = None;
     loop {
         // Whenever no result is ready, what -o holds goes to its file before the loop waits.
-        // Requests that slots freed start only then (this thread runs their tasks while this
-        // one waits), so at any moment at most the requests in flight (`-c`) have been sent
-        // without their line being in the file: what a `kill -9` can make `--resume` fetch
-        // twice.
+        // On one loop, requests that slots freed start only then (this thread runs their
+        // tasks while this one waits), so at any moment at most the requests in flight (`-c`)
+        // have been sent without their line being in the file: what a `kill -9` can make
+        // `--resume` fetch twice. (With --threads, the loops go on meanwhile.)
         let next = poll_fn(|cx| match stream.poll_next(cx) {
             Poll::Pending => {
                 shared.flush();
@@ -1104,7 +1156,7 @@ async fn fetch_many(mut args: Args, files: Files) -> Result<Outcome, String> {
             shared.quote(error.clone());
         }
         shared.write_line(&line);
-        if let Some(failure) = shared.output.borrow().as_ref().and_then(Output::failure) {
+        if let Some(failure) = shared.write_failure() {
             write_failed = Some(failure);
             break;
         }
@@ -1112,24 +1164,22 @@ async fn fetch_many(mut args: Args, files: Files) -> Result<Outcome, String> {
     let summary = stream.summary().clone();
     drop(stream); // cancels what is still in flight, if -o failed
     shared.flush();
-    threads.set(threads.get().max(thread_count()));
+    threads.fetch_max(thread_count(), Ordering::Relaxed);
+    let threads = threads.load(Ordering::Relaxed);
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    if let Some(failure) = write_failed.or_else(|| {
-        let output = shared.output.borrow();
-        output.as_ref().and_then(Output::failure)
-    }) {
+    if let Some(failure) = write_failed.or_else(|| shared.write_failure()) {
         return Err(failure);
     }
-    let read_error = shared.read_error.borrow_mut().take();
+    let read_error = lock(&shared.read_error).take();
     if let Some(message) = &read_error {
         eprintln!("fetch_many: {message}");
     }
     let outcome = Outcome {
         summary,
-        skipped: shared.skipped.get(),
-        invalid: shared.invalid.get(),
+        skipped: shared.skipped.load(Ordering::Relaxed),
+        invalid: shared.invalid.load(Ordering::Relaxed),
         gave_up,
         save_failed,
         input_failed: read_error.is_some(),
@@ -1143,16 +1193,18 @@ async fn fetch_many(mut args: Args, files: Files) -> Result<Outcome, String> {
     }
 
     if args.json {
-        println!("{}", json_summary(&counted, &outcome, threads.get()));
+        println!("{}", json_summary(&counted, &outcome, threads));
         return Ok(outcome);
     }
     print!("{}", report(&counted, &outcome));
     print!("{}", top_hosts(&outcome.summary));
-    print!(
-        "{}",
-        resolution(threads.get(), (!args.system_dns).then(|| dns.stats()))
-    );
-    let quoted = shared.quoted.borrow();
+    print!("{}", resolution(threads, dns.map(|dns| dns.stats())));
+    if args.threads > 1 && !args.system_dns {
+        println!(
+            "  dns        not counted with --threads > 1 (each loop has a resolver of its own)"
+        );
+    }
+    let quoted = lock(&shared.quoted);
     if !quoted.is_empty() {
         println!("\nfirst errors:");
         for message in quoted.iter() {
@@ -1168,6 +1220,96 @@ async fn fetch_many(mut args: Args, files: Files) -> Result<Outcome, String> {
         }
     }
     Ok(outcome)
+}
+
+/// The client settings of the command line, which every loop's client gets: `Send + Sync`, so
+/// that with `--threads` each loop thread can apply them to a client of its own.
+#[derive(Debug, Clone)]
+struct ClientSettings {
+    /// `-m`.
+    max_time: Option<Duration>,
+    /// `--tls`: trust the embedded server's TEST-ONLY CA.
+    tls: bool,
+    /// `--system-dns`.
+    system_dns: bool,
+}
+
+/// Applies `s` to `builder`. Returns the native resolver it set too (none with
+/// `--system-dns`), whose counters the report reads: a clone shares them. It is made here,
+/// on the thread whose loop will use it, as a `NativeResolver` is not `Send`.
+fn client_settings(
+    builder: volley::ClientBuilder,
+    s: &ClientSettings,
+) -> Result<(volley::ClientBuilder, Option<NativeResolver>), String> {
+    let mut builder = trust_test_ca(builder, s.tls)?;
+    if let Some(t) = s.max_time {
+        builder = builder.timeout(t);
+    }
+    Ok(match s.system_dns {
+        true => (builder.dns_resolver(Resolver::system()), None),
+        false => {
+            let dns = NativeResolver::from_system();
+            (builder.dns_resolver(dns.clone()), Some(dns))
+        }
+    })
+}
+
+/// The client that runs the batch.
+enum BatchClient {
+    /// One loop: this thread's runtime, which also runs the embedded server and reads the
+    /// results.
+    Local(Client),
+    /// `--threads N`, N > 1: N loops on threads of their own, the URLs sharded by host.
+    Threaded(volley::threaded::Client),
+}
+
+impl BatchClient {
+    /// The client for `threads` loops, with the native resolver whose counters the report
+    /// shows (one loop without `--system-dns` only: several loops have one each).
+    fn new(
+        settings: &ClientSettings,
+        threads: usize,
+    ) -> Result<(BatchClient, Option<NativeResolver>), String> {
+        let (builder, dns) = client_settings(Client::builder(), settings)?;
+        if threads == 1 {
+            return Ok((BatchClient::Local(builder.build()), dns));
+        }
+        // The settings were just applied once, here, where an error can be told: on a loop
+        // thread they cannot fail.
+        let settings = settings.clone();
+        let client = volley::threaded::Client::builder()
+            .threads(threads)
+            .configure(move |b| match client_settings(b, &settings) {
+                Ok((b, _)) => b,
+                Err(e) => panic!("the client settings applied once already: {e}"),
+            })
+            .build();
+        Ok((BatchClient::Threaded(client), None))
+    }
+}
+
+/// The results of either kind of batch. One per run: the sizes of its variants do not matter,
+/// and the one-loop stream stays unboxed, as it was.
+#[allow(clippy::large_enum_variant)]
+enum Results {
+    Local(volley::batch::BatchStream<Feed>),
+    Threaded(volley::threaded::BatchStream),
+}
+
+impl Results {
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<FetchResult>> {
+        match self {
+            Results::Local(stream) => stream.poll_next(cx),
+            Results::Threaded(stream) => stream.poll_next(cx),
+        }
+    }
+
+    fn summary(&self) -> &BatchSummary {
+        match self {
+            Results::Local(stream) => stream.summary(),
+            Results::Threaded(stream) => stream.summary(),
+        }
+    }
 }
 
 /// One result, as it goes to `-o`.
@@ -1712,10 +1854,12 @@ mod tests {
         assert_eq!(run(argv(&["--json", "-n", "5", &url])), 1);
     }
 
-    /// Every request answered (the embedded server, five of its 100 ms requests): status 0.
+    /// Every request answered (the embedded server, five of its 100 ms requests): status 0,
+    /// on one loop and on two.
     #[test]
     fn answered_requests_exit_0() {
         assert_eq!(run(argv(&["--json", "-n", "5"])), 0);
+        assert_eq!(run(argv(&["--json", "-n", "5", "--threads", "2"])), 0);
     }
 
     /// Bad arguments: status 2.
@@ -1728,6 +1872,8 @@ mod tests {
         assert_eq!(run(argv(&["--rate", "-1"])), 2);
         assert_eq!(run(argv(&["--rate", "inf"])), 2);
         assert_eq!(run(argv(&["--max-retry-after", "-1"])), 2);
+        assert_eq!(run(argv(&["--threads", "0"])), 2);
+        assert_eq!(run(argv(&["--threads", "two"])), 2);
     }
 
     /// The new flags and their defaults.
@@ -1737,6 +1883,7 @@ mod tests {
         assert_eq!(args.retries, DEFAULT_RETRIES);
         assert_eq!(args.max_retry_after, DEFAULT_MAX_RETRY_AFTER);
         assert!(args.input.is_none() && args.output.is_none() && args.save.is_none());
+        assert_eq!(args.threads, 1);
         let args = parse_args(argv(&[
             "-i",
             "-",
@@ -1753,6 +1900,8 @@ mod tests {
             "0",
             "--save",
             "bodies",
+            "--threads",
+            "4",
         ]))
         .unwrap();
         assert_eq!(args.input.as_deref(), Some("-"));
@@ -1763,6 +1912,7 @@ mod tests {
         assert_eq!(args.retries, 0);
         assert_eq!(args.max_retry_after, Duration::ZERO);
         assert_eq!(args.save.as_deref(), Some(Path::new("bodies")));
+        assert_eq!(args.threads, 4);
     }
 
     /// The hash of `--resume` and `--save` is 64-bit FNV-1a: its published test vectors, and

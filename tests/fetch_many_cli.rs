@@ -1,5 +1,6 @@
 //! The `fetch_many` example as a command-line tool: `-i`, `-o`, `--resume` (with a `kill -9`
-//! in the middle), `--save`, `--rate`, `--per-host`, its exit status and its argument errors.
+//! in the middle), `--save`, `--rate`, `--per-host`, `--threads`, its exit status and its
+//! argument errors.
 //! Each test runs the example's binary as a subprocess against a test server on loopback.
 //!
 //! How the binary is found: `CARGO_BIN_EXE_<name>` exists for `[[bin]]` targets only, and
@@ -618,6 +619,9 @@ fn bad_arguments_and_unreadable_input() {
             "--max-retry-after wants seconds",
         ),
         (&["--save"], "--save needs a file name"),
+        (&["--threads", "0"], "--threads wants a positive integer"),
+        (&["--threads", "x"], "--threads wants a positive integer"),
+        (&["--threads"], "--threads needs a value"),
         (&["--bogus"], "unknown option --bogus"),
     ];
     for (args, message) in cases {
@@ -666,4 +670,192 @@ fn a_repeated_url_is_fetched_once_and_reported_as_a_duplicate() {
     assert_eq!(duplicate["attempts"], 0);
     assert_eq!(summary(&out)["duplicates"], 1);
     assert_eq!(server.stats().requests, 2);
+}
+
+/// The `threads` of a `--json` summary: the most threads the process had, or 0 without
+/// `/proc`.
+fn most_threads(s: &Value) -> u64 {
+    s["threads"].as_u64().expect("a thread count")
+}
+
+/// `-i FILE -o FILE --threads 2`: 300 URLs over six servers (six hosts, sharded over two
+/// loops), an invalid line and a repeated URL. Every line of the input gets exactly one line,
+/// no URL is fetched twice, and the summary counts what the file says; then `--resume` with
+/// `--threads 2` skips every line.
+#[test]
+fn threads_shard_an_input_file_over_loops() {
+    const URLS: usize = 300;
+    const SERVERS: usize = 6;
+    let servers: Vec<ServerThread> = (0..SERVERS).map(|_| server()).collect();
+    let dir = TempDir::new("threads");
+    let urls: Vec<String> = (0..URLS)
+        .map(|i| servers[i % SERVERS].url(&format!("/get?i={i}")))
+        .collect();
+    let repeated = &urls[7];
+    let mut input = urls[..150].join("\n") + "\nnot a url\n";
+    input += &(urls[150..].join("\n") + "\n" + repeated + "\n");
+    let (input_path, output_path) = (dir.path("urls.txt"), dir.path("out.jsonl"));
+    std::fs::write(&input_path, input).unwrap();
+    let args = [
+        "-i",
+        path_str(&input_path),
+        "-o",
+        path_str(&output_path),
+        "--threads",
+        "2",
+        "-c",
+        "20",
+        "--json",
+    ];
+
+    let out = run(&args);
+    assert_eq!(
+        code(&out),
+        1,
+        "the invalid line fails the run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = jsonl(&output_path);
+    assert_eq!(lines.len(), URLS + 2, "one line per input line");
+    let mut seen: HashMap<&str, Vec<&Value>> = HashMap::new();
+    for line in &lines {
+        seen.entry(line["url"].as_str().expect("a url"))
+            .or_default()
+            .push(line);
+    }
+    assert_eq!(seen.len(), URLS + 1, "each URL, and the invalid line");
+    for url in &urls {
+        let mine = &seen[url.as_str()];
+        let fetched: Vec<_> = mine.iter().filter(|l| l["error_kind"].is_null()).collect();
+        assert_eq!(fetched.len(), 1, "{url} fetched once: {mine:?}");
+        assert_eq!(fetched[0]["status"], 200, "{url}");
+        if url == repeated {
+            assert_eq!(mine.len(), 2, "{mine:?}");
+            assert!(
+                mine.iter().any(|l| l["error_kind"] == "duplicate"),
+                "{mine:?}"
+            );
+        } else {
+            assert_eq!(mine.len(), 1, "{url}: {mine:?}");
+        }
+    }
+    assert_eq!(seen["not a url"][0]["error_kind"], "invalid_url");
+    let s = summary(&out);
+    assert_eq!(s["requests"], URLS + 2, "{s}");
+    assert_eq!(s["ok"], URLS, "{s}");
+    assert_eq!(
+        s["failed"], 1,
+        "the invalid line; the duplicate is not a failure: {s}"
+    );
+    assert_eq!(s["invalid"], 1, "{s}");
+    assert_eq!(s["duplicates"], 1, "{s}");
+    assert_eq!(s["skipped"], 0, "{s}");
+    assert_eq!(s["hosts"].as_array().unwrap().len(), SERVERS, "{s}");
+    let threads = most_threads(&s);
+    assert!(
+        threads == 0 || threads >= 3,
+        "this thread and two loops: {s}"
+    );
+    for server in &servers {
+        assert_eq!(
+            server.stats().requests as usize,
+            URLS / SERVERS,
+            "no URL twice"
+        );
+    }
+
+    // Resumed, on two loops: every line of the input is done, nothing is fetched or written.
+    let before = std::fs::read(&output_path).unwrap();
+    let mut resume = args.to_vec();
+    resume.push("--resume");
+    let out = run(&resume);
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let resumed = summary(&out);
+    assert_eq!(
+        (resumed["skipped"].as_u64(), resumed["requests"].as_u64()),
+        (Some(URLS as u64 + 2), Some(0)),
+        "{resumed}"
+    );
+    assert_eq!(std::fs::read(&output_path).unwrap(), before);
+    for server in &servers {
+        assert_eq!(server.stats().requests as usize, URLS / SERVERS);
+    }
+
+    // On one loop, the same counts.
+    let one_loop = dir.path("one-loop.jsonl");
+    let out = run(&[
+        "-i",
+        path_str(&input_path),
+        "-o",
+        path_str(&one_loop),
+        "-c",
+        "20",
+        "--json",
+    ]);
+    assert_eq!(code(&out), 1);
+    let one = summary(&out);
+    for key in [
+        "requests",
+        "ok",
+        "failed",
+        "invalid",
+        "duplicates",
+        "skipped",
+    ] {
+        assert_eq!(one[key], s[key], "{key}: {one} on one loop, {s} on two");
+    }
+    assert_eq!(jsonl(&one_loop).len(), lines.len());
+}
+
+/// `--threads 2 -n 200` over URL arguments of three servers; `--threads 2` with no URL (the
+/// embedded server, which keeps answering on the main thread while the loops send); and
+/// `-i -` with `--threads 2`, standard input read on the thread that deals the URLs.
+#[test]
+fn threads_with_url_arguments_and_the_embedded_server() {
+    let servers: Vec<ServerThread> = (0..3).map(|_| server()).collect();
+    let urls: Vec<String> = servers.iter().map(|s| s.url("/get?n={n}")).collect();
+    let mut args = vec!["--threads", "2", "-n", "200", "--json"];
+    args.extend(urls.iter().map(String::as_str));
+    let out = run(&args);
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let s = summary(&out);
+    assert_eq!(
+        (s["requests"].as_u64(), s["ok"].as_u64()),
+        (Some(200), Some(200)),
+        "{s}"
+    );
+    assert_eq!(s["hosts"].as_array().unwrap().len(), 3, "{s}");
+    let threads = most_threads(&s);
+    assert!(
+        threads == 0 || threads >= 3,
+        "this thread and two loops: {s}"
+    );
+    let requests: u64 = servers.iter().map(|s| s.stats().requests).sum();
+    assert_eq!(requests, 200);
+
+    let out = run(&["--threads", "2", "-n", "20", "--json"]);
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let s = summary(&out);
+    assert_eq!(
+        (s["requests"].as_u64(), s["ok"].as_u64()),
+        (Some(20), Some(20)),
+        "{s}"
+    );
+
+    let urls: Vec<String> = (0..30)
+        .map(|i| servers[i % 3].url(&format!("/get?stdin={i}")))
+        .collect();
+    let out = run_with_stdin(
+        &["-i", "-", "--threads", "2", "--json"],
+        (urls.join("\n") + "\n").as_bytes(),
+    );
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    let s = summary(&out);
+    assert_eq!(
+        (s["requests"].as_u64(), s["ok"].as_u64()),
+        (Some(30), Some(30)),
+        "{s}"
+    );
+    let requests: u64 = servers.iter().map(|s| s.stats().requests).sum();
+    assert_eq!(requests, 230);
 }
