@@ -94,6 +94,38 @@
 //!   "p99_ms", "statuses": {"200": count, ...}}` (`requests` counts attempts, retries
 //!   included; `throttled` counts 429s). `requests` and `failed` count invalid lines too.
 //!
+//! # Beyond one machine: `--enqueue`, `--from`, `--status` (feature `redis`)
+//!
+//! Built with `--features redis`, fetch_many can keep its URLs in a frontier in Redis
+//! (`volley::frontier::RedisFrontier`: Redis streams, one per shard of hosts) and run as any
+//! number of workers, on any number of machines, against it:
+//!
+//! ```text
+//! cargo build --release --features redis --example fetch_many
+//! fetch_many --enqueue redis://10.0.0.5:6379/crawl -i urls.txt    # add URLs (again: nothing)
+//! fetch_many --from redis://10.0.0.5:6379/crawl -o out.jsonl --rate 10   # on each machine
+//! fetch_many --status redis://10.0.0.5:6379/crawl                 # queued, leased, done, failed
+//! ```
+//!
+//! - `--enqueue URL` (with `-i FILE` or URL arguments): adds each URL not added before (by a
+//!   fingerprint of the normalised URL; enqueuing the same file twice adds nothing). Lines that
+//!   are not URLs are not added, and make the exit status 1.
+//! - `--from URL`: a worker. It holds its share of the frontier's busy shards (a host is in
+//!   one shard, and a shard is held by one worker at a time, so `--rate` and `--per-host` hold
+//!   across the cluster), leases URLs from them, fetches them with every setting above (`-c`,
+//!   `--per-host`, `--rate`, `--retries`, `--threads`, `--save`), appends each result's line
+//!   to `-o` (optional; created if missing), then records it in the frontier (its `results`
+//!   stream, once per URL) and acknowledges it. It exits when the frontier is drained and
+//!   nothing is leased by any worker: 0, or 1 if any of its URLs failed.
+//! - `--lease SECS` (default 60): how long a worker may miss its heartbeats (every tenth of
+//!   this) before its shards and leases go to another. A worker killed with `kill -9` loses
+//!   nothing: what it held is fetched again by the others after the lease; only those URLs
+//!   may be fetched twice (and may have a line in two `-o` files), and each still has one
+//!   result in the frontier. A worker that reaches Redis no more retries with backoff for
+//!   30 s, then exits 1 naming the Redis URL.
+//! - `--status URL`: each shard's queued, leased, done and failed URLs, and their sum
+//!   (`--json`: as one object).
+//!
 //! # Output lines
 //!
 //! One object per URL, keys in alphabetical order:
@@ -152,6 +184,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "redis")]
+#[path = "fetch_many/frontier.rs"]
+mod frontier;
+
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{json, Value};
 use volley::batch::{
@@ -167,6 +203,8 @@ const SEED_DELAY: Duration = Duration::from_millis(100);
 const DEFAULT_CONCURRENCY: usize = 100;
 const DEFAULT_RETRIES: u32 = 2;
 const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// `--lease`: a worker that misses its heartbeats this long loses its shards to another.
+const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 
 /// Descriptors kept for everything but connections: stdio, the reactor, the listener, slack.
 const RESERVED_FDS: u64 = 64;
@@ -189,6 +227,8 @@ const FLUSH_EVERY_LINES: usize = 256;
 const USAGE: &str = "usage: fetch_many [-c N] [-n N] [-m SECS] [--json] [--tls] [--system-dns]
                   [-i FILE|-] [-o FILE [--resume]] [--per-host N] [--rate R]
                   [--retries N] [--max-retry-after SECS] [--save DIR] [--threads N] [URL...]
+       fetch_many --enqueue REDIS (-i FILE|URL...) | --from REDIS [-o FILE] [--lease SECS]
+                  [OPTIONS] | --status REDIS
   -c N                  at most N requests in flight (default 100)
   -n N                  N requests in all, cycling through the URLs; {n} in a URL is the
                         request's number (not with -i)
@@ -202,6 +242,11 @@ const USAGE: &str = "usage: fetch_many [-c N] [-n N] [-m SECS] [--json] [--tls] 
   --max-retry-after S   the longest host pause waited out (default 60 s)
   --save DIR            save each body to DIR/<16 hex digits of the URL's hash>
   --threads N           N volley loops on N threads, the URLs sharded by host (default 1)
+  --enqueue REDIS       add the URLs (-i FILE or arguments) to the frontier at
+                        redis://HOST:PORT/NAME (built with --features redis)
+  --from REDIS          be a worker of that frontier until it is drained (-o appends)
+  --lease SECS          a worker's shards go to another after SECS without heartbeat (60)
+  --status REDIS        the frontier's queued, leased, done and failed URLs per shard
   --json                one JSON summary on stdout instead of the report
 exit status: 0 if every URL got a response (any status but a final 429/502/503/504);
 1 if any URL failed after its retries (an error, an invalid line, a body not saved, or a
@@ -235,6 +280,12 @@ struct Args {
     save: Option<PathBuf>,
     /// `--threads`: how many volley loops run the batch.
     threads: usize,
+    /// `--enqueue`, `--from`, `--status`: a Redis frontier's URL.
+    enqueue: Option<String>,
+    from: Option<String>,
+    status: Option<String>,
+    /// `--lease`: how long a worker holds its shards without a heartbeat.
+    lease: Duration,
 }
 
 fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -255,6 +306,10 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
         max_retry_after: DEFAULT_MAX_RETRY_AFTER,
         save: None,
         threads: 1,
+        enqueue: None,
+        from: None,
+        status: None,
+        lease: DEFAULT_LEASE,
     };
     let positive = |name: &str, value: Option<String>| -> Result<usize, String> {
         let value = value.ok_or_else(|| format!("{name} needs a value"))?;
@@ -281,6 +336,22 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
         match value {
             Some(v) if !v.is_empty() => Ok(v),
             _ => Err(format!("{name} needs a file name")),
+        }
+    };
+    // A frontier's `redis://HOST:PORT/NAME`; only with the `redis` feature.
+    let frontier_url = |name: &str, value: Option<String>| -> Result<String, String> {
+        let value = value.ok_or_else(|| format!("{name} needs redis://HOST:PORT/NAME"))?;
+        if !cfg!(feature = "redis") {
+            return Err(format!(
+                "{name}: this fetch_many was built without the redis feature \
+                 (cargo run --release --features redis --example fetch_many)"
+            ));
+        }
+        match Url::parse(&value) {
+            Ok(url) if url.scheme() == "redis" && url.path().len() > 1 => Ok(value),
+            _ => Err(format!(
+                "{name} wants redis://HOST:PORT/NAME, not {value:?}"
+            )),
         }
     };
     while let Some(arg) = argv.next() {
@@ -314,6 +385,10 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
             }
             "--save" => args.save = Some(path("--save", argv.next())?.into()),
             "--threads" => args.threads = positive("--threads", argv.next())?,
+            "--enqueue" => args.enqueue = Some(frontier_url("--enqueue", argv.next())?),
+            "--from" => args.from = Some(frontier_url("--from", argv.next())?),
+            "--status" => args.status = Some(frontier_url("--status", argv.next())?),
+            "--lease" => args.lease = seconds("--lease", argv.next(), true)?,
             "--json" => args.json = true,
             "--tls" if cfg!(feature = "tls") => args.tls = true,
             "--system-dns" => args.system_dns = true,
@@ -330,6 +405,32 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
                 }
             }
         }
+    }
+    let modes = [&args.enqueue, &args.from, &args.status];
+    match modes.iter().filter(|m| m.is_some()).count() {
+        0 => {}
+        1 if args.enqueue.is_some() => {
+            if args.input.is_none() && args.urls.is_empty() {
+                return Err("--enqueue needs -i FILE or URLs: the URLs to add".into());
+            }
+            if args.requests.is_some() || args.output.is_some() || args.resume {
+                return Err("--enqueue takes -i FILE or URLs only".into());
+            }
+        }
+        1 if args.status.is_some() => {
+            if args.input.is_some() || !args.urls.is_empty() || args.output.is_some() {
+                return Err("--status takes no URLs, -i or -o".into());
+            }
+        }
+        1 => {
+            if args.input.is_some() || !args.urls.is_empty() || args.requests.is_some() {
+                return Err("--from takes its URLs from the frontier: no -i, -n or URLs".into());
+            }
+            if args.resume {
+                return Err("--from appends to -o: --resume is not needed".into());
+            }
+        }
+        _ => return Err("--enqueue, --from and --status go one at a time".into()),
     }
     if args.resume && args.output.is_none() {
         return Err("--resume needs -o FILE: the file to resume".into());
@@ -402,6 +503,10 @@ fn run(argv: impl Iterator<Item = String>) -> u8 {
         Ok(args) => args,
         Err(message) => return usage(&message),
     };
+    #[cfg(feature = "redis")]
+    if let Some(status) = frontier::run(&args) {
+        return status;
+    }
     let files = match Files::open(&args) {
         Ok(files) => files,
         Err(message) => {

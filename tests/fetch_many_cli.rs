@@ -23,6 +23,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use volley_testserver::{Server, ServerThread};
 
+#[cfg(feature = "redis")]
+mod util;
+
 /// The longest one run of the binary may take before the test kills it and fails.
 const WATCHDOG: Duration = Duration::from_secs(60);
 
@@ -46,6 +49,8 @@ fn binary() -> &'static Path {
             "futures-io",
             "json",
             "cookies",
+            "psl",
+            "redis",
             "fuzzing"
         );
         let mut cmd = Command::new(env!("CARGO"));
@@ -858,4 +863,218 @@ fn threads_with_url_arguments_and_the_embedded_server() {
     );
     let requests: u64 = servers.iter().map(|s| s.stats().requests).sum();
     assert_eq!(requests, 230);
+}
+
+/// `--enqueue`, `--from` and `--status`: a frontier in a real redis-server (one per test, on a
+/// loopback port), workers as processes.
+#[cfg(feature = "redis")]
+mod frontier {
+    use super::*;
+    use crate::util::redis_server::RedisServer;
+    use std::collections::HashMap as Map;
+
+    /// `n` URLs over the `servers`' origins (`/limit/{limit}` answers 200 unless a host is
+    /// asked more than `limit` times in a second), written to a file of `dir`.
+    fn url_file(dir: &TempDir, servers: &[ServerThread], n: usize, limit: u32) -> PathBuf {
+        let path = dir.path("urls.txt");
+        let text: String = (0..n)
+            .map(|i| {
+                let server = &servers[i % servers.len()];
+                format!("{}\n", server.url(&format!("/limit/{limit}?i={i}")))
+            })
+            .collect();
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn servers(n: usize) -> Vec<ServerThread> {
+        (0..n)
+            .map(|_| Server::spawn_thread("127.0.0.1:0".parse().unwrap()).unwrap())
+            .collect()
+    }
+
+    /// Each -o line's URL, counted over the files.
+    fn lines_per_url(paths: &[PathBuf]) -> Map<String, usize> {
+        let mut counts = Map::new();
+        for path in paths.iter().filter(|p| p.exists()) {
+            // A worker killed mid-write may leave a half line: it is not a result.
+            let text = std::fs::read_to_string(path).unwrap();
+            for line in text.lines() {
+                if let Ok(v) = serde_json::from_str::<Value>(line) {
+                    *counts
+                        .entry(v["url"].as_str().unwrap().to_owned())
+                        .or_default() += 1;
+                }
+            }
+        }
+        counts
+    }
+
+    /// Enqueuing the same URLs again adds nothing; `--status` counts them per shard.
+    #[test]
+    fn enqueue_adds_each_url_once_and_status_counts_them() {
+        let Some(redis) = RedisServer::start("fetch_many_cli::enqueue", false) else {
+            return;
+        };
+        let dir = TempDir::new("enqueue");
+        let servers = servers(3);
+        let urls = url_file(&dir, &servers, 90, 1000);
+        let frontier = redis.url("enq");
+        let urls = urls.to_str().unwrap();
+        let first = run(&["--enqueue", &frontier, "-i", urls, "--json"]);
+        assert_eq!(code(&first), 0);
+        assert_eq!(summary(&first)["added"], 90);
+        let again = run(&["--enqueue", &frontier, "-i", urls, "--json"]);
+        assert_eq!(
+            (
+                summary(&again)["added"].clone(),
+                summary(&again)["known"].clone()
+            ),
+            (0.into(), 90.into())
+        );
+        let status = run(&["--status", &frontier, "--json"]);
+        assert_eq!(code(&status), 0);
+        let status = summary(&status);
+        assert_eq!(status["total"]["queued"], 90);
+        let busy = status["shards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["queued"] != 0)
+            .count();
+        assert!(
+            (1..=3).contains(&busy),
+            "3 hosts in at most 3 shards: {status}"
+        );
+        let table = run(&["--status", &frontier]);
+        assert!(String::from_utf8_lossy(&table.stdout).contains("all"));
+    }
+
+    /// Three workers, one killed with `kill -9` mid-run: every URL ends with exactly one
+    /// result in the frontier, the survivors drain it and exit 0, and no URL was fetched more
+    /// than twice (only those the dead worker held can be).
+    #[test]
+    fn a_worker_killed_mid_run_loses_no_url() {
+        let Some(redis) = RedisServer::start("fetch_many_cli::kill", false) else {
+            return;
+        };
+        let dir = TempDir::new("kill");
+        let servers = servers(6);
+        let urls = url_file(&dir, &servers, 3000, 100_000);
+        let frontier = redis.url("kill");
+        assert_eq!(
+            code(&run(&[
+                "--enqueue",
+                &frontier,
+                "-i",
+                urls.to_str().unwrap()
+            ])),
+            0
+        );
+        let outs: Vec<PathBuf> = (0..3).map(|w| dir.path(&format!("out{w}.jsonl"))).collect();
+        // 100 requests per second per host: 3000 over 6 hosts take about 5 s.
+        let worker = |out: &PathBuf| {
+            let out = out.to_str().unwrap().to_owned();
+            start(
+                &[
+                    "--from", &frontier, "-o", &out, "-c", "20", "--rate", "100", "--lease", "1",
+                    "--json",
+                ],
+                None,
+            )
+        };
+        let mut doomed = worker(&outs[0]);
+        let survivors: Vec<Child> = outs[1..].iter().map(worker).collect();
+        // Kill it once it has written some results.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while lines_per_url(&outs[..1]).len() < 100 {
+            assert!(Instant::now() < deadline, "the first worker wrote nothing");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        doomed.kill().unwrap(); // SIGKILL
+        let _ = doomed.wait();
+        for child in survivors {
+            let out = finish(child);
+            assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+        }
+        let mut f = volley::frontier::RedisFrontier::open(&frontier).unwrap();
+        use volley::frontier::Frontier;
+        assert!(f.is_drained().unwrap());
+        assert_eq!(f.status().unwrap().total().done, 3000);
+        let results = f.results("0", 10_000).unwrap();
+        assert_eq!(results.len(), 3000);
+        let distinct: std::collections::HashSet<&String> = results.iter().map(|r| &r.1).collect();
+        assert_eq!(distinct.len(), 3000, "one final result per URL");
+        let lines = lines_per_url(&outs);
+        assert_eq!(lines.len(), 3000);
+        assert!(
+            lines.values().all(|&n| n <= 2),
+            "no URL fetched more than twice"
+        );
+        let requests: u64 = servers.iter().map(|s| s.stats().requests).sum();
+        // The dead worker held at most its window (100) unfinished.
+        assert!((3000..=3100).contains(&requests), "{requests} requests");
+    }
+
+    /// Politeness across the cluster: three workers with `--rate 18` against hosts that allow
+    /// 20 requests per second: each host is held by one worker at a time, so the servers
+    /// refuse almost none (at most 2 %).
+    #[test]
+    fn three_workers_keep_each_hosts_rate() {
+        let Some(redis) = RedisServer::start("fetch_many_cli::rate", false) else {
+            return;
+        };
+        let dir = TempDir::new("rate");
+        let servers = servers(6);
+        let urls = url_file(&dir, &servers, 360, 20);
+        let frontier = redis.url("rate");
+        assert_eq!(
+            code(&run(&[
+                "--enqueue",
+                &frontier,
+                "-i",
+                urls.to_str().unwrap()
+            ])),
+            0
+        );
+        let workers: Vec<Child> = (0..3)
+            .map(|_| {
+                start(
+                    &[
+                        "--from", &frontier, "--rate", "18", "--lease", "2", "--json",
+                    ],
+                    None,
+                )
+            })
+            .collect();
+        let mut fetched = 0;
+        for child in workers {
+            let out = finish(child);
+            assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+            fetched += summary(&out)["fetched"].as_u64().unwrap();
+        }
+        assert_eq!(fetched, 360, "each URL fetched once");
+        let limited: u64 = servers.iter().map(|s| s.stats().limited).sum();
+        let requests: u64 = servers.iter().map(|s| s.stats().requests).sum();
+        assert!(limited * 50 <= requests, "{limited} of {requests} refused");
+    }
+
+    /// A Redis that is not there: exit 1, the URL named.
+    #[test]
+    fn an_unreachable_redis_fails_clearly() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let frontier = format!("redis://127.0.0.1:{port}/none");
+        for args in [vec!["--from", &frontier], vec!["--status", &frontier]] {
+            let out = run(&args);
+            assert_eq!(code(&out), 1);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(stderr.contains(&frontier), "{stderr}");
+        }
+        let out = run(&["--from", "redis://127.0.0.1:1"]);
+        assert_eq!(code(&out), 2, "no frontier name is a usage error");
+    }
 }

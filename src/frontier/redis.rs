@@ -460,6 +460,38 @@ impl RedisFrontier {
                 .query(c)
         })?;
         self.held = held;
+        // This worker's leases are alive: each one's idle time starts again (XCLAIM to
+        // itself, JUSTID: the delivery count stays), so that no other worker takes them over
+        // while this one has them in hand, however long they wait in its batch.
+        let mut mine: Vec<(usize, &String)> =
+            self.in_flight.iter().map(|(k, id)| (*k, id)).collect();
+        mine.sort_unstable();
+        let touches: Vec<(String, Vec<String>)> = mine
+            .chunk_by(|a, b| a.0 == b.0)
+            .flat_map(|group| {
+                let key = self.shard_key(group[0].0);
+                group
+                    .chunks(1000)
+                    .map(|ids| {
+                        (
+                            key.clone(),
+                            ids.iter().map(|(_, id)| (*id).clone()).collect(),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        for (key, ids) in touches {
+            let worker = self.worker.clone();
+            let _: Value = self.run("renew its leases", |c| {
+                let mut cmd = redis::cmd("XCLAIM");
+                cmd.arg(&key).arg(GROUP).arg(&worker).arg(0);
+                for id in &ids {
+                    cmd.arg(id);
+                }
+                cmd.arg("JUSTID").query(c)
+            })?;
+        }
         // Entries leased longer than the lease in a shard this worker holds belong to a
         // worker that died or stalled (or are this worker's own, still in flight).
         for shard in self.held.clone() {
