@@ -187,23 +187,36 @@ fn parent(args: &[String]) -> Result<(), String> {
     println!(
         "{hosts} origins per workload; w2: {w2} × /delay/1 at once; tls: {tls_count} GETs, 50 in flight, a new connection each"
     );
-    println!("{:>5} {:>6} {:>7} {:>9} {:>9} {:>8} {:>11}", "round", "load", "threads", "ok", "secs", "req/s", "cpu µs/req");
+    println!(
+        "{:>5} {:>6} {:>7} {:>9} {:>9} {:>8} {:>11}",
+        "round", "load", "threads", "ok", "secs", "req/s", "cpu µs/req"
+    );
     let mut rows = Vec::new();
     for round in 1..=rounds {
         for (workload, count, ports) in [("w2", w2, &plain), ("tls", tls_count, &tls)] {
             let order: [usize; 2] = if round % 2 == 1 { [1, 2] } else { [2, 1] };
             for threads in order {
                 let out = Command::new(&me)
-                    .args(["--client", workload, &threads.to_string(), &count.to_string(), ports])
+                    .args([
+                        "--client",
+                        workload,
+                        &threads.to_string(),
+                        &count.to_string(),
+                        ports,
+                    ])
                     .output()
                     .map_err(|e| e.to_string())?;
                 let text = String::from_utf8_lossy(&out.stdout);
                 let row: serde_json::Value = serde_json::from_str(text.trim()).map_err(|e| {
-                    format!("{workload} on {threads}: {e}: {text} {}", String::from_utf8_lossy(&out.stderr))
+                    format!(
+                        "{workload} on {threads}: {e}: {text} {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    )
                 })?;
                 println!(
                     "{round:>5} {workload:>6} {threads:>7} {:>9} {:>9.2} {:>8.0} {:>11.1}",
-                    row["ok"], row["secs"].as_f64().unwrap_or(0.0),
+                    row["ok"],
+                    row["secs"].as_f64().unwrap_or(0.0),
                     row["req_per_s"].as_f64().unwrap_or(0.0),
                     row["cpu_us_per_req"].as_f64().unwrap_or(0.0)
                 );
@@ -234,8 +247,11 @@ fn parent(args: &[String]) -> Result<(), String> {
         );
     }
     let raw = serde_json::json!({ "rounds": rows, "hosts": hosts, "w2": w2, "tls": tls_count });
-    std::fs::write(&json_path, serde_json::to_string_pretty(&raw).unwrap_or_default())
-        .map_err(|e| format!("cannot write {json_path}: {e}"))?;
+    std::fs::write(
+        &json_path,
+        serde_json::to_string_pretty(&raw).unwrap_or_default(),
+    )
+    .map_err(|e| format!("cannot write {json_path}: {e}"))?;
     println!("raw rounds: {json_path}");
     Ok(())
 }

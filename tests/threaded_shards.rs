@@ -251,7 +251,11 @@ fn obeys_robots_txt(client: threaded::Client) {
     let urls: Vec<String> = (0..240)
         .map(|i| {
             // Each server gets 10 of each.
-            let path = if (i / HOSTS).is_multiple_of(2) { "get" } else { "deny" };
+            let path = if (i / HOSTS).is_multiple_of(2) {
+                "get"
+            } else {
+                "deny"
+            };
             servers[i % HOSTS].url(&format!("/{path}?i={i}"))
         })
         .collect();
