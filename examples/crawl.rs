@@ -1,5 +1,6 @@
 //! cargo run --release --example crawl -- [-w WORKERS] [-p PAGES] [ROBOTS] [START_URL]
 //! cargo run --release --example crawl -- --hosts N [--dns-delay MS] [-w WORKERS] [-p PAGES] [ROBOTS]
+//! cargo run --release --example crawl --features redis -- --frontier redis://HOST:PORT/NAME [--join | START_URL] [-w WORKERS] [ROBOTS]
 //!
 //! where ROBOTS is `--ignore-robots` or `--max-crawl-delay SECS`.
 //!
@@ -14,6 +15,8 @@
 //! cargo run --release --example crawl -- --hosts 200        # 1,000 pages over 200 host names
 //! cargo run --release --example crawl -- --hosts 200 --dns-delay 20   # a distant resolver
 //! cargo run --release --example crawl -- --ignore-robots    # fetch what robots.txt forbids
+//! cargo run --release --example crawl --features redis -- --frontier redis://127.0.0.1:6379/site
+//!                                                           # one worker of a shared crawl
 //! cargo test --example crawl                                # the scanner's and robots tests
 //! benches/dns_crawl.sh                                      # --hosts 200 at 0, 2 and 20 ms
 //! ```
@@ -24,15 +27,18 @@
 //! already seen.
 //!
 //! - `-w N`: N workers (default 3, as in the seed's `gather(crawl(), crawl(), crawl())`; 50
-//!   with `--hosts`).
+//!   with `--hosts`); with `--frontier`, N requests at once.
 //! - `-p N`: visit at most N pages (default 200; with `--hosts`, the whole site). URLs that
-//!   robots.txt keeps the crawl from are not counted.
+//!   robots.txt keeps the crawl from are not counted. Ignored with `--frontier`.
 //! - `--ignore-robots`: fetch every URL, whatever robots.txt says, and never ask for it.
 //! - `--max-crawl-delay SECS`: the longest `Crawl-delay` obeyed (default 30; decimals allowed).
+//! - `--frontier redis://HOST:PORT/NAME`: be one worker of a crawl shared through Redis by any
+//!   number of processes, on any machines (feature `redis`; see "Many machines" below).
+//! - `--join`: with `--frontier`, put no start URL: only work on what the frontier holds.
 //!
-//! In every mode the summary ends with the most threads the process had during the crawl
-//! (entries of `/proc/self/task`, sampled as each page completes; "n/a" without `/proc`): one
-//! means that nothing, name resolution included, left the event loop's thread.
+//! Without `--frontier`, the summary ends with the most threads the process had during the
+//! crawl (entries of `/proc/self/task`, sampled as each page completes; "n/a" without
+//! `/proc`): one means that nothing, name resolution included, left the event loop's thread.
 //!
 //! # robots.txt
 //!
@@ -73,6 +79,59 @@
 //! counted), the queries a resolver without cache or coalescing would have sent (two per
 //! lookup not answered locally) and so how many were saved, and the lookup latency the client
 //! saw: p50, p90, p99 and max over every lookup, and the mean of those that asked.
+//!
+//! # Many machines: `--frontier`
+//!
+//! ```text
+//! # on every machine, the same line: the start URL is put once (the frontier deduplicates)
+//! cargo run --release --example crawl --features redis -- \
+//!     --frontier redis://10.0.0.5:6379/site -w 20 http://10.0.0.9:8080/links/200/0
+//! cargo test --features redis --test crawl_frontier      # two worker processes, one Redis
+//! ```
+//!
+//! With `--frontier`, the crawl's queue and its set of URLs seen live in Redis, in a
+//! `volley::frontier::RedisFrontier` named NAME, and this process is one worker of a crawl
+//! that any number of processes share. It puts START_URL into the frontier (putting it again,
+//! from another worker, adds nothing), then runs a `volley::frontier::Worker` over a
+//! `volley::threaded::Client` until the frontier is drained: it leases URLs, fetches them
+//! through one threaded batch (`-w` requests at once, at most 6 to one origin), scans each
+//! successful HTML page's links as above (same scanner, same resolution; the scope is said
+//! below), and puts them back into the frontier, which adds only the URLs it never had: each URL is
+//! fetched once by the whole crawl, whichever worker found it. robots.txt is obeyed as above
+//! unless `--ignore-robots` (each of the client's loops has its own cache, so each worker
+//! fetches an origin's robots.txt at most once); `--max-crawl-delay` caps `Crawl-delay`.
+//!
+//! Each URL's outcome is recorded in the frontier once, as a JSON line (read them with
+//! `RedisFrontier::results`): `{"url":"…","status":200,"error":null,"links":39}`, where
+//! `links` counts the in-scope links found on the page, and `status` is null when there was no
+//! response, `error` then naming its kind (`connect`, `timeout`, `robots_disallowed`,
+//! `robots_unreachable`, ...; such URLs count as failed in the frontier's status). The worker
+//! prints a line per URL, then, when the frontier is
+//! drained (nothing queued, and nothing leased by any worker), a summary of its own part: the
+//! URLs it leased and fetched, the outcomes it recorded, the new links it put back, those
+//! robots.txt disallowed and those that failed; it exits 0, even if it fetched nothing
+//! because other workers held everything. A Redis it cannot reach (at the start, or for more
+//! than 30 s later) ends it with the frontier's error, which names the Redis URL: exit 1.
+//!
+//! **Scope.** Every worker must decide alike which links to follow, whichever of them fetched
+//! the page, so the scope is derived from the page itself: a worker keeps each page's links
+//! on *that page's own origin* (the origin of the URL it leased; a page that redirected off
+//! it gives none). For a crawl from START_URL, every page is on START_URL's origin, so its
+//! links stay there, as in the other modes; and a worker needs nothing but the frontier to
+//! join a crawl, with or without a START_URL of its own. Workers given different START_URLs
+//! share one frontier without getting in each other's way: each site is crawled on its own
+//! origin, by whichever worker leases its pages. `--join` starts a worker that puts nothing
+//! (started before anything is put, it finds the frontier drained and ends at once); with
+//! neither `--join` nor START_URL the embedded server is started, as in the other modes,
+//! and its `/links/200/0` put: a demonstration for one machine (other machines cannot reach
+//! this one's loopback).
+//!
+//! The frontier keeps each host's URLs in one shard, held by one worker at a time: a site on
+//! one origin is crawled by one worker at a time (the others wait, or work on other origins),
+//! so that per-origin limits, pauses and `Crawl-delay` stay exact. More workers pay off over
+//! many origins. `-p` is ignored in this mode (a note says so on stderr): the crawl ends
+//! when the frontier is drained. `--hosts` is for one process only. Built without the
+//! `redis` feature, the example rejects `--frontier` with a usage error (exit 2).
 //!
 //! # How it is built
 //!
@@ -115,12 +174,16 @@ use std::time::{Duration, Instant};
 
 use url::Url;
 use volley::robots::{RobotsCache, RobotsVerdict};
-use volley::{header, Client, DnsStats, NativeResolver, Resolve, Resolving, Runtime};
+use volley::{header, Client, DnsStats, HeaderMap, NativeResolver, Resolve, Resolving, Runtime};
 use volley_testserver::{DnsServer, Server};
 
 const USAGE: &str = "usage: crawl [-w WORKERS] [-p PAGES] [ROBOTS] [START_URL]\n       \
-                     crawl --hosts N [--dns-delay MS] [-w WORKERS] [-p PAGES] [ROBOTS]\n\
-                     ROBOTS: --ignore-robots | --max-crawl-delay SECS";
+                     crawl --hosts N [--dns-delay MS] [-w WORKERS] [-p PAGES] [ROBOTS]\n       \
+                     crawl --frontier redis://HOST:PORT/NAME [--join | START_URL] \
+                     [-w WORKERS] [ROBOTS]\n\
+                     ROBOTS: --ignore-robots | --max-crawl-delay SECS\n\
+                     --frontier: one worker of a crawl shared through Redis, until it is \
+                     drained (-p is ignored); needs the `redis` feature";
 
 const DEFAULT_WORKERS: usize = 3;
 const DEFAULT_PAGES: usize = 200;
@@ -158,6 +221,15 @@ struct Args {
     ignore_robots: bool,
     /// `--max-crawl-delay SECS`: the longest `Crawl-delay` obeyed.
     max_crawl_delay: Duration,
+    /// `--frontier redis://HOST:PORT/NAME`: be a worker of the crawl in that frontier.
+    #[cfg(feature = "redis")]
+    frontier: Option<String>,
+    /// `--join`: with `--frontier`, put no start URL.
+    #[cfg(feature = "redis")]
+    join: bool,
+    /// Whether `-p` was given (`--frontier` ignores it, and says so).
+    #[cfg(feature = "redis")]
+    pages_given: bool,
 }
 
 fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -168,6 +240,8 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut dns_delay = None;
     let mut ignore_robots = false;
     let mut max_crawl_delay = None;
+    #[cfg(feature = "redis")]
+    let (mut frontier, mut join) = (None::<String>, false);
     let number = |name: &str, value: Option<String>, least: u64| -> Result<u64, String> {
         let value = value.ok_or_else(|| format!("{name} needs a value"))?;
         match value.parse() {
@@ -198,6 +272,25 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
                     })?;
                 max_crawl_delay = Some(secs);
             }
+            #[cfg(feature = "redis")]
+            "--frontier" => {
+                let value = argv.next().ok_or("--frontier needs a value")?;
+                if !value.starts_with("redis://") {
+                    return Err(format!(
+                        "--frontier wants redis://HOST:PORT/NAME, not {value:?}"
+                    ));
+                }
+                frontier = Some(value);
+            }
+            #[cfg(feature = "redis")]
+            "--join" => join = true,
+            #[cfg(not(feature = "redis"))]
+            flag @ ("--frontier" | "--join") => {
+                return Err(format!(
+                    "{flag} needs the `redis` feature, and this example was built without it: \
+                     cargo run --example crawl --features redis -- {flag} ..."
+                ))
+            }
             "-h" | "--help" => return Err(String::new()),
             flag if flag.starts_with('-') && flag.len() > 1 => {
                 return Err(format!("unknown option {flag}"))
@@ -225,6 +318,19 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
     if ignore_robots && max_crawl_delay.is_some() {
         return Err("--max-crawl-delay goes with robots.txt: not with --ignore-robots".into());
     }
+    #[cfg(feature = "redis")]
+    match (&frontier, join, &start) {
+        (Some(_), _, _) if hosts.is_some() => {
+            return Err(
+                "--hosts crawls the embedded site in one process: not with --frontier".into(),
+            )
+        }
+        (None, true, _) => return Err("--join goes with --frontier".into()),
+        (Some(_), true, Some(_)) => {
+            return Err("--join puts no start URL: give no START_URL".into())
+        }
+        _ => {}
+    }
     Ok(Args {
         workers: workers.unwrap_or(match hosts {
             Some(_) => SITE_WORKERS,
@@ -239,6 +345,12 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
         dns_delay: dns_delay.unwrap_or(Duration::from_millis(DEFAULT_DNS_DELAY_MS)),
         ignore_robots,
         max_crawl_delay: max_crawl_delay.unwrap_or(DEFAULT_MAX_CRAWL_DELAY),
+        #[cfg(feature = "redis")]
+        frontier,
+        #[cfg(feature = "redis")]
+        join,
+        #[cfg(feature = "redis")]
+        pages_given: pages.is_some(),
     })
 }
 
@@ -253,6 +365,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // A worker of a shared crawl: its own runtime and threads (not inside this one's).
+    #[cfg(feature = "redis")]
+    if let Some(frontier) = &args.frontier {
+        return match distributed::crawl(frontier, &args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("crawl: {message}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let rt = match Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -503,34 +626,44 @@ async fn fetch_page(client: &Client, url: &Url, scope: &Scope) -> Result<Page, v
     let response = client.get(url).send().await?;
     let status = response.status();
     let final_url = response.url().clone();
-    let is_html = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_none_or(|ct| ct.contains("html"));
+    let is_html = is_html(response.headers());
     let body = response.bytes().await?;
-    let mut page = Page {
+    Ok(Page {
         status: status.as_u16(),
         bytes: body.len(),
         redirected_to: (final_url != *url).then(|| final_url.clone()),
-        links: Vec::new(),
-    };
+        links: page_links(status.is_success() && is_html, &final_url, &body, scope),
+    })
+}
+
+/// Whether a response with these headers may be HTML: its `Content-Type` says so, or there is
+/// none.
+fn is_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|ct| ct.contains("html"))
+}
+
+/// The links of a page whose final URL is `final_url`, if it is a successful HTML page
+/// (`html`) still in `scope`, else none: each the URL to visit, or `None` for a link that
+/// leaves the scope.
+fn page_links(html: bool, final_url: &Url, body: &[u8], scope: &Scope) -> Vec<Option<Url>> {
     // Only the links of successful HTML pages that are still on the site count. Links are
     // ASCII in practice; any bytes of another charset become U+FFFD and do not get in the way.
-    if status.is_success() && is_html && scope.contains(&final_url) {
-        let html = String::from_utf8_lossy(&body);
-        let scan = scan_links(&html);
-        let base = scan
-            .base
-            .and_then(|base| final_url.join(&base).ok())
-            .unwrap_or(final_url);
-        page.links = scan
-            .hrefs
-            .iter()
-            .map(|href| resolve_link(&base, href, scope))
-            .collect();
+    if !html || !scope.contains(final_url) {
+        return Vec::new();
     }
-    Ok(page)
+    let html = String::from_utf8_lossy(body);
+    let scan = scan_links(&html);
+    let base = scan
+        .base
+        .and_then(|base| final_url.join(&base).ok())
+        .unwrap_or_else(|| final_url.clone());
+    scan.hrefs
+        .iter()
+        .map(|href| resolve_link(&base, href, scope))
+        .collect()
 }
 
 /// What the crawl did, for the exit status and the tests.
@@ -715,6 +848,246 @@ async fn crawl(args: Args) -> Result<Report, String> {
         disallowed: c.disallowed.clone(),
         deferred: c.deferred.clone(),
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// --frontier: one worker of a crawl shared through Redis
+// ---------------------------------------------------------------------------------------------
+
+/// `--frontier`: a [`volley::frontier::Worker`] over a threaded client's batch, the crawl's
+/// queue and seen set in a `RedisFrontier`. See "Many machines" in the header.
+#[cfg(feature = "redis")]
+mod distributed {
+    use super::*;
+    use volley::frontier::{Frontier, Leased, Outcome, RedisFrontier, Worker};
+    use volley::{threaded, ErrorKind, FetchResult};
+
+    /// The most requests at once to one origin (a browser's limit), whatever `-w` says.
+    const PER_HOST: usize = 6;
+
+    /// What this worker saw, for its summary.
+    #[derive(Debug, Default)]
+    struct Counts {
+        /// Responses (any status), and their bytes.
+        responses: u64,
+        bytes: u64,
+        /// URLs robots.txt disallowed, and URLs of origins whose robots.txt was unreachable.
+        disallowed: u64,
+        deferred: u64,
+        /// Other errors.
+        failed: u64,
+        /// In-scope links found on the pages (repeats included), and links leaving the scope.
+        links: u64,
+        off_scope: u64,
+    }
+
+    /// Runs this worker until the frontier at `frontier_url` is drained.
+    pub(super) fn crawl(frontier_url: &str, args: &Args) -> Result<(), String> {
+        // The frontier first: a Redis that cannot be reached is an error before anything
+        // starts (its message names the frontier's URL).
+        let mut frontier = RedisFrontier::open(frontier_url).map_err(|e| e.to_string())?;
+        // No START_URL and no --join: the embedded site, on a thread of its own, as long as
+        // this worker runs.
+        let server = match (&args.start, args.join) {
+            (None, false) => Some(
+                Server::spawn_thread(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+                    .map_err(|e| format!("cannot start the embedded server: {e}"))?,
+            ),
+            _ => None,
+        };
+        let seed = match (&args.start, &server) {
+            (Some(url), _) => Some(url.clone()),
+            (None, Some(server)) => Some(Url::parse(&server.url(DEFAULT_START)).expect("a URL")),
+            (None, None) => None,
+        };
+        if let Some(mut seed) = seed {
+            seed.set_fragment(None);
+            let new = frontier.put(&[seed.clone()]).map_err(|e| e.to_string())?;
+            println!(
+                "put {seed} into the frontier ({})",
+                if new == 1 { "new" } else { "already there" }
+            );
+        }
+        if args.pages_given {
+            eprintln!("crawl: -p is ignored with --frontier: the crawl ends when it is drained");
+        }
+        let per_host = args.workers.min(PER_HOST);
+        println!(
+            "crawling the frontier {frontier_url} as worker {}: {} requests at once, at most \
+             {per_host} per origin, staying on {}",
+            frontier.worker(),
+            args.workers,
+            match &args.start {
+                Some(url) => format!(
+                    "{} (pages of other sites in the frontier: on their own origin)",
+                    url.origin().ascii_serialization()
+                ),
+                None => "each page's own origin".to_owned(),
+            },
+        );
+        if args.ignore_robots {
+            println!("ignoring robots.txt (--ignore-robots)\n");
+        } else {
+            println!(
+                "obeying robots.txt as volley, Crawl-delay up to {:?}\n",
+                args.max_crawl_delay
+            );
+        }
+
+        let client = threaded::Client::builder()
+            .configure(|b| b.timeout(PAGE_TIMEOUT).max_body_size(MAX_PAGE_BYTES))
+            .build();
+        let (workers, ignore_robots, max_crawl_delay) =
+            (args.workers, args.ignore_robots, args.max_crawl_delay);
+        let mut counts = Counts::default();
+        let started = Instant::now();
+        let report = Worker::new(&mut frontier, client)
+            // Enough leased ahead to keep the batch busy, few to hand back if this dies.
+            .window((workers * 4).max(16))
+            .run(
+                |batch| {
+                    // The links are in the bodies: keep them (the default, said aloud).
+                    let batch = batch
+                        .concurrency(workers)
+                        .per_host(per_host)
+                        .keep_bodies(true);
+                    if ignore_robots {
+                        batch
+                    } else {
+                        batch.robots_with("volley", move |b| b.max_crawl_delay(max_crawl_delay))
+                    }
+                },
+                |leased, result, found| record(leased, result, found, &mut counts),
+            )
+            .map_err(|e| e.to_string())?;
+        let elapsed = started.elapsed();
+        let total = frontier.status().map_err(|e| e.to_string())?.total();
+
+        let c = &counts;
+        println!("\nthe frontier is drained: nothing queued, nothing leased by any worker");
+        println!(
+            "  pages      {} fetched by this worker ({} URLs leased), {} failed; {} recorded \
+             by it",
+            c.responses, report.fetched, c.failed, report.recorded
+        );
+        println!(
+            "  links      {} found on its pages, {} new put back into the frontier, {} leaving \
+             the scope",
+            c.links, report.found, c.off_scope
+        );
+        if ignore_robots {
+            println!("  robots     ignored (--ignore-robots)");
+        } else {
+            println!(
+                "  robots     {} disallowed by robots.txt, {} deferred (robots.txt unreachable)",
+                c.disallowed, c.deferred
+            );
+        }
+        println!("  bytes      {}", c.bytes);
+        println!(
+            "  frontier   {} done, {} failed, by every worker",
+            total.done, total.failed
+        );
+        println!(
+            "  elapsed    {:.3} s ({:.0} pages/s)",
+            elapsed.as_secs_f64(),
+            report.fetched as f64 / elapsed.as_secs_f64().max(1e-6),
+        );
+        Ok(())
+    }
+
+    /// Where the links of the page leased as `page` must stay: on its own origin. Any worker
+    /// derives it from the page alone, so all agree whichever fetched it; for a crawl from
+    /// START_URL, every page is on START_URL's origin, and so are the links kept.
+    pub(super) fn page_scope(page: &Url) -> Scope {
+        Scope::Origin(page.origin())
+    }
+
+    /// One result: its links into `found`, a line on stdout, and its outcome, a JSON line.
+    fn record(
+        leased: &Leased,
+        result: &FetchResult,
+        found: &mut Vec<Url>,
+        counts: &mut Counts,
+    ) -> Outcome {
+        let url = &leased.url;
+        let (status, error, links) = match &result.outcome {
+            Ok(page) => {
+                let html = page.status.is_success() && is_html(&page.headers);
+                let scope = page_scope(url);
+                let links = page_links(html, &page.final_url, &page.body, &scope);
+                let before = found.len();
+                found.extend(links.iter().flatten().cloned());
+                let in_scope = found.len() - before;
+                counts.responses += 1;
+                counts.bytes += page.body.len() as u64;
+                counts.links += in_scope as u64;
+                counts.off_scope += (links.len() - in_scope) as u64;
+                println!(
+                    "{} {:>6} bytes {:>4} links {url}{}",
+                    page.status.as_u16(),
+                    page.body.len(),
+                    in_scope,
+                    if page.final_url == *url {
+                        String::new()
+                    } else {
+                        format!(" -> {}", page.final_url)
+                    },
+                );
+                (Some(page.status.as_u16()), None, in_scope)
+            }
+            Err(e) => {
+                match e.kind() {
+                    ErrorKind::DisallowedByRobots => {
+                        counts.disallowed += 1;
+                        println!("disallowed by robots.txt: {url}");
+                    }
+                    ErrorKind::RobotsUnreachable(why) => {
+                        counts.deferred += 1;
+                        println!("deferred (robots.txt unreachable: {why}): {url}");
+                    }
+                    _ => {
+                        counts.failed += 1;
+                        println!("error: {e:#}");
+                    }
+                }
+                (None, Some(error_kind(e.kind())), 0)
+            }
+        };
+        let record = serde_json::json!({
+            "url": url.as_str(),
+            "status": status,
+            "error": error,
+            "links": links,
+        });
+        Outcome {
+            ok: result.outcome.is_ok(),
+            record: record.to_string(),
+        }
+    }
+
+    /// A short name for an error's kind, for the JSON record.
+    fn error_kind(kind: &ErrorKind) -> &'static str {
+        match kind {
+            ErrorKind::DisallowedByRobots => "robots_disallowed",
+            ErrorKind::RobotsUnreachable(_) => "robots_unreachable",
+            ErrorKind::InvalidUrl(_) | ErrorKind::UnsupportedScheme(_) => "invalid_url",
+            ErrorKind::InvalidRequest(_) => "invalid_request",
+            ErrorKind::Dns => "dns",
+            ErrorKind::Connect => "connect",
+            ErrorKind::Timeout { .. } => "timeout",
+            ErrorKind::Io(_) => "io",
+            ErrorKind::InvalidResponse(_) => "invalid_response",
+            ErrorKind::Decode(_) => "decode",
+            ErrorKind::TooLarge { .. } => "too_large",
+            ErrorKind::TooManyRedirects(_) => "too_many_redirects",
+            ErrorKind::Certificate(_) => "certificate",
+            ErrorKind::Tls(_) => "tls",
+            ErrorKind::Runtime(_) => "runtime",
+            ErrorKind::RateLimited { .. } => "rate_limited",
+            _ => "other",
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1176,6 +1549,71 @@ mod tests {
         ] {
             assert!(args(bad).is_err(), "{bad}");
         }
+    }
+
+    /// `--frontier` and `--join`, with the `redis` feature: parsed, and checked against the
+    /// flags they do not go with.
+    #[cfg(feature = "redis")]
+    #[test]
+    fn frontier_flags() {
+        let worker =
+            args("--frontier redis://127.0.0.1:6379/site -w 7 http://127.0.0.1:1/").unwrap();
+        assert_eq!(
+            worker.frontier.as_deref(),
+            Some("redis://127.0.0.1:6379/site")
+        );
+        assert_eq!(worker.workers, 7);
+        assert!(!worker.join && !worker.pages_given);
+        let join = args("--frontier redis://h:1/s --join -p 5").unwrap();
+        assert!(join.join && join.pages_given && join.start.is_none());
+        assert!(args("").unwrap().frontier.is_none());
+        for bad in [
+            "--frontier",
+            "--frontier http://127.0.0.1:1/",
+            "--frontier redis://h:1/s --hosts 3",
+            "--join",
+            "--join http://127.0.0.1:1/",
+            "--frontier redis://h:1/s --join http://127.0.0.1:1/",
+        ] {
+            assert!(args(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// Built without the `redis` feature, `--frontier` and `--join` are usage errors that say
+    /// why.
+    #[cfg(not(feature = "redis"))]
+    #[test]
+    fn frontier_needs_the_redis_feature() {
+        for line in ["--frontier redis://127.0.0.1:6379/site", "--join"] {
+            let e = args(line).unwrap_err();
+            assert!(e.contains("`redis` feature"), "{e}");
+            assert!(e.contains("built without it"), "{e}");
+        }
+    }
+
+    /// `--frontier`: a page's links stay on the page's own origin, START_URL's for a crawl
+    /// from it, whichever worker fetched the page.
+    #[cfg(feature = "redis")]
+    #[test]
+    fn frontier_scope() {
+        use distributed::page_scope;
+        let a = Url::parse("http://127.0.0.1:8080/links/3/0").unwrap();
+        let b = Url::parse("http://127.0.0.2:9090/x").unwrap();
+        assert_eq!(page_scope(&a), Scope::Origin(a.origin()));
+        let html = b"<a href='/y'>y</a> <a href='http://127.0.0.1:8080/z'>z</a>";
+        assert_eq!(
+            page_links(true, &b, html, &page_scope(&b)),
+            [Some(Url::parse("http://127.0.0.2:9090/y").unwrap()), None]
+        );
+        assert_eq!(
+            page_links(true, &a, html, &page_scope(&a)),
+            [
+                Some(Url::parse("http://127.0.0.1:8080/y").unwrap()),
+                Some(Url::parse("http://127.0.0.1:8080/z").unwrap())
+            ]
+        );
+        // Not HTML, or not a success: no links.
+        assert!(page_links(false, &a, html, &page_scope(&a)).is_empty());
     }
 
     /// robots.txt is obeyed by default, with `Crawl-delay` capped at 30 s; the flags change
