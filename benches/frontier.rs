@@ -55,12 +55,21 @@ impl Redis {
         let dir = std::env::temp_dir().join(format!("volley-frontier-bench-{port}"));
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", ""])
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+            ])
             .args(["--appendonly", "no", "--dir"])
             .arg(&dir)
             .stdout(Stdio::null())
             .spawn()
-            .map_err(|e| format!("cannot start redis-server (apt-get install redis-server): {e}"))?;
+            .map_err(|e| {
+                format!("cannot start redis-server (apt-get install redis-server): {e}")
+            })?;
         let redis = Redis { child, port, dir };
         let started = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -104,7 +113,10 @@ impl Bench {
         let secs = started.elapsed().as_secs_f64();
         let text = String::from_utf8_lossy(&out.stdout);
         let summary = serde_json::from_str(text.trim()).map_err(|e| {
-            format!("fetch_many {args:?}: {e}: {text} {}", String::from_utf8_lossy(&out.stderr))
+            format!(
+                "fetch_many {args:?}: {e}: {text} {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
         })?;
         Ok((secs, summary))
     }
@@ -171,7 +183,10 @@ fn run() -> Result<(), String> {
     // Overhead.
     let hosts = servers(10)?;
     println!("overhead: one worker through Redis beside -i, 10 origins; wall seconds of the fetch");
-    println!("{:>5} {:>6} {:>9} {:>9} {:>10} {:>9} {:>9}", "round", "load", "urls", "-i s", "enqueue s", "--from s", "from/-i");
+    println!(
+        "{:>5} {:>6} {:>9} {:>9} {:>10} {:>9} {:>9}",
+        "round", "load", "urls", "-i s", "enqueue s", "--from s", "from/-i"
+    );
     let mut ratios: HashMap<&str, Vec<f64>> = HashMap::new();
     let mut rows = Vec::new();
     for round in 1..=rounds {
@@ -217,17 +232,37 @@ fn run() -> Result<(), String> {
     let hosts = servers(6)?;
     let file = bench.urls("kill.txt", &hosts, 3000, "/get?i={i}");
     let frontier = redis.url("kill");
-    bench.run(&["--enqueue", &frontier, "-i", file.to_str().unwrap(), "--json"])?;
-    let outs: Vec<PathBuf> = (0..3).map(|w| bench.dir.join(format!("kill{w}.jsonl"))).collect();
+    bench.run(&[
+        "--enqueue",
+        &frontier,
+        "-i",
+        file.to_str().unwrap(),
+        "--json",
+    ])?;
+    let outs: Vec<PathBuf> = (0..3)
+        .map(|w| bench.dir.join(format!("kill{w}.jsonl")))
+        .collect();
     let worker = |out: &Path| {
         bench
-            .cmd(&["--from", &frontier, "-o", out.to_str().unwrap(), "-c", "20", "--rate", "100"])
+            .cmd(&[
+                "--from",
+                &frontier,
+                "-o",
+                out.to_str().unwrap(),
+                "-c",
+                "20",
+                "--rate",
+                "100",
+            ])
             .args(["--lease", "2", "--json"])
             .spawn()
             .map_err(|e| e.to_string())
     };
     let mut doomed = worker(&outs[0])?;
-    let survivors: Vec<Child> = outs[1..].iter().map(|o| worker(o)).collect::<Result<_, _>>()?;
+    let survivors: Vec<Child> = outs[1..]
+        .iter()
+        .map(|o| worker(o))
+        .collect::<Result<_, _>>()?;
     let started = Instant::now();
     while lines_per_url(&outs[..1]).len() < 300 {
         if started.elapsed() > Duration::from_secs(30) {
@@ -241,7 +276,10 @@ fn run() -> Result<(), String> {
     for child in survivors {
         let out = child.wait_with_output().map_err(|e| e.to_string())?;
         if !out.status.success() {
-            return Err(format!("a worker failed: {}", String::from_utf8_lossy(&out.stderr)));
+            return Err(format!(
+                "a worker failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
         }
     }
     let secs = started.elapsed().as_secs_f64();
@@ -267,12 +305,20 @@ fn run() -> Result<(), String> {
     let hosts = servers(6)?;
     let file = bench.urls("rate.txt", &hosts, 3000, "/limit/20?i={i}");
     let frontier = redis.url("rate");
-    bench.run(&["--enqueue", &frontier, "-i", file.to_str().unwrap(), "--json"])?;
+    bench.run(&[
+        "--enqueue",
+        &frontier,
+        "-i",
+        file.to_str().unwrap(),
+        "--json",
+    ])?;
     let started = Instant::now();
     let workers: Vec<Child> = (0..3)
         .map(|_| {
             bench
-                .cmd(&["--from", &frontier, "--rate", "18", "--lease", "10", "--json"])
+                .cmd(&[
+                    "--from", &frontier, "--rate", "18", "--lease", "10", "--json",
+                ])
                 .spawn()
                 .map_err(|e| e.to_string())
         })
@@ -280,7 +326,8 @@ fn run() -> Result<(), String> {
     let mut fetched = Vec::new();
     for child in workers {
         let out = child.wait_with_output().map_err(|e| e.to_string())?;
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
         fetched.push(v["fetched"].as_u64().unwrap_or(0));
     }
     let secs = started.elapsed().as_secs_f64();

@@ -40,10 +40,11 @@ pub trait Frontier {
     /// many were new.
     fn put(&mut self, urls: &[Url]) -> Result<usize, FrontierError>;
 
-    /// Leases at most `max` URLs to this worker, for the frontier's lease time, from the
+    /// Leases about `max` URLs to this worker, for the frontier's lease time, from the
     /// shards it holds (taking free ones first): each host's URLs come from one shard, and so
-    /// from one worker. Empty when none is free now, which does not mean that the frontier
-    /// is drained (see [`is_drained`](Frontier::is_drained)).
+    /// from one worker. A frontier that reads each shard held in one go may give up to
+    /// `max` plus the number of shards held. Empty when none is free now, which does not
+    /// mean that the frontier is drained (see [`is_drained`](Frontier::is_drained)).
     fn lease(&mut self, max: usize) -> Result<Vec<Leased>, FrontierError>;
 
     /// Records the final outcome of each leased URL and takes it off the frontier. A URL

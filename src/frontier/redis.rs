@@ -158,6 +158,8 @@ impl RedisFrontierBuilder {
             grouping: self.grouping,
             worker: worker_id(),
             held: Vec::new(),
+            settling: Vec::new(),
+            settled_at: None,
             reclaimed: VecDeque::new(),
             in_flight: HashSet::new(),
             maintained: None,
@@ -231,6 +233,11 @@ pub struct RedisFrontier {
     worker: String,
     /// The shards this worker holds, as of the last heartbeat.
     held: Vec<usize>,
+    /// Shards held whose previous holder still has leases in hand: nothing new is read from
+    /// them until it has finished (or its leases are taken over), so that a host is never
+    /// fetched by two workers at once.
+    settling: Vec<usize>,
+    settled_at: Option<Instant>,
     /// Entries taken over from other workers, to lease first.
     reclaimed: VecDeque<Leased>,
     /// The entries (shard, id) leased by this worker and not completed: ids are unique only
@@ -460,6 +467,9 @@ impl RedisFrontier {
                 .query(c)
         })?;
         self.held = held;
+        // Every shard held is checked again for another worker's leases in hand.
+        self.settling = self.held.clone();
+        self.settled_at = None;
         // This worker's leases are alive: each one's idle time starts again (XCLAIM to
         // itself, JUSTID: the delivery count stays), so that no other worker takes them over
         // while this one has them in hand, however long they wait in its batch.
@@ -524,6 +534,53 @@ impl RedisFrontier {
         Ok(())
     }
 
+    /// Looks again (at most every 50 ms) at the shards still settling: one whose entries are
+    /// pending with this worker only (or none) is ready.
+    fn settle(&mut self) -> Result<(), FrontierError> {
+        if self.settling.is_empty()
+            || self
+                .settled_at
+                .is_some_and(|at| at.elapsed() < Duration::from_millis(50))
+        {
+            return Ok(());
+        }
+        self.settled_at = Some(Instant::now());
+        let keys: Vec<String> = self.settling.iter().map(|&k| self.shard_key(k)).collect();
+        let replies: Vec<Value> = self.run("look at the shards' leases", |c| {
+            let mut pipe = redis::pipe();
+            for key in &keys {
+                pipe.cmd("XPENDING").arg(key).arg(GROUP);
+            }
+            pipe.query(c)
+        })?;
+        let worker = self.worker.clone();
+        let others_hold = |reply: &Value| -> bool {
+            // [count, first id, last id, [[consumer, count], ...]]
+            let Value::Array(parts) = reply else {
+                return false;
+            };
+            let Some(Value::Array(consumers)) = parts.get(3) else {
+                return false;
+            };
+            consumers.iter().any(|c| match c {
+                Value::Array(pair) => pair
+                    .first()
+                    .and_then(text)
+                    .is_some_and(|name| name != worker),
+                _ => false,
+            })
+        };
+        let still: Vec<usize> = self
+            .settling
+            .iter()
+            .zip(&replies)
+            .filter(|(_, reply)| others_hold(reply))
+            .map(|(&k, _)| k)
+            .collect();
+        self.settling = still;
+        Ok(())
+    }
+
     /// A lease of entry `id` of `shard` with the entry's `fields`.
     fn leased(
         &mut self,
@@ -563,16 +620,25 @@ fn text(value: &Value) -> Option<String> {
     }
 }
 
-/// The entries of an `XREADGROUP` reply for one stream: `[[key, entries]]` (RESP2) or
-/// `{key: entries}` (RESP3); nil when there were none.
-fn stream_entries(reply: Value) -> Value {
+/// The streams of an `XREADGROUP` reply, each with its entries: `[[key, entries], ...]`
+/// (RESP2) or `{key: entries}` (RESP3); none when nothing was new.
+fn streams(reply: Value) -> Vec<(String, Value)> {
     match reply {
-        Value::Array(mut streams) if !streams.is_empty() => match streams.swap_remove(0) {
-            Value::Array(mut pair) if pair.len() == 2 => pair.swap_remove(1),
-            _ => Value::Nil,
-        },
-        Value::Map(mut map) if !map.is_empty() => map.swap_remove(0).1,
-        _ => Value::Nil,
+        Value::Array(streams) => streams
+            .into_iter()
+            .filter_map(|stream| match stream {
+                Value::Array(mut pair) if pair.len() == 2 => {
+                    let entries = pair.pop()?;
+                    Some((text(&pair[0])?, entries))
+                }
+                _ => None,
+            })
+            .collect(),
+        Value::Map(map) => map
+            .into_iter()
+            .filter_map(|(key, entries)| Some((text(&key)?, entries)))
+            .collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -646,32 +712,41 @@ impl Frontier for RedisFrontier {
             };
             leased.push(next);
         }
-        if leased.len() >= max || self.held.is_empty() {
+        self.settle()?;
+        let ready: Vec<usize> = self
+            .held
+            .iter()
+            .copied()
+            .filter(|k| !self.settling.contains(k))
+            .collect();
+        if leased.len() >= max || ready.is_empty() {
             return Ok(leased);
         }
-        // One shard at a time, each in turn first, until `max`.
-        let held = self.held.clone();
+        // One XREADGROUP over every shard held: each gives up to its share of what is left.
+        let keys: Vec<String> = ready.iter().map(|&k| self.shard_key(k)).collect();
         let worker = self.worker.clone();
-        for i in 0..held.len() {
-            let count = max - leased.len();
-            if count == 0 {
-                break;
+        let each = (max - leased.len()).div_ceil(keys.len()).max(1);
+        let reply: Value = self.run("lease URLs", |c| {
+            let mut cmd = redis::cmd("XREADGROUP");
+            cmd.arg("GROUP")
+                .arg(GROUP)
+                .arg(&worker)
+                .arg("COUNT")
+                .arg(each)
+                .arg("STREAMS");
+            for key in &keys {
+                cmd.arg(key);
             }
-            let shard = held[(self.cursor + i) % held.len()];
-            let key = self.shard_key(shard);
-            let reply: Value = self.run("lease URLs", |c| {
-                redis::cmd("XREADGROUP")
-                    .arg("GROUP")
-                    .arg(GROUP)
-                    .arg(&worker)
-                    .arg("COUNT")
-                    .arg(count)
-                    .arg("STREAMS")
-                    .arg(&key)
-                    .arg(">")
-                    .query(c)
-            })?;
-            for (id, fields) in entries(&stream_entries(reply)) {
+            for _ in &keys {
+                cmd.arg(">");
+            }
+            cmd.query(c)
+        })?;
+        for (key, entries_of_stream) in streams(reply) {
+            let Some(shard) = key.rsplit(':').next().and_then(|k| k.parse::<usize>().ok()) else {
+                continue;
+            };
+            for (id, fields) in entries(&entries_of_stream) {
                 if let Some(next) = self.leased(shard, id, &fields, 1) {
                     leased.push(next);
                 }

@@ -161,7 +161,8 @@ impl<'a, F: Frontier + ?Sized> Worker<'a, F> {
         runtime.block_on(async {
             loop {
                 if let Some(tx) = &sender {
-                    if in_flight.len() < window {
+                    // Leases in groups: once half the window is free, or nothing is in hand.
+                    if in_flight.len() <= window / 2 {
                         for leased in frontier.lease(window - in_flight.len())? {
                             let request = Request::new(Method::GET, leased.url.clone());
                             if tx.send(request).is_err() {
