@@ -80,8 +80,8 @@
 //!   (`volley::threaded::Client`), instead of one loop on this thread (default 1: see
 //!   docs/performance.md). With N > 1 the URLs are sharded by host over the N loops, each
 //!   with its own pool and DNS cache, so a host's `--per-host` limit, `--rate` and pauses stay
-//!   exact; each loop gets `-c` / N of the slots (rounded up), all that one host can have
-//!   (the embedded server, one host, is served by one loop). Results, `-o` lines and the
+//!   exact; the loops share the `-c` slots, each taking what its hosts need (the embedded
+//!   server, one host, is served by one loop). Results, `-o` lines and the
 //!   summary are as with one loop; the report's DNS counters are not gathered. The loops go on
 //!   while this thread writes `-o`, so after a `kill -9` a few hundred more URLs per loop (the
 //!   results on their way to the file) may be fetched again by `--resume`.

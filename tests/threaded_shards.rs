@@ -284,3 +284,39 @@ fn obeys_robots_txt(client: threaded::Client) {
         );
     }
 }
+
+/// The loops share one bound in flight: 60 requests of 200 ms at `concurrency(10)` take at
+/// least 6 rounds (1.2 s) whichever loops their hosts are on, and the progress never shows
+/// more than 10 in flight, plus at most one per loop that started at the same moment.
+#[test]
+fn two_loops_share_one_bound_in_flight() {
+    let servers = servers();
+    let urls: Vec<String> = (0..60)
+        .map(|i| servers[i % HOSTS].url(&format!("/delay/0.2?i={i}")))
+        .collect();
+    let most = Arc::new(AtomicUsize::new(0));
+    let seen = most.clone();
+    let rt = Runtime::new().unwrap();
+    let started = std::time::Instant::now();
+    let report = rt.block_on(
+        two_loops()
+            .fetch_all(urls)
+            .concurrency(10)
+            .on_progress(move |p| {
+                seen.fetch_max(p.in_flight, Ordering::SeqCst);
+            })
+            .run(),
+    );
+    let elapsed = started.elapsed();
+    assert_eq!(report.summary.ok, 60);
+    assert!(
+        elapsed >= std::time::Duration::from_millis(1150),
+        "{elapsed:?}"
+    );
+    assert!(
+        most.load(Ordering::SeqCst) <= 12,
+        "{}",
+        most.load(Ordering::SeqCst)
+    );
+    assert!(most.load(Ordering::SeqCst) >= 5, "the slots were used");
+}

@@ -102,6 +102,7 @@ mod histogram;
 mod host;
 mod retry;
 mod scheduler;
+mod slots;
 mod source;
 
 use std::cell::RefCell;
@@ -111,6 +112,7 @@ use std::future::{poll_fn, Future};
 use std::hash::BuildHasherDefault;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -126,6 +128,7 @@ pub use retry::{Attempt, RetryPolicy, RetryReason};
 use host::{HostKey, Job, Rate};
 use retry::{retry_after, Jitter, RetryAfter};
 use scheduler::{Next, Scheduler};
+pub(crate) use slots::SharedSlots;
 pub(crate) use source::Source;
 
 use crate::http::client::Client;
@@ -190,6 +193,7 @@ impl Client {
             settings: Settings::default(),
             robots: None,
             on_progress: None,
+            slots: None,
         }
     }
 }
@@ -202,6 +206,8 @@ pub struct Batch<I> {
     settings: Settings,
     robots: Option<RobotsCache>,
     on_progress: Option<ProgressFn>,
+    /// The bound in flight shared with the other loops of a sharded batch.
+    slots: Option<Arc<SharedSlots>>,
 }
 
 /// A batch's settings, as its setters left them: [`Batch`] and the threaded client's batch
@@ -628,6 +634,7 @@ impl<S: Source> Batch<S> {
             settings: Settings::default(),
             robots: None,
             on_progress: None,
+            slots: None,
         }
     }
 
@@ -640,6 +647,12 @@ impl<S: Source> Batch<S> {
     /// Calls `f` after every finished request, as [`on_progress`](Batch::on_progress).
     pub(crate) fn with_progress(mut self, f: ProgressFn) -> Self {
         self.on_progress = Some(f);
+        self
+    }
+
+    /// Shares the bound in flight with other batches (the other loops of a sharded batch).
+    pub(crate) fn with_slots(mut self, slots: Arc<SharedSlots>) -> Self {
+        self.slots = Some(slots);
         self
     }
 
@@ -693,6 +706,7 @@ impl<S: Source> Batch<S> {
             parked: 0,
             robot_tasks: Vec::new(),
             on_progress: self.on_progress,
+            slots: self.slots,
             started,
             summary: BatchSummary::new(total),
             source_done: false,
@@ -991,6 +1005,8 @@ pub struct BatchStream<I> {
     /// The tasks fetching robots.txt files.
     robot_tasks: Vec<JoinHandle<()>>,
     on_progress: Option<ProgressFn>,
+    /// The bound in flight shared with the other loops of a sharded batch.
+    slots: Option<Arc<SharedSlots>>,
     started: Instant,
     summary: BatchSummary,
     source_done: bool,
@@ -1008,6 +1024,9 @@ impl<I> Drop for BatchStream<I> {
     fn drop(&mut self) {
         for handle in self.handles.values().chain(&self.robot_tasks) {
             handle.abort();
+        }
+        if let Some(slots) = &self.slots {
+            slots.give(self.in_flight);
         }
     }
 }
@@ -1079,7 +1098,7 @@ impl<S: Source> BatchStream<S> {
                 self.state.borrow_mut().waker = Some(cx.waker().clone());
                 // With every slot taken, a finishing request wakes us, not the timer: a due
                 // host could not start anyway, and looping on it would spin.
-                if self.in_flight < self.limit && self.poll_wake(cx) {
+                if self.has_room(cx) && self.poll_wake(cx) {
                     continue;
                 }
                 // Finishing requests, the queue timeout or the scheduler's timer wake us.
@@ -1184,6 +1203,12 @@ impl<S: Source> BatchStream<S> {
         self.finished.extend(failed);
     }
 
+    /// True if a request may start: a slot of this batch is free, and one of the bound it
+    /// shares with other loops, if any (else `cx` is woken when one is).
+    fn has_room(&self, cx: &mut Context<'_>) -> bool {
+        self.in_flight < self.limit && self.slots.as_ref().is_none_or(|s| s.free(cx))
+    }
+
     /// The index of the input's next item: `given` by the source, or counted.
     fn index(&mut self, given: Option<usize>) -> usize {
         let index = given.unwrap_or(self.next_index);
@@ -1195,7 +1220,7 @@ impl<S: Source> BatchStream<S> {
     fn admit(&mut self, cx: &mut Context<'_>) -> usize {
         let mut started = 0;
         let now = Instant::now();
-        while self.in_flight < self.limit {
+        while self.has_room(cx) {
             let next = match self.scheduler.next(now) {
                 Some(next) => next,
                 None => match self.next_input(now, cx) {
@@ -1425,6 +1450,9 @@ impl<S: Source> BatchStream<S> {
     fn start(&mut self, job: Job) {
         let batch_started = self.started;
         self.in_flight += 1;
+        if let Some(slots) = &self.slots {
+            slots.take();
+        }
         let client = self.client.clone();
         let state = self.state.clone();
         let keep = self.settings.keep_bodies;
@@ -1461,6 +1489,9 @@ impl<S: Source> BatchStream<S> {
         for completion in completed.drain(..) {
             self.handles.remove(&completion.job.index);
             self.in_flight -= 1;
+            if let Some(slots) = &self.slots {
+                slots.give(1);
+            }
             self.scheduler.finish(completion.job.host);
             self.complete(completion, now);
         }

@@ -10,8 +10,9 @@
 //! own reads the input, parses each request and deals it to the loop that serves its host
 //! (grouped as [`hosts`](Batch::hosts) says) through a bounded channel; each loop runs a
 //! batch of its share, with its own scheduler, pool and DNS cache, so a host's slots, rate
-//! and pause stay exact with no lock. Each loop gets `concurrency / n` slots (rounded up),
-//! so the batch as a whole keeps about its concurrency. Results come back on one channel per
+//! and pause stay exact with no lock. The loops share one bound of `concurrency` requests in
+//! flight (`batch::SharedSlots`: a loop takes what its hosts need of it, and waits for a
+//! slot any loop gives back; two loops starting at once may pass it by one each, briefly). Results come back on one channel per
 //! loop, the summaries and host statistics are merged at the end, and `run` orders the
 //! results by input index as on one loop. The dealer notes each request it deals until it is
 //! answered: if a loop dies, its unanswered requests, and the later ones of its hosts, fail
@@ -31,7 +32,7 @@ use super::worker::{or_closed, WhyStopped, Worker};
 use super::Client;
 use crate::batch::{
     shard_of, BatchReport, BatchSummary, FetchResult, HostGrouping, InOrder, IntoRequest, Progress,
-    Settings, Source,
+    Settings, SharedSlots, Source,
 };
 use crate::http::error::{Error, Kind};
 use crate::http::request::Request;
@@ -305,8 +306,9 @@ where
     /// input to them by host.
     fn shard(self, stream: &mut BatchStream, workers: Vec<Arc<Worker>>) {
         let n = workers.len();
-        let mut settings = self.settings;
-        settings.concurrency(settings.concurrency_limit().div_ceil(n));
+        let settings = self.settings;
+        // Each loop may use every slot; together they keep to the one bound.
+        let slots = Arc::new(SharedSlots::new(settings.concurrency_limit()));
         let progress = self.on_progress.map(|f| {
             Arc::new(Mutex::new(SharedProgress {
                 f,
@@ -323,11 +325,13 @@ where
             let (tx, rx) = mpsc::channel(RESULT_WINDOW);
             let progress = progress.clone();
             let robots = self.robots.clone();
+            let slots = slots.clone();
             let submitted = worker.submit(
                 Box::new(move |client| {
                     let share = Share(share_rx);
-                    let mut batch =
-                        crate::batch::Batch::of_source(client, share).with_settings(settings);
+                    let mut batch = crate::batch::Batch::of_source(client, share)
+                        .with_settings(settings)
+                        .with_slots(slots);
                     if let Some(progress) = progress {
                         batch = batch.with_progress(Box::new(move |p: &Progress| {
                             SharedProgress::report(&progress, k, p);

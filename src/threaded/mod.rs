@@ -50,8 +50,9 @@
 //! its own (`volley-batch-dealer`) reads the input, parses each request and deals it to
 //! the loop that serves its host (grouped as the batch's `hosts` setting says), through a
 //! bounded channel. Each loop runs a batch of its share with its own scheduler, pool and DNS
-//! cache, so a host's slots, rate, pause and retry budget stay exact without a lock, and
-//! gets `concurrency / n` slots (rounded up). Results come back on one channel per loop; the
+//! cache, so a host's slots, rate, pause and retry budget stay exact without a lock; the
+//! loops share one bound of `concurrency` requests in flight, each taking what its hosts
+//! need of it. Results come back on one channel per loop; the
 //! summary, its latency histogram and the host statistics are merged when the batch ends,
 //! and `run` returns them in input order, as on one loop. The input is read in order, so a
 //! loop that falls behind (its hosts slow or paused, its `max_waiting` reached) fills its
