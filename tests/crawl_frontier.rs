@@ -4,14 +4,7 @@
 //! there is a clear error. Each test runs the example's binary against a test server on
 //! loopback.
 //!
-//! How the binary is found: as in `fetch_many_cli.rs`. `CARGO_BIN_EXE_<name>` exists for
-//! `[[bin]]` targets only, and `crawl` is an example (built by `cargo test` as a test harness,
-//! since it has `test = true`, not as the program). So the first test to need it runs
-//! `$CARGO build --example crawl --message-format=json` once, with the features and the
-//! profile this test was built with (`redis` among them), and takes the path from cargo's
-//! `executable` message. Cargo's `CARGO_PKG_*` and `CARGO_MANIFEST_*` variables, set for this
-//! test, are removed from that build's environment, so that build scripts that watch them
-//! do not rebuild.
+//! The binary is built (or found fresh) by `util::example::build`.
 #![cfg(feature = "redis")]
 
 mod util;
@@ -35,56 +28,7 @@ const PAGES: usize = 40;
 /// The example's binary, built (or found fresh) once per test process.
 fn binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let mut features = Vec::new();
-        macro_rules! enabled {
-            ($($name:literal),*) => {
-                $(if cfg!(feature = $name) { features.push($name); })*
-            };
-        }
-        enabled!(
-            "gzip",
-            "deflate",
-            "brotli",
-            "zstd",
-            "tls",
-            "native-roots",
-            "futures-io",
-            "json",
-            "cookies",
-            "psl",
-            "redis",
-            "fuzzing"
-        );
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["build", "--example", "crawl", "--message-format=json"])
-            .args(["--features", &features.join(",")]);
-        let defaults = ["gzip", "deflate", "tls", "json"];
-        if !defaults.iter().all(|f| features.contains(f)) {
-            cmd.arg("--no-default-features");
-        }
-        if !cfg!(debug_assertions) {
-            cmd.arg("--release");
-        }
-        for (key, _) in std::env::vars_os() {
-            let key = key.to_string_lossy();
-            if key.starts_with("CARGO_PKG_") || key.starts_with("CARGO_MANIFEST_") {
-                cmd.env_remove(&*key);
-            }
-        }
-        let out = cmd
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run cargo build");
-        assert!(out.status.success(), "cargo build --example crawl failed");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .filter(|m| m["target"]["name"] == "crawl")
-            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-            .expect("cargo names the crawl executable")
-    })
+    BINARY.get_or_init(|| util::example::build("crawl"))
 }
 
 /// The binary with `args`, stdout and stderr captured.

@@ -3,15 +3,7 @@
 //! argument errors.
 //! Each test runs the example's binary as a subprocess against a test server on loopback.
 //!
-//! How the binary is found: `CARGO_BIN_EXE_<name>` exists for `[[bin]]` targets only, and
-//! `fetch_many` is an example (built by `cargo test` as a test harness, since it has
-//! `test = true`, not as the program). So the first test to need it runs
-//! `$CARGO build --example fetch_many --message-format=json` once, with the features and the
-//! profile this test was built with, and takes the path from cargo's `executable` message.
-//! That build is a no-op when the binary is fresh, and always runs the current source.
-//! Cargo's `CARGO_PKG_*` and `CARGO_MANIFEST_*` variables, set for this test, are removed
-//! from that build's environment: build scripts that watch them (ring's) would otherwise see
-//! a change and rebuild, twice per run.
+//! The binary is built (or found fresh) by `util::example::build`.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -23,7 +15,6 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use volley_testserver::{Server, ServerThread};
 
-#[cfg(feature = "redis")]
 mod util;
 
 /// The longest one run of the binary may take before the test kills it and fails.
@@ -32,59 +23,7 @@ const WATCHDOG: Duration = Duration::from_secs(60);
 /// The example's binary, built (or found fresh) once per test process.
 fn binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let mut features = Vec::new();
-        macro_rules! enabled {
-            ($($name:literal),*) => {
-                $(if cfg!(feature = $name) { features.push($name); })*
-            };
-        }
-        enabled!(
-            "gzip",
-            "deflate",
-            "brotli",
-            "zstd",
-            "tls",
-            "native-roots",
-            "futures-io",
-            "json",
-            "cookies",
-            "psl",
-            "redis",
-            "fuzzing"
-        );
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["build", "--example", "fetch_many", "--message-format=json"])
-            .args(["--features", &features.join(",")]);
-        let defaults = ["gzip", "deflate", "tls", "json"];
-        if !defaults.iter().all(|f| features.contains(f)) {
-            cmd.arg("--no-default-features");
-        }
-        if !cfg!(debug_assertions) {
-            cmd.arg("--release");
-        }
-        for (key, _) in std::env::vars_os() {
-            let key = key.to_string_lossy();
-            if key.starts_with("CARGO_PKG_") || key.starts_with("CARGO_MANIFEST_") {
-                cmd.env_remove(&*key);
-            }
-        }
-        let out = cmd
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run cargo build");
-        assert!(
-            out.status.success(),
-            "cargo build --example fetch_many failed"
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .filter(|m| m["target"]["name"] == "fetch_many")
-            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-            .expect("cargo names the fetch_many executable")
-    })
+    BINARY.get_or_init(|| util::example::build("fetch_many"))
 }
 
 /// A fresh directory of this test's own, removed when dropped.
@@ -977,7 +916,7 @@ mod frontier {
             let out = out.to_str().unwrap().to_owned();
             start(
                 &[
-                    "--from", &frontier, "-o", &out, "-c", "20", "--rate", "100", "--lease", "1",
+                    "--from", &frontier, "-o", &out, "-c", "20", "--rate", "100", "--lease", "3",
                     "--json",
                 ],
                 None,
@@ -1041,7 +980,7 @@ mod frontier {
             .map(|_| {
                 start(
                     &[
-                        "--from", &frontier, "--rate", "18", "--lease", "2", "--json",
+                        "--from", &frontier, "--rate", "18", "--lease", "5", "--json",
                     ],
                     None,
                 )

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use volley::{Runtime, TcpListener, TcpStream};
 
+pub mod example;
 pub mod redis_server;
 mod skip;
 #[allow(unused_imports)] // each test file uses what it needs
