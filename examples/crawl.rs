@@ -104,7 +104,7 @@
 //! Each URL's outcome is recorded in the frontier once, as a JSON line (read them with
 //! `RedisFrontier::results`): `{"url":"…","status":200,"error":null,"links":39}`, where
 //! `links` counts the in-scope links found on the page, and `status` is null when there was no
-//! response, `error` then naming its kind (`connect`, `timeout`, `robots_disallowed`,
+//! response, `error` then naming its kind (`connect`, `timeout`, `disallowed_by_robots`,
 //! `robots_unreachable`, ...; such URLs count as failed in the frontier's status). The worker
 //! prints a line per URL, then, when the frontier is
 //! drained (nothing queued, and nothing leased by any worker), a summary of its own part: the
@@ -1051,7 +1051,7 @@ mod distributed {
                         println!("error: {e:#}");
                     }
                 }
-                (None, Some(error_kind(e.kind())), 0)
+                (None, Some(e.kind().name()), 0)
             }
         };
         let record = serde_json::json!({
@@ -1063,29 +1063,6 @@ mod distributed {
         Outcome {
             ok: result.outcome.is_ok(),
             record: record.to_string(),
-        }
-    }
-
-    /// A short name for an error's kind, for the JSON record.
-    fn error_kind(kind: &ErrorKind) -> &'static str {
-        match kind {
-            ErrorKind::DisallowedByRobots => "robots_disallowed",
-            ErrorKind::RobotsUnreachable(_) => "robots_unreachable",
-            ErrorKind::InvalidUrl(_) | ErrorKind::UnsupportedScheme(_) => "invalid_url",
-            ErrorKind::InvalidRequest(_) => "invalid_request",
-            ErrorKind::Dns => "dns",
-            ErrorKind::Connect => "connect",
-            ErrorKind::Timeout { .. } => "timeout",
-            ErrorKind::Io(_) => "io",
-            ErrorKind::InvalidResponse(_) => "invalid_response",
-            ErrorKind::Decode(_) => "decode",
-            ErrorKind::TooLarge { .. } => "too_large",
-            ErrorKind::TooManyRedirects(_) => "too_many_redirects",
-            ErrorKind::Certificate(_) => "certificate",
-            ErrorKind::Tls(_) => "tls",
-            ErrorKind::Runtime(_) => "runtime",
-            ErrorKind::RateLimited { .. } => "rate_limited",
-            _ => "other",
         }
     }
 }

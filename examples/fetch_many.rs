@@ -143,12 +143,13 @@
 //! - `elapsed_ms`: the last attempt's total time, from sending to the end of the body (a
 //!   float; 0 when nothing was sent).
 //! - `error`: the error with its causes (`{:#}`), or `null`.
-//! - `error_kind`: a snake_case label, or `null`: `invalid_url`, `dns`, `connect`,
-//!   `timeout`, `io` (reset or closed), `invalid_response`, `decode`, `too_large`,
-//!   `too_many_redirects`, `rate_limited` (a pause longer than `--max-retry-after`),
-//!   `certificate`, `tls`, `proxy`, `invalid_request`, `request_body`, `runtime`, `save`
-//!   (the body could not be written; `status` is still there), `duplicate` (an earlier line
-//!   named the same URL: not fetched, not a failure) or `other`.
+//! - `error_kind`: a snake_case label, or `null`: the error's `ErrorKind::name()`, with
+//!   every proxy error as `proxy` and an unsupported scheme as `invalid_url`: `invalid_url`,
+//!   `dns`, `connect`, `timeout`, `io` (reset or closed), `invalid_response`, `decode`,
+//!   `too_large`, `too_many_redirects`, `rate_limited` (a pause longer than
+//!   `--max-retry-after`), `certificate`, `tls`, `proxy`, `invalid_request`, `request_body`,
+//!   `runtime`; and `save` (the body could not be written; `status` is still there) or
+//!   `duplicate` (an earlier line named the same URL: not fetched, not a failure).
 //! - `retry_reasons`: why each retried attempt was retried, e.g. `["status 503", "connect
 //!   error"]`.
 //! - `saved`: the file the body was saved to, or `null`.
@@ -1520,28 +1521,13 @@ impl Line {
     }
 }
 
-/// The `error_kind` of an error: a snake_case label of its kind.
+/// The `error_kind` of an error: its kind's name, with the proxy kinds as one (`proxy`)
+/// and a scheme the client does not speak as an invalid URL, as the docs above list them.
 fn error_kind(kind: &ErrorKind) -> &'static str {
     match kind {
-        ErrorKind::InvalidUrl(_) | ErrorKind::UnsupportedScheme(_) => "invalid_url",
-        ErrorKind::InvalidRequest(_) => "invalid_request",
-        ErrorKind::Dns => "dns",
-        ErrorKind::Connect => "connect",
-        ErrorKind::Timeout { .. } => "timeout",
-        ErrorKind::Io(_) => "io",
-        ErrorKind::InvalidResponse(_) => "invalid_response",
-        ErrorKind::Decode(_) => "decode",
-        ErrorKind::TooLarge { .. } => "too_large",
-        ErrorKind::TooManyRedirects(_) => "too_many_redirects",
-        ErrorKind::Status(_) => "status",
+        ErrorKind::UnsupportedScheme(_) => "invalid_url",
         ErrorKind::InvalidProxy(_) | ErrorKind::ProxyAuth | ErrorKind::ProxyTunnel(_) => "proxy",
-        ErrorKind::Certificate(_) => "certificate",
-        ErrorKind::Tls(_) => "tls",
-        ErrorKind::Runtime(_) => "runtime",
-        ErrorKind::RequestBody(_) => "request_body",
-        ErrorKind::RateLimited { .. } => "rate_limited",
-        ErrorKind::Duplicate => "duplicate",
-        _ => "other",
+        kind => kind.name(),
     }
 }
 

@@ -832,6 +832,25 @@ mod frontier {
             .collect()
     }
 
+    /// A Redis, `hosts` test servers and a frontier named `name` in it with `n` of their URLs
+    /// enqueued (see [`url_file`]); `None` if redis-server is missing (skipped, or failed
+    /// under CI).
+    fn enqueued(
+        name: &str,
+        hosts: usize,
+        n: usize,
+        limit: u32,
+    ) -> Option<(RedisServer, TempDir, Vec<ServerThread>, String)> {
+        let redis = RedisServer::start(&format!("fetch_many_cli::{name}"), false)?;
+        let dir = TempDir::new(name);
+        let servers = servers(hosts);
+        let urls = url_file(&dir, &servers, n, limit);
+        let frontier = redis.url(name);
+        let out = run(&["--enqueue", &frontier, "-i", urls.to_str().unwrap()]);
+        assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+        Some((redis, dir, servers, frontier))
+    }
+
     /// Each -o line's URL, counted over the files.
     fn lines_per_url(paths: &[PathBuf]) -> Map<String, usize> {
         let mut counts = Map::new();
@@ -894,22 +913,9 @@ mod frontier {
     /// than twice (only those the dead worker held can be).
     #[test]
     fn a_worker_killed_mid_run_loses_no_url() {
-        let Some(redis) = RedisServer::start("fetch_many_cli::kill", false) else {
+        let Some((_redis, dir, servers, frontier)) = enqueued("kill", 6, 3000, 100_000) else {
             return;
         };
-        let dir = TempDir::new("kill");
-        let servers = servers(6);
-        let urls = url_file(&dir, &servers, 3000, 100_000);
-        let frontier = redis.url("kill");
-        assert_eq!(
-            code(&run(&[
-                "--enqueue",
-                &frontier,
-                "-i",
-                urls.to_str().unwrap()
-            ])),
-            0
-        );
         let outs: Vec<PathBuf> = (0..3).map(|w| dir.path(&format!("out{w}.jsonl"))).collect();
         // 100 requests per second per host: 3000 over 6 hosts take about 5 s.
         let worker = |out: &PathBuf| {
@@ -960,22 +966,9 @@ mod frontier {
     /// refuse almost none (at most 2 %).
     #[test]
     fn three_workers_keep_each_hosts_rate() {
-        let Some(redis) = RedisServer::start("fetch_many_cli::rate", false) else {
+        let Some((_redis, _dir, servers, frontier)) = enqueued("rate", 6, 360, 20) else {
             return;
         };
-        let dir = TempDir::new("rate");
-        let servers = servers(6);
-        let urls = url_file(&dir, &servers, 360, 20);
-        let frontier = redis.url("rate");
-        assert_eq!(
-            code(&run(&[
-                "--enqueue",
-                &frontier,
-                "-i",
-                urls.to_str().unwrap()
-            ])),
-            0
-        );
         let workers: Vec<Child> = (0..3)
             .map(|_| {
                 start(

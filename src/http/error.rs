@@ -153,6 +153,47 @@ pub enum Kind {
     RobotsUnreachable(String),
 }
 
+impl Kind {
+    /// A short, stable snake_case name of the kind, for logs and machine-readable output:
+    /// `invalid_url`, `unsupported_scheme`, `invalid_request`, `dns`, `connect`, `timeout`,
+    /// `io`, `invalid_response`, `decode`, `too_large`, `too_many_redirects`, `status`,
+    /// `invalid_proxy`, `proxy_auth`, `proxy_tunnel`, `certificate`, `tls`, `runtime`,
+    /// `request_body`, `rate_limited`, `duplicate`, `disallowed_by_robots`,
+    /// `robots_unreachable`.
+    ///
+    /// ```
+    /// let e = volley::Error::new(volley::ErrorKind::Dns);
+    /// assert_eq!(e.kind().name(), "dns");
+    /// ```
+    pub fn name(&self) -> &'static str {
+        match self {
+            Kind::InvalidUrl(_) => "invalid_url",
+            Kind::UnsupportedScheme(_) => "unsupported_scheme",
+            Kind::InvalidRequest(_) => "invalid_request",
+            Kind::Dns => "dns",
+            Kind::Connect => "connect",
+            Kind::Timeout { .. } => "timeout",
+            Kind::Io(_) => "io",
+            Kind::InvalidResponse(_) => "invalid_response",
+            Kind::Decode(_) => "decode",
+            Kind::TooLarge { .. } => "too_large",
+            Kind::TooManyRedirects(_) => "too_many_redirects",
+            Kind::Status(_) => "status",
+            Kind::InvalidProxy(_) => "invalid_proxy",
+            Kind::ProxyAuth => "proxy_auth",
+            Kind::ProxyTunnel(_) => "proxy_tunnel",
+            Kind::Certificate(_) => "certificate",
+            Kind::Tls(_) => "tls",
+            Kind::Runtime(_) => "runtime",
+            Kind::RequestBody(_) => "request_body",
+            Kind::RateLimited { .. } => "rate_limited",
+            Kind::Duplicate => "duplicate",
+            Kind::DisallowedByRobots => "disallowed_by_robots",
+            Kind::RobotsUnreachable(_) => "robots_unreachable",
+        }
+    }
+}
+
 /// Why a streamed request body could not be sent, in [`Kind::RequestBody`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
