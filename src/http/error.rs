@@ -162,8 +162,11 @@ impl Kind {
     /// `robots_unreachable`.
     ///
     /// ```
-    /// let e = volley::Error::new(volley::ErrorKind::Dns);
-    /// assert_eq!(e.kind().name(), "dns");
+    /// use volley::batch::IntoRequest;
+    ///
+    /// assert_eq!(volley::ErrorKind::Dns.name(), "dns");
+    /// let e = "not a url".into_request().unwrap_err();
+    /// assert_eq!(e.kind().name(), "invalid_url");
     /// ```
     pub fn name(&self) -> &'static str {
         match self {
