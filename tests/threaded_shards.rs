@@ -286,8 +286,9 @@ fn obeys_robots_txt(client: threaded::Client) {
 }
 
 /// The loops share one bound in flight: 60 requests of 200 ms at `concurrency(10)` take at
-/// least 6 rounds (1.2 s) whichever loops their hosts are on, and the progress never shows
-/// more than 10 in flight, plus at most one per loop that started at the same moment.
+/// least 6 rounds (1.2 s) whichever loops their hosts are on (with 10 slots per loop, they
+/// took 0.8 s). The summed progress is no check of the bound: it adds each loop's latest
+/// report, taken at different moments.
 #[test]
 fn two_loops_share_one_bound_in_flight() {
     let servers = servers();
@@ -312,11 +313,6 @@ fn two_loops_share_one_bound_in_flight() {
     assert!(
         elapsed >= std::time::Duration::from_millis(1150),
         "{elapsed:?}"
-    );
-    assert!(
-        most.load(Ordering::SeqCst) <= 12,
-        "{}",
-        most.load(Ordering::SeqCst)
     );
     assert!(most.load(Ordering::SeqCst) >= 5, "the slots were used");
 }
