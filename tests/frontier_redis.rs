@@ -126,20 +126,20 @@ fn a_dead_workers_leases_are_taken_over() {
     let Some(server) = RedisServer::start("frontier_redis::a_dead_worker", false) else {
         return;
     };
-    let mut a = open(&server, 400);
+    let mut a = open(&server, 1500);
     a.put(&urls(80, 4)).unwrap();
     let held_by_a = lease_all(&mut a, 10);
     assert_eq!(held_by_a.len(), 80);
     let worker_a = a.worker().to_owned();
     drop(a); // dies without completing or renewing
 
-    let mut b = open(&server, 400);
+    let mut b = open(&server, 1500);
     assert_ne!(b.worker(), worker_a);
     assert!(
         b.lease(100).unwrap().is_empty(),
         "a's shards are still held"
     );
-    std::thread::sleep(Duration::from_millis(600));
+    std::thread::sleep(Duration::from_millis(2000));
     b.renew().unwrap();
     assert_eq!(b.held().len(), 4, "b holds every busy shard now");
     let taken = lease_all(&mut b, 10);
@@ -160,13 +160,13 @@ fn a_late_result_is_recorded_once() {
     let Some(server) = RedisServer::start("frontier_redis::a_late_result", false) else {
         return;
     };
-    let mut a = open(&server, 400);
+    let mut a = open(&server, 1500);
     a.put(&urls(30, 3)).unwrap();
     let slow = lease_all(&mut a, 10);
     assert_eq!(slow.len(), 30);
-    std::thread::sleep(Duration::from_millis(600)); // a stalls
+    std::thread::sleep(Duration::from_millis(2000)); // a stalls
 
-    let mut b = open(&server, 400);
+    let mut b = open(&server, 1500);
     b.renew().unwrap();
     let again = lease_all(&mut b, 10);
     assert_eq!(again.len(), 30);
