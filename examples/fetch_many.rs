@@ -117,6 +117,10 @@
 //!   to `-o` (optional; created if missing), then records it in the frontier (its `results`
 //!   stream, once per URL) and acknowledges it. It exits when the frontier is drained and
 //!   nothing is leased by any worker: 0, or 1 if any of its URLs failed.
+//! - With `--rate R`, a worker leases about R URLs of a shard ahead (at least 2): when
+//!   workers rebalance, a shard's new holder waits until its old holder has done what it
+//!   leased of it, so that no host has two workers at once; a short lease-ahead keeps that
+//!   wait short.
 //! - `--lease SECS` (default 60): how long a worker may miss its heartbeats (every tenth of
 //!   this) before its shards and leases go to another. A worker killed with `kill -9` loses
 //!   nothing: what it held is fetched again by the others after the lease; only those URLs

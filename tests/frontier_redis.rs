@@ -279,3 +279,26 @@ fn three_workers_fetch_every_url_once() {
     assert_eq!((status.done, status.failed), (600, 0));
     assert_eq!(f.results("0", 10_000).unwrap().len(), 600);
 }
+
+/// `lease_per_shard` keeps a worker from leasing far ahead of a host: no more of a shard
+/// until what it holds of it is done.
+#[test]
+fn lease_per_shard_caps_what_a_worker_holds_of_a_host() {
+    let Some(server) = RedisServer::start("frontier_redis::lease_per_shard", false) else {
+        return;
+    };
+    let mut f = RedisFrontier::builder(&server.url("cap"))
+        .shards(4)
+        .lease_per_shard(10)
+        .open()
+        .unwrap();
+    f.put(&urls(100, 1)).unwrap();
+    let first = f.lease(100).unwrap();
+    assert_eq!(first.len(), 10);
+    assert!(
+        f.lease(100).unwrap().is_empty(),
+        "10 of the host are in hand"
+    );
+    assert_eq!(f.complete(&outcomes(&first, "w")).unwrap(), 10);
+    assert_eq!(f.lease(100).unwrap().len(), 10);
+}

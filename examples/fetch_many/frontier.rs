@@ -32,10 +32,13 @@ pub(super) fn run(args: &Args) -> Option<u8> {
 }
 
 fn open(args: &Args, url: &str) -> Result<RedisFrontier, String> {
-    RedisFrontier::builder(url)
-        .lease(args.lease)
-        .open()
-        .map_err(|e| e.to_string())
+    let mut builder = RedisFrontier::builder(url).lease(args.lease);
+    // With a rate, a shard's URLs are leased about a second of that rate ahead (at least 2):
+    // a shard that moves to another worker waits for what this one leased of it.
+    if let Some(rate) = args.rate {
+        builder = builder.lease_per_shard((rate.ceil() as usize).max(2));
+    }
+    builder.open().map_err(|e| e.to_string())
 }
 
 /// `--enqueue URL`: puts the URLs of `-i` (or the URL arguments) into the frontier.

@@ -99,6 +99,7 @@ pub struct RedisFrontierBuilder {
     shards: usize,
     lease: Duration,
     grouping: HostGrouping,
+    per_shard: usize,
 }
 
 impl RedisFrontierBuilder {
@@ -113,6 +114,16 @@ impl RedisFrontierBuilder {
     /// worker that dies or stalls this long loses them to another.
     pub fn lease(mut self, lease: Duration) -> Self {
         self.lease = lease.max(Duration::from_millis(100));
+        self
+    }
+
+    /// About the most URLs of one shard a worker holds leased at once (default: no limit
+    /// but the lease's own; one lease may pass it by up to this many). A worker that leases
+    /// far ahead of what a host may start (a host held to a rate) makes the next holder of
+    /// its shard wait longer when the shard moves: it waits until the URLs leased are done.
+    /// A second's worth of the host's rate is enough.
+    pub fn lease_per_shard(mut self, n: usize) -> Self {
+        self.per_shard = n.max(1);
         self
     }
 
@@ -156,6 +167,7 @@ impl RedisFrontierBuilder {
             shards: shards.max(1),
             lease: self.lease,
             grouping: self.grouping,
+            per_shard: self.per_shard,
             worker: worker_id(),
             held: Vec::new(),
             settling: Vec::new(),
@@ -229,6 +241,8 @@ pub struct RedisFrontier {
     shards: usize,
     lease: Duration,
     grouping: HostGrouping,
+    /// The most URLs one lease takes from one shard.
+    per_shard: usize,
     /// This worker's name in the consumer groups and the ownership keys.
     worker: String,
     /// The shards this worker holds, as of the last heartbeat.
@@ -305,6 +319,7 @@ impl RedisFrontier {
             shards: 64,
             lease: Duration::from_secs(60),
             grouping: HostGrouping::Origin,
+            per_shard: usize::MAX,
         }
     }
 
@@ -713,11 +728,19 @@ impl Frontier for RedisFrontier {
             leased.push(next);
         }
         self.settle()?;
+        // Shards whose URLs in hand already reach `per_shard` wait for the next lease.
+        let mut in_hand = std::collections::HashMap::<usize, usize>::new();
+        if self.per_shard != usize::MAX {
+            for (shard, _) in &self.in_flight {
+                *in_hand.entry(*shard).or_default() += 1;
+            }
+        }
         let ready: Vec<usize> = self
             .held
             .iter()
             .copied()
             .filter(|k| !self.settling.contains(k))
+            .filter(|k| in_hand.get(k).copied().unwrap_or(0) < self.per_shard)
             .collect();
         if leased.len() >= max || ready.is_empty() {
             return Ok(leased);
@@ -725,7 +748,9 @@ impl Frontier for RedisFrontier {
         // One XREADGROUP over every shard held: each gives up to its share of what is left.
         let keys: Vec<String> = ready.iter().map(|&k| self.shard_key(k)).collect();
         let worker = self.worker.clone();
-        let each = (max - leased.len()).div_ceil(keys.len()).max(1);
+        let each = (max - leased.len())
+            .div_ceil(keys.len())
+            .clamp(1, self.per_shard);
         let reply: Value = self.run("lease URLs", |c| {
             let mut cmd = redis::cmd("XREADGROUP");
             cmd.arg("GROUP")
