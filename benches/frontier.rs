@@ -132,6 +132,29 @@ impl Bench {
     }
 }
 
+impl Bench {
+    /// Six test servers and a frontier `name` holding `n` of their URLs (`path`).
+    fn enqueued(
+        &self,
+        redis: &Redis,
+        name: &str,
+        n: usize,
+        path: &str,
+    ) -> Result<(Vec<ServerThread>, String), String> {
+        let hosts = servers(6)?;
+        let file = self.urls(&format!("{name}.txt"), &hosts, n, path);
+        let frontier = redis.url(name);
+        self.run(&[
+            "--enqueue",
+            &frontier,
+            "-i",
+            file.to_str().unwrap(),
+            "--json",
+        ])?;
+        Ok((hosts, frontier))
+    }
+}
+
 fn servers(n: usize) -> Result<Vec<ServerThread>, String> {
     (0..n)
         .map(|_| Server::spawn_thread("127.0.0.1:0".parse().unwrap()).map_err(|e| e.to_string()))
@@ -229,16 +252,7 @@ fn run() -> Result<(), String> {
     drop(hosts);
 
     // Nothing lost.
-    let hosts = servers(6)?;
-    let file = bench.urls("kill.txt", &hosts, 3000, "/get?i={i}");
-    let frontier = redis.url("kill");
-    bench.run(&[
-        "--enqueue",
-        &frontier,
-        "-i",
-        file.to_str().unwrap(),
-        "--json",
-    ])?;
+    let (hosts, frontier) = bench.enqueued(&redis, "kill", 3000, "/get?i={i}")?;
     let outs: Vec<PathBuf> = (0..3)
         .map(|w| bench.dir.join(format!("kill{w}.jsonl")))
         .collect();
@@ -302,16 +316,7 @@ fn run() -> Result<(), String> {
     drop(hosts);
 
     // Politeness across the cluster.
-    let hosts = servers(6)?;
-    let file = bench.urls("rate.txt", &hosts, 3000, "/limit/20?i={i}");
-    let frontier = redis.url("rate");
-    bench.run(&[
-        "--enqueue",
-        &frontier,
-        "-i",
-        file.to_str().unwrap(),
-        "--json",
-    ])?;
+    let (hosts, frontier) = bench.enqueued(&redis, "rate", 3000, "/limit/20?i={i}")?;
     let started = Instant::now();
     let workers: Vec<Child> = (0..3)
         .map(|_| {

@@ -257,11 +257,7 @@ fn local_server() -> volley_testserver::ServerThread {
 /// that names the frontier's URL; no request is made.
 #[test]
 fn an_unreachable_redis_is_a_clear_error() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = util::refused_port();
     let server = volley_testserver::Server::spawn_thread(util::local()).unwrap();
     let frontier = format!("redis://127.0.0.1:{port}/site");
     let start_url = server.url("/links/5/0");

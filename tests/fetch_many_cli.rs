@@ -142,13 +142,7 @@ fn server() -> ServerThread {
     Server::spawn_thread("127.0.0.1:0".parse().unwrap()).expect("start the test server")
 }
 
-/// A port nobody listens on: connecting is refused.
-fn refused_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port()
-}
+use util::refused_port;
 
 fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -994,12 +988,7 @@ mod frontier {
     /// A Redis that is not there: exit 1, the URL named.
     #[test]
     fn an_unreachable_redis_fails_clearly() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let frontier = format!("redis://127.0.0.1:{port}/none");
+        let frontier = format!("redis://127.0.0.1:{}/none", refused_port());
         for args in [vec!["--from", &frontier], vec!["--status", &frontier]] {
             let out = run(&args);
             assert_eq!(code(&out), 1);

@@ -214,12 +214,7 @@ fn a_redis_restart_loses_nothing_acknowledged() {
 /// A Redis that is not there: a clear error naming the frontier, at once.
 #[test]
 fn an_unreachable_redis_is_a_clear_error() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("redis://127.0.0.1:{port}/crawl");
+    let url = format!("redis://127.0.0.1:{}/crawl", util::refused_port());
     let e = RedisFrontier::open(&url).unwrap_err();
     let text = e.to_string();
     assert!(text.contains(&url), "{text}");

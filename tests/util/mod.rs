@@ -14,6 +14,15 @@ use std::time::Duration;
 use volley::{Runtime, TcpListener, TcpStream};
 
 pub mod example;
+
+/// A loopback port nobody listens on (one the kernel just gave and took back): connecting
+/// to it is refused.
+pub fn refused_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
 pub mod redis_server;
 mod skip;
 #[allow(unused_imports)] // each test file uses what it needs

@@ -2,7 +2,6 @@
 //! own, stopped (and its files removed) when dropped. `REDIS_SERVER` names the binary if it is
 //! not `redis-server` on the PATH; `.ci/run` installs Debian's.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -34,10 +33,7 @@ impl RedisServer {
             );
             return None;
         }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = super::refused_port();
         let dir = std::env::temp_dir().join(format!("volley-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a directory for redis");
         let mut server = RedisServer {
