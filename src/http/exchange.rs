@@ -282,44 +282,21 @@ pub(crate) fn attempt<'r>(
     async move {
         let config = &ctx.config;
         let url = out.url;
-        let pooled = match fresh_only {
-            false => ctx.pool.checkout(&out.key).await,
-            true => None,
-        };
-        let reused = pooled.is_some();
+        // The pooled connection, if any, lives only in this block: kept beside `conn` it
+        // would take room (112 bytes) in every request's future while the request is sent
+        // and its head read. A new connection's setup (resolve, connect, tunnel: 512 bytes)
+        // is boxed, for the time it takes: inline, its room would stay in the request's
+        // future for the whole exchange, ten thousand times over when ten thousand requests
+        // wait on slow servers; boxed, it costs one allocation per new connection.
         #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
-        let mut conn = match pooled {
-            Some(conn) => conn,
-            None => {
-                let started = Instant::now();
-                let (addrs, looked_up) = deadlines
-                    .run(
-                        Phase::Resolve,
-                        url,
-                        resolve(config, &ctx.dns, out.route.connect_url(url)),
-                    )
-                    .await?
-                    .map_err(|e| e.with_url(url))?;
-                let resolved = Instant::now();
-                if looked_up {
-                    clock.timings.dns += resolved - started;
-                }
-                let mut conn = connect(&addrs, deadlines, url).await?;
-                if let Some(proxy) = out.route.tunnel() {
-                    // Boxed: rare, and it would add its size to every request's future.
-                    let max_head = config.max_response_header_size;
-                    Box::pin(open_tunnel(
-                        &mut conn,
-                        proxy,
-                        url,
-                        out.headers,
-                        deadlines,
-                        max_head,
-                    ))
-                    .await?;
-                }
-                clock.timings.connect += resolved.elapsed();
-                conn
+        let (mut conn, reused) = {
+            let pooled = match fresh_only {
+                false => ctx.pool.checkout(&out.key).await,
+                true => None,
+            };
+            match pooled {
+                Some(conn) => (conn, true),
+                None => (Box::pin(fresh(ctx, out, deadlines, clock)).await?, false),
             }
         };
         #[cfg(feature = "tls")]
@@ -357,4 +334,45 @@ pub(crate) fn attempt<'r>(
             })?;
         Ok(Exchanged { conn, head, sent })
     }
+}
+
+/// A new connection for `out`: resolved, connected and, through a proxy that tunnels,
+/// tunnelled (TLS is the caller's).
+async fn fresh(
+    ctx: &ClientContext,
+    out: &Outgoing<'_>,
+    deadlines: &Deadlines,
+    clock: &mut Clock,
+) -> Result<Conn, Error> {
+    let config = &ctx.config;
+    let url = out.url;
+    let started = Instant::now();
+    let (addrs, looked_up) = deadlines
+        .run(
+            Phase::Resolve,
+            url,
+            resolve(config, &ctx.dns, out.route.connect_url(url)),
+        )
+        .await?
+        .map_err(|e| e.with_url(url))?;
+    let resolved = Instant::now();
+    if looked_up {
+        clock.timings.dns += resolved - started;
+    }
+    let mut conn = connect(&addrs, deadlines, url).await?;
+    if let Some(proxy) = out.route.tunnel() {
+        // Boxed: rare, and it would add its size to every request's future.
+        let max_head = config.max_response_header_size;
+        Box::pin(open_tunnel(
+            &mut conn,
+            proxy,
+            url,
+            out.headers,
+            deadlines,
+            max_head,
+        ))
+        .await?;
+    }
+    clock.timings.connect += resolved.elapsed();
+    Ok(conn)
 }

@@ -111,37 +111,43 @@ pub(crate) fn execute<'a>(
             if store_cookies {
                 ctx.cookies.add_to(&hop.url, &mut hop.headers);
             }
-            let response = exchange(
-                ctx,
-                &hop.method,
-                &hop.url,
-                &hop.headers,
-                hop.body.as_mut(),
-                &deadlines,
-                &mut hop.clock,
-            )
-            .await
-            .map_err(|e| ctx.proxies.annotate(e, &hop.url))?;
-            ctx.cookies.store(&hop.url, response.headers());
-            let Some(next) = next_hop(&response, &hop.url, followed, redirect)? else {
-                return Ok(response.decoded(codings));
+            // The response lives only in this block: the drain below owns it, and a local
+            // kept beside the drain would hold a whole response's room in every request's
+            // future.
+            let (drain, next) = {
+                let response = exchange(
+                    ctx,
+                    &hop.method,
+                    &hop.url,
+                    &hop.headers,
+                    hop.body.as_mut(),
+                    &deadlines,
+                    &mut hop.clock,
+                )
+                .await
+                .map_err(|e| ctx.proxies.annotate(e, &hop.url))?;
+                ctx.cookies.store(&hop.url, response.headers());
+                let Some(next) = next_hop(&response, &hop.url, followed, redirect)? else {
+                    return Ok(response.decoded(codings));
+                };
+                if !redirect::follow(
+                    response.status(),
+                    &hop.url,
+                    &next,
+                    &mut hop.method,
+                    hop.headers.to_mut(),
+                ) {
+                    hop.body = None;
+                } else if hop.body.as_ref().is_some_and(Body::is_stream) {
+                    // A 307 or 308 would send the body again, and a streamed one was
+                    // consumed: the redirect is the answer.
+                    return Ok(response.decoded(codings));
+                }
+                // Boxed: the drain holds a whole response, and inlining it would make every
+                // request's future that much larger for the rare redirect.
+                (Box::pin(response.discard(DRAIN_LIMIT)), next)
             };
-            if !redirect::follow(
-                response.status(),
-                &hop.url,
-                &next,
-                &mut hop.method,
-                hop.headers.to_mut(),
-            ) {
-                hop.body = None;
-            } else if hop.body.as_ref().is_some_and(Body::is_stream) {
-                // A 307 or 308 would send the body again, and a streamed one was consumed:
-                // the redirect is the answer.
-                return Ok(response.decoded(codings));
-            }
-            // Boxed: the drain holds a whole response, and inlining it would make every
-            // request's future that much larger for the rare redirect.
-            Box::pin(response.discard(DRAIN_LIMIT)).await;
+            drain.await;
             hop.url = next;
             followed += 1;
         }

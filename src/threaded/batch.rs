@@ -21,6 +21,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::future::poll_fn;
+use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -391,7 +392,7 @@ where
 async fn forward<S: Source>(mut stream: crate::batch::BatchStream<S>, tx: mpsc::Sender<Message>) {
     loop {
         let next = poll_fn(|cx| stream.poll_result(cx));
-        let next = or_closed(next, |cx| tx.poll_closed(cx)).await;
+        let next = or_closed(pin!(next), |cx| tx.poll_closed(cx)).await;
         let message = match next {
             None => return,
             Some(None) => Message::Done(stream.summary().clone()),

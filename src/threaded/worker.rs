@@ -18,7 +18,7 @@
 use std::any::Any;
 use std::future::{poll_fn, Future};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::thread::{self, ThreadId};
@@ -225,15 +225,17 @@ pub(crate) async fn serve(
     request: Request,
     mut reply: oneshot::Sender<Result<Head, Error>>,
 ) {
-    let answer = or_closed(client.execute(request), |cx| reply.poll_closed(cx)).await;
-    let mut response = match answer {
-        None => return, // the caller went away; dropping the request future cancels it
-        Some(Err(e)) => {
-            let _ = reply.send(Err(e));
-            return;
-        }
-        Some(Ok(response)) => response,
-    };
+    // Matched in the statement that awaits it: a named answer would keep its room (a whole
+    // response) in the task beside `response`.
+    let mut response =
+        match or_closed(pin!(client.execute(request)), |cx| reply.poll_closed(cx)).await {
+            None => return, // the caller went away; dropping the request future cancels it
+            Some(Err(e)) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+            Some(Ok(response)) => response,
+        };
     let eager = response.content_length().is_some_and(|n| n <= EAGER_BODY);
     let mut head = Head {
         status: response.status(),
@@ -247,7 +249,7 @@ pub(crate) async fn serve(
         body: BodyFrom::Done(Bytes::new(), None),
     };
     if eager {
-        let body = or_closed(response.read_all(true), |cx| reply.poll_closed(cx)).await;
+        let body = or_closed(pin!(response.read_all(true)), |cx| reply.poll_closed(cx)).await;
         match body {
             None => return,
             Some(Err(e)) => {
@@ -268,7 +270,8 @@ pub(crate) async fn serve(
         return;
     }
     loop {
-        let piece = match or_closed(response.chunk(), |cx| pieces.poll_closed(cx)).await {
+        let got = or_closed(pin!(response.chunk()), |cx| pieces.poll_closed(cx)).await;
+        let piece = match got {
             None => return,
             Some(Ok(Some(data))) => Piece::Data(data),
             Some(Ok(None)) => Piece::End(response.trailers().cloned(), response.timings()),
@@ -281,13 +284,16 @@ pub(crate) async fn serve(
     }
 }
 
-/// Runs `future` until it finishes (`Some` of its output) or `closed` is ready (`None`,
-/// dropping the future): work for a caller that may go away.
+/// Runs `future` until it finishes (`Some` of its output) or `closed` is ready (`None`; the
+/// caller then drops the future): work for a caller that may go away.
+///
+/// It takes the future pinned where the caller keeps it (`or_closed(pin!(f), ..)`): taken by
+/// value and pinned here, it would be stored twice in the caller's future, the argument and
+/// the pinned copy (for [`serve`], 1.5 KB more in every request's task).
 pub(crate) async fn or_closed<F: Future>(
-    future: F,
+    mut future: Pin<&mut F>,
     mut closed: impl FnMut(&mut Context<'_>) -> Poll<()>,
 ) -> Option<F::Output> {
-    let mut future = pin!(future);
     poll_fn(|cx| {
         if let Poll::Ready(output) = future.as_mut().poll(cx) {
             return Poll::Ready(Some(output));
