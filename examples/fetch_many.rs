@@ -963,6 +963,10 @@ enum Source {
     /// URL arguments (or the embedded server's), cycled `total` times, `{n}` filled in.
     Generated {
         urls: Vec<String>,
+        /// Each URL without `{n}`, parsed once: every turn of the cycle is the same URL,
+        /// so it is cloned rather than formatted and parsed again (most of the tool's own
+        /// work per request in a keep-alive run).
+        fixed: Vec<Option<Url>>,
         next: usize,
         total: usize,
     },
@@ -987,7 +991,9 @@ impl Feed {
     /// The next URL string to consider, or `None` at the end of the input.
     fn next_string(&mut self) -> Option<String> {
         match &mut self.source {
-            Source::Generated { urls, next, total } => {
+            Source::Generated {
+                urls, next, total, ..
+            } => {
                 if *next >= *total {
                     return None;
                 }
@@ -1032,6 +1038,19 @@ impl Iterator for Feed {
 
     fn next(&mut self) -> Option<Request> {
         loop {
+            if let Source::Generated {
+                fixed, next, total, ..
+            } = &mut self.source
+            {
+                if let Some(Some(url)) = (*next < *total).then(|| &fixed[*next % fixed.len()]) {
+                    *next += 1;
+                    if self.shared.is_done(url.as_str()) {
+                        self.shared.skipped.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    return Some(Request::new(Method::GET, url.clone()));
+                }
+            }
             let text = self.next_string()?;
             match check_url(&text) {
                 Ok(url) => {
@@ -1164,8 +1183,13 @@ async fn fetch_many(mut args: Args, files: Files) -> Result<Outcome, String> {
                     args.concurrency
                 );
             }
+            let fixed = urls
+                .iter()
+                .map(|u| (!u.contains("{n}")).then(|| check_url(u).ok()).flatten())
+                .collect();
             let source = Source::Generated {
                 urls,
+                fixed,
                 next: 0,
                 total,
             };

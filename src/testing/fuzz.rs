@@ -40,7 +40,7 @@ impl HeadSummary {
         HeadSummary {
             version: head.version,
             status: head.status.as_u16(),
-            reason: head.reason.clone(),
+            reason: head.reason.to_string(),
             headers: head
                 .headers
                 .iter()

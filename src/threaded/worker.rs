@@ -190,7 +190,7 @@ fn panic_message(panic: &(dyn Any + Send)) -> &str {
 pub(crate) struct Head {
     pub(crate) status: StatusCode,
     pub(crate) version: Version,
-    pub(crate) reason: String,
+    pub(crate) reason: std::borrow::Cow<'static, str>,
     pub(crate) headers: HeaderMap,
     pub(crate) url: Url,
     pub(crate) content_length: Option<u64>,
@@ -240,7 +240,7 @@ pub(crate) async fn serve(
     let mut head = Head {
         status: response.status(),
         version: response.version(),
-        reason: response.reason().to_owned(),
+        reason: crate::http::proto::head::reason_phrase(response.status(), response.reason()),
         headers: response.take_headers(),
         url: response.url().clone(),
         content_length: response.content_length(),

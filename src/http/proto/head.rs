@@ -4,8 +4,10 @@
 //! more, or fails, never buffering past the size limit. [`framing`] decides from the request
 //! method and the head how the body is delimited and whether the connection can be reused.
 
+use std::borrow::Cow;
 use std::fmt;
 
+use bytes::Bytes;
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
 
@@ -22,8 +24,9 @@ pub(crate) const MAX_INTERIM_RESPONSES: usize = 32;
 pub(crate) struct ResponseHead {
     pub(crate) version: Version,
     pub(crate) status: StatusCode,
-    /// The reason phrase as the server sent it (possibly empty).
-    pub(crate) reason: String,
+    /// The reason phrase as the server sent it (possibly empty); borrowed when it is the
+    /// status code's usual one, as it nearly always is, so that it costs no allocation.
+    pub(crate) reason: Cow<'static, str>,
     pub(crate) headers: HeaderMap,
 }
 
@@ -103,22 +106,47 @@ fn parse_into<'b>(
     let status = StatusCode::from_u16(code)
         .map_err(|_| HeadError::Malformed(format!("status code {code} out of range")))?;
     let mut map = HeaderMap::with_capacity(response.headers.len());
+    // With more than two fields, the values share one copy of the head: two allocations
+    // (the copy, and its shared count on the first slice) rather than one per value; a
+    // typical server sends eight.
+    let block = (response.headers.len() > 2).then(|| Bytes::copy_from_slice(&buf[..len]));
     for header in response.headers.iter() {
         let name = HeaderName::from_bytes(header.name.as_bytes())
             .map_err(|_| HeadError::Malformed(format!("invalid header name {:?}", header.name)))?;
-        let value = HeaderValue::from_bytes(header.value)
-            .map_err(|_| HeadError::Malformed(format!("invalid value in header {name}")))?;
+        let value = match &block {
+            Some(block) => HeaderValue::from_maybe_shared(share(block, buf, header.value)),
+            None => HeaderValue::from_bytes(header.value),
+        }
+        .map_err(|_| HeadError::Malformed(format!("invalid value in header {name}")))?;
         map.append(name, value);
     }
     Ok(Some((
         ResponseHead {
             version,
             status,
-            reason: response.reason.unwrap_or_default().to_owned(),
+            reason: reason_phrase(status, response.reason.unwrap_or_default()),
             headers: map,
         },
         len,
     )))
+}
+
+/// `part` (a slice of `buf`) as a slice of `block`, a copy of `buf`'s start.
+fn share(block: &Bytes, buf: &[u8], part: &[u8]) -> Bytes {
+    let start = (part.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
+    match start.checked_add(part.len()) {
+        Some(end) if end <= block.len() => block.slice(start..end),
+        // Not within the head: httparse's slices always are, but a copy is always right.
+        _ => Bytes::copy_from_slice(part),
+    }
+}
+
+/// `reason` as kept in a [`ResponseHead`]: borrowed if it is `status`'s usual phrase.
+pub(crate) fn reason_phrase(status: StatusCode, reason: &str) -> Cow<'static, str> {
+    match status.canonical_reason() {
+        Some(usual) if usual == reason => Cow::Borrowed(usual),
+        _ => Cow::Owned(reason.to_owned()),
+    }
 }
 
 /// How a response's body is delimited, and whether its connection may carry another request.
@@ -254,6 +282,38 @@ mod tests {
             .expect("complete");
         assert_eq!(len, raw.len());
         head
+    }
+
+    /// With more than two fields the values are slices of one copy of the head: each is the
+    /// bytes sent (empty and non-ASCII ones too), and outlives the buffer parsed.
+    #[test]
+    fn values_of_a_longer_head_are_its_own_bytes() {
+        let mut raw = b"HTTP/1.1 200 OK\r\nServer: nginx\r\nX-Empty:\r\nX-Obs: caf\xe9\r\n\
+                        Content-Length: 13\r\nX-Two: a\r\nX-Two: b\r\n\r\n"
+            .to_vec();
+        let (head, len) = parse_head(&raw, 64 * 1024).unwrap().unwrap();
+        assert_eq!(len, raw.len());
+        raw.fill(b'#'); // the values must not borrow the buffer
+        let value = |name: &str| head.headers.get(name).map(|v| v.as_bytes().to_vec());
+        assert_eq!(value("server").as_deref(), Some(&b"nginx"[..]));
+        assert_eq!(value("x-empty").as_deref(), Some(&b""[..]));
+        assert_eq!(value("x-obs").as_deref(), Some(&b"caf\xe9"[..]));
+        assert_eq!(value("content-length").as_deref(), Some(&b"13"[..]));
+        let two: Vec<_> = head.headers.get_all("x-two").iter().collect();
+        assert_eq!(two, ["a", "b"]);
+        assert!(matches!(head.reason, Cow::Borrowed("OK")));
+    }
+
+    /// A reason phrase is kept as sent: borrowed when it is the usual one, else owned.
+    #[test]
+    fn reason_phrases_are_kept_as_sent() {
+        assert!(matches!(
+            head("HTTP/1.1 404 Not Found\r\n\r\n").reason,
+            Cow::Borrowed("Not Found")
+        ));
+        let custom = head("HTTP/1.1 404 Nope\r\n\r\n").reason;
+        assert!(matches!(&custom, Cow::Owned(r) if r == "Nope"));
+        assert_eq!(head("HTTP/1.1 200 ok\r\n\r\n").reason, "ok");
     }
 
     /// Status lines and headers parse, whole, and say Partial for every strict prefix.
