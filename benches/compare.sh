@@ -40,7 +40,8 @@ command -v wrk >/dev/null || apt_install wrk || say "cannot install wrk: W3 has 
 [ ${#NGINX_ARGS[@]} -eq 0 ] && say "no nginx: W3 is skipped"
 
 # --- Build and run ------------------------------------------------------------------------
-cargo build --release --manifest-path peers/Cargo.toml --bin compare || exit 1
+TARGET=${CARGO_TARGET_DIR:-$ROOT/peers/target}
+CARGO_TARGET_DIR=$TARGET cargo build --release --manifest-path peers/Cargo.toml --bin compare || exit 1
 # Descriptors: S30k needs ~30k in the client and as many in the server. As root, try to raise
 # the hard limit to fs.nr_open first (refused without CAP_SYS_RESOURCE, e.g. in some containers:
 # compare then skips what does not fit, with a note), then the soft limit to the hard one.
@@ -48,5 +49,5 @@ if [ "$(id -u)" = 0 ]; then
     ulimit -Hn "$(cat /proc/sys/fs/nr_open 2>/dev/null || echo 1048576)" 2>/dev/null
 fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
-"$ROOT/peers/target/release/compare" "${PY_ARGS[@]}" "${NGINX_ARGS[@]}" \
+"$TARGET/release/compare" "${PY_ARGS[@]}" "${NGINX_ARGS[@]}" \
     --json "$ROOT/peers/results.json" --svg "$ROOT/docs/perf.svg" "$@"

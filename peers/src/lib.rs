@@ -1,9 +1,9 @@
 //! What the comparison binaries share: the neutral server run as a child process of the
-//! binary itself, and the statistics they report.
+//! binary itself, wrk as a measured client, and the statistics they report.
 
 #![forbid(unsafe_code)]
 
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, BufRead, BufReader, Read};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -130,4 +130,115 @@ pub fn install_ring_provider() {
     ONCE.call_once(|| {
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
+}
+
+/// One run of `wrk`: what it reported, and the CPU time of the wrk process itself.
+#[derive(Clone, Copy, Debug)]
+pub struct WrkRun {
+    /// Requests completed (wrk's count).
+    pub requests: f64,
+    /// wrk's own requests per second.
+    pub rps: f64,
+    /// Non-2xx/3xx answers and socket errors (connect, read, write, timeout), as wrk counts them.
+    pub failed: f64,
+    /// User and system CPU seconds of the wrk process, all its threads.
+    pub user_s: f64,
+    pub sys_s: f64,
+}
+
+impl WrkRun {
+    /// CPU microseconds per request.
+    pub fn cpu_us_per_req(&self) -> f64 {
+        (self.user_s + self.sys_s) * 1e6 / self.requests.max(1.0)
+    }
+}
+
+/// True if `wrk` can be started.
+pub fn wrk_available() -> bool {
+    Command::new("wrk")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// Runs `wrk -t1 -c<connections> -d<seconds>s URL` as a child process. Its CPU time is the wrk
+/// process's own: `utime + stime` of `/proc/<pid>/stat`, read once wrk has exited and before
+/// it is reaped (a zombie keeps its totals there, its threads' included), in clock ticks of
+/// 10 ms.
+pub fn wrk(url: &str, connections: usize, seconds: u32) -> Result<WrkRun, String> {
+    let mut child = Command::new("wrk")
+        .args([
+            "-t1".to_string(),
+            format!("-c{connections}"),
+            format!("-d{seconds}s"),
+            url.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("wrk: {e}"))?;
+    let mut text = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        out.read_to_string(&mut text)
+            .map_err(|e| format!("wrk: reading its output: {e}"))?;
+    }
+    // Its output ends when wrk exits: wait until it is a zombie, then read its times.
+    let stat_path = format!("/proc/{}/stat", child.id());
+    let mut times = None;
+    for _ in 0..2000 {
+        let Ok(stat) = std::fs::read_to_string(&stat_path) else {
+            break;
+        };
+        // The fields after the command name (in parentheses): the state is the first, utime
+        // the 12th and stime the 13th.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+        if fields.first() == Some(&"Z") {
+            let tick = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+            times = tick(11).zip(tick(12));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let status = child.wait().map_err(|e| format!("wrk: {e}"))?;
+    if !status.success() {
+        return Err(format!("wrk exited with {status}: {text}"));
+    }
+    let (utime, stime) = times.ok_or("wrk: could not read its CPU time from /proc")?;
+    let requests: f64 = text
+        .lines()
+        .find_map(|l| l.split_once(" requests in"))
+        .and_then(|(n, _)| n.trim().parse().ok())
+        .ok_or_else(|| format!("wrk: no request count in {text:?}"))?;
+    let rps: f64 = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| format!("wrk: no Requests/sec in {text:?}"))?;
+    let mut failed = 0.0;
+    for line in text.lines().map(str::trim) {
+        if let Some(n) = line.strip_prefix("Non-2xx or 3xx responses:") {
+            failed += n.trim().parse::<f64>().unwrap_or(0.0);
+        }
+        if let Some(errors) = line.strip_prefix("Socket errors:") {
+            for part in errors.split(',') {
+                failed += part
+                    .split_whitespace()
+                    .last()
+                    .and_then(|n| n.parse::<f64>().ok())
+                    .unwrap_or(0.0);
+            }
+        }
+    }
+    let hz = 100.0; // USER_HZ
+    Ok(WrkRun {
+        requests,
+        rps,
+        failed,
+        user_s: utime / hz,
+        sys_s: stime / hz,
+    })
 }

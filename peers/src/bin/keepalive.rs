@@ -39,6 +39,9 @@
 //! - `raw` (reference): blocking `std::net` sockets, C connections in lockstep (write one
 //!   fixed request on each, then read each response); no HTTP parsing beyond the length. A
 //!   ceiling for what the server and loopback allow.
+//! - `wrk` (reference): `wrk -t1 -cC -d5s URL` in a child process, the practical limit of one
+//!   client thread; its request count and rate are wrk's own, its CPU time the wrk process's
+//!   own (`utime + stime` of the exited process, see `volley_peers::wrk`). No warm-up.
 //!
 //! Each client gets a new runtime and client in every round, a warm-up of `--warmup` requests
 //! (default 20 per connection) that opens its connections, then the timed N requests. The
@@ -50,7 +53,8 @@
 //! LIST` (comma-separated, default `volley,reqwest,raw`), `--port P` (use a server already
 //! running on 127.0.0.1:P instead of starting one), `--path P` (the path to GET, default `/`;
 //! with nginx serving a 13-byte file, `--port` and `--path` make the W3 workload; `raw` expects
-//! the neutral server's exact response and is for it only).
+//! the neutral server's exact response and is for it only), `--json PATH` (every round's and
+//! the median figures of each client, for `benches/all.sh`).
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -71,6 +75,7 @@ struct Args {
     clients: Vec<String>,
     port: Option<u16>,
     path: String,
+    json: Option<String>,
     serve: bool,
 }
 
@@ -83,6 +88,7 @@ fn parse_args() -> Result<Args, String> {
         clients: vec!["volley".into(), "reqwest".into(), "raw".into()],
         port: None,
         path: "/".into(),
+        json: None,
         serve: false,
     };
     let mut it = std::env::args().skip(1);
@@ -105,11 +111,12 @@ fn parse_args() -> Result<Args, String> {
                 args.port = Some(p.parse().map_err(|e| format!("{p:?}: {e}"))?);
             }
             "--path" => args.path = value("--path")?,
+            "--json" => args.json = Some(value("--json")?),
             "--serve" => args.serve = true,
             "-h" | "--help" => {
                 return Err("usage: keepalive [-c C] [-n N] [--rounds R] [--warmup W] \
-                            [--clients volley,volley-nt,volley-url,volley-tokio,volley-tokio-batch,reqwest,raw] [--port P] \
-                            [--path P] | --serve"
+                            [--clients volley,volley-nt,volley-url,volley-tokio,volley-tokio-batch,reqwest,raw,wrk] \
+                            [--port P] [--path P] [--json PATH] | --serve"
                     .into())
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
@@ -127,6 +134,7 @@ fn parse_args() -> Result<Args, String> {
             "volley-tokio-batch",
             "reqwest",
             "raw",
+            "wrk",
         ]
         .contains(&c.as_str())
         {
@@ -419,6 +427,34 @@ fn run_raw(port: u16, args: &Args) -> Sample {
     timed(args.requests, || batch(args.requests))
 }
 
+/// How long wrk runs in each round.
+const WRK_SECONDS: u32 = 5;
+
+/// `wrk -t1 -c C -d5s URL` (see [`volley_peers::wrk`]): its own request count and rate (so
+/// `wall` is requests / (requests/s), wrk's timing), and the wrk process's own CPU time. A
+/// run that fails ends the benchmark: no figure is made up for it.
+fn run_wrk(url: &str, args: &Args) -> Sample {
+    let run = match volley_peers::wrk(url, args.concurrency, WRK_SECONDS) {
+        Ok(run) if run.failed == 0.0 => run,
+        Ok(run) => {
+            eprintln!("keepalive: wrk had {} failed requests", run.failed);
+            std::process::exit(1);
+        }
+        Err(e) => {
+            eprintln!("keepalive: {e}");
+            std::process::exit(1);
+        }
+    };
+    let hz = 100.0; // USER_HZ, the unit of the tick counts
+    Sample {
+        wall: Duration::from_secs_f64(run.requests / run.rps),
+        cpu: Duration::from_secs_f64(run.user_s + run.sys_s),
+        user_ticks: (run.user_s * hz).round() as u64,
+        sys_ticks: (run.sys_s * hz).round() as u64,
+        requests: run.requests as usize,
+    }
+}
+
 fn run_client(name: &str, port: u16, args: &Args) -> Sample {
     let url = format!("http://127.0.0.1:{port}{}", args.path);
     match name {
@@ -429,6 +465,7 @@ fn run_client(name: &str, port: u16, args: &Args) -> Sample {
         "volley-tokio" => run_volley_tokio(&url, args),
         "volley-tokio-batch" => run_volley_tokio_batch(&url, args),
         "raw" => run_raw(port, args),
+        "wrk" => run_wrk(&url, args),
         other => unreachable!("client {other}"),
     }
 }
@@ -443,6 +480,11 @@ fn main() {
             std::process::exit(2);
         }
     };
+    let mut args = args;
+    if args.clients.iter().any(|c| c == "wrk") && !volley_peers::wrk_available() {
+        eprintln!("keepalive: wrk is not installed: that client is left out");
+        args.clients.retain(|c| c != "wrk");
+    }
     if args.serve {
         if let Err(e) = serve() {
             eprintln!("keepalive --serve: {e}");
@@ -471,10 +513,10 @@ fn main() {
             None => "external".into(),
         }
     );
+    let load_start = loadavg();
     println!(
-        "cores {}, loadavg at start {}",
+        "cores {}, loadavg at start {load_start}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
-        loadavg()
     );
     println!();
     println!(
@@ -527,8 +569,15 @@ fn main() {
         );
     }
     let index = |name: &str| args.clients.iter().position(|c| c == name);
-    if let Some(r) = index("reqwest") {
-        for v in ["volley", "volley-nt", "volley-url"] {
+    for base in ["reqwest", "wrk"] {
+        let Some(r) = index(base) else { continue };
+        for v in [
+            "volley",
+            "volley-nt",
+            "volley-url",
+            "volley-tokio",
+            "volley-tokio-batch",
+        ] {
             let Some(v_i) = index(v) else { continue };
             let paired = |f: fn(&Sample) -> f64| {
                 median(
@@ -544,7 +593,7 @@ fn main() {
                     / median(samples[r].iter().map(f).collect())
             };
             println!(
-                "  {v}/reqwest: req/s {:.3} (ratio of medians; median of per-round ratios {:.3}), \
+                "  {v}/{base}: req/s {:.3} (ratio of medians; median of per-round ratios {:.3}), \
                  cpu per request {:.3} ({:.3})",
                 of_medians(Sample::rps),
                 paired(Sample::rps),
@@ -553,5 +602,63 @@ fn main() {
             );
         }
     }
+    if let Some(path) = &args.json {
+        let json = report_json(&args, port, &samples, &load_start);
+        match std::fs::write(path, json) {
+            Ok(()) => println!("wrote {path}"),
+            Err(e) => {
+                eprintln!("keepalive: writing {path}: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
     drop(server);
+}
+
+/// The `--json` report: the settings, and per client every round's figures and the medians.
+fn report_json(args: &Args, port: u16, samples: &[Vec<Sample>], load_start: &str) -> String {
+    let q = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
+    let mut clients = Vec::new();
+    for (name, runs) in args.clients.iter().zip(samples) {
+        let rounds: Vec<String> = runs
+            .iter()
+            .map(|s| {
+                format!(
+                    "{{\"req_per_s\": {:.1}, \"wall_s\": {:.6}, \"cpu_us_per_req\": {:.3}, \
+                     \"sys_share\": {:.3}, \"requests\": {}}}",
+                    s.rps(),
+                    s.wall.as_secs_f64(),
+                    s.cpu_us_per_req(),
+                    s.sys_share(),
+                    s.requests
+                )
+            })
+            .collect();
+        let rps: Vec<f64> = runs.iter().map(Sample::rps).collect();
+        clients.push(format!(
+            "    {}: {{\"median\": {{\"req_per_s\": {:.1}, \"req_per_s_min\": {:.1}, \
+             \"req_per_s_max\": {:.1}, \"cpu_us_per_req\": {:.3}}}, \"rounds\": [{}]}}",
+            q(name),
+            median(rps.clone()),
+            rps.iter().copied().fold(f64::INFINITY, f64::min),
+            rps.iter().copied().fold(0.0, f64::max),
+            median(runs.iter().map(Sample::cpu_us_per_req).collect()),
+            rounds.join(", ")
+        ));
+    }
+    format!(
+        "{{\n  \"bench\": \"keepalive\",\n  \"port\": {port},\n  \"path\": {},\n  \
+         \"concurrency\": {},\n  \"requests\": {},\n  \"rounds\": {},\n  \"warmup\": {},\n  \
+         \"wrk_seconds\": {WRK_SECONDS},\n  \"cores\": {},\n  \"loadavg_start\": {},\n  \
+         \"loadavg_end\": {},\n  \"clients\": {{\n{}\n  }}\n}}\n",
+        q(&args.path),
+        args.concurrency,
+        args.requests,
+        args.rounds,
+        args.warmup,
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        q(load_start),
+        q(&loadavg()),
+        clients.join(",\n")
+    )
 }
