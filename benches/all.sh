@@ -31,6 +31,12 @@ run() { # run CMD...: note the command, then run it
     "$@" || { say "failed: $*"; exit 1; }
 }
 
+# The commit measured, and whether the tracked files differ from it, read before anything runs
+# (compare redraws docs/perf.svg, a tracked file).
+commit=$(git rev-parse HEAD)
+short=$(git rev-parse --short HEAD)
+dirty=$([ -z "$(git status --porcelain --untracked-files=no)" ] && echo false || echo true)
+
 if [ -n "$QUICK" ]; then
     compare_args=(--quick --workloads W1,W2,W3 --rounds 1)
     ka_args=(-n 20000 --rounds 1)
@@ -70,9 +76,7 @@ run "$CARGO_TARGET_DIR/release/threads" "${threads_args[@]}" --json "$TMP/thread
 # The raw file: the machine, the date, the commit, the commands, and each tool's JSON.
 mkdir -p "$OUT_DIR"
 stamp=$(date -u +%Y-%m-%dT%H%MZ)
-commit=$(git rev-parse HEAD)
-dirty=$([ -z "$(git status --porcelain --untracked-files=no)" ] && echo false || echo true)
-out="$OUT_DIR/$stamp-$(git rev-parse --short HEAD)${QUICK:+-quick}.json"
+out="$OUT_DIR/$stamp-$short${QUICK:+-quick}.json"
 printf '%s\n' "${commands[@]}" > "$TMP/commands.txt"
 python3 - "$TMP" "$out" "$stamp" "$commit" "$dirty" "${QUICK:+true}" <<'PY' || exit 1
 import json, os, platform, subprocess, sys
@@ -91,7 +95,7 @@ raw = {
     "quick": quick == "true",
     "command": "bash benches/all.sh" if quick != "true" else "ALL_QUICK=1 bash benches/all.sh",
     "machine": {
-        "cores": os.cpu_count(),
+        "cores": int(subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip() or 0),
         "cpu": first("/proc/cpuinfo", "model name"),
         "memory": first("/proc/meminfo", "MemTotal"),
         "kernel": platform.release(),

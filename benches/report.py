@@ -8,7 +8,7 @@ RAW.json defaults to the newest full run in benches/results/ (by file name; quic
 named *-quick.json, are never rendered). --check re-renders and compares: it runs no
 benchmark, it only proves that no figure in that section was typed by hand. Every number
 in the section comes from the raw file: medians of its rounds, and in brackets the min-max
-of the same rounds.
+of the same rounds. It also prints how the run stands against issue 18's goals.
 """
 
 import difflib
@@ -36,20 +36,12 @@ def rounds_of(n):
     return f"{n} round" + ("" if n == 1 else "s")
 
 
-def thousands(x):
-    return f"{x:,.0f}"
-
-
-def secs(x):
-    return f"{x:.3f} s"
-
-
 def span(values, fmt):
-    """The median, and the min-max of the rounds in brackets (when there are several)."""
+    """The median, and the min-max of the rounds in parentheses (when there are several)."""
     med = statistics.median(values)
     if len(values) < 2:
         return fmt(med)
-    return f"{fmt(med)} ({fmt(min(values)).split(' ')[0]}–{fmt(max(values))})"
+    return f"{fmt(med)} ({fmt(min(values))}–{fmt(max(values))})"
 
 
 def compare_rounds(raw, workload, client):
@@ -64,28 +56,24 @@ def compare_rounds(raw, workload, client):
         "rss": [r["maxrss_kb"] / 1024 for r in runs],
         "rps": [r["ok"] / r["wall"] for r in runs],
         "cpu_us": [r["cpu"] * 1e6 / max(r["ok"], 1) for r in runs],
-        "failed": sum(r["failed"] for r in runs),
     }
 
 
 def render(raw, name):
+    """The README section, and the goals of issue 18 against this run (for the log)."""
     if raw.get("quick"):
         sys.exit(f"report.py: {name} is a quick run: only full runs are rendered")
     m = raw["machine"]
     lines = [BEGIN]
+    dirty = " plus uncommitted changes" if raw.get("dirty") else ""
     lines.append(
-        f"Measured with `{raw['command']}` on {raw['date'][:10]} at commit "
-        f"`{raw['commit'][:7]}`{' (with uncommitted changes)' if raw.get('dirty') else ''}, "
-        f"on {m['cores']} cores ({m['cpu']}), Linux {m['kernel']}, {m['rustc'].split(' (')[0]}; "
-        f"raw results: [`{name}`]({name}). Loopback only; every client runs alone in a process "
-        f"of its own. Figures are medians of the rounds, with the min–max of the rounds in "
-        f"brackets; ratios are of medians."
+        f"`{raw['command']}` on {raw['date'][:10]}, commit `{raw['commit'][:7]}`{dirty}; "
+        f"{m['cores']} cores ({m['cpu']}), Linux {m['kernel']}, {m['rustc'].split(' (')[0]}; "
+        f"raw: [`{name}`]({name}). Loopback; each client alone in its own process; medians of "
+        f"the rounds, min–max in parentheses."
     )
     lines.append("")
 
-    # The reference workloads beside the peers.
-    clients = ["volley", "volley-stream", "reqwest", "aiohttp", "wrk"]
-    heads = ["volley `run()`", "volley `.stream()`", "reqwest (tokio)", "aiohttp", "wrk"]
     spec = raw["compare"]["workloads"]
 
     def shape(w):
@@ -93,39 +81,36 @@ def render(raw, name):
         n, c, floor = s.get("n", 0), s.get("concurrency", 0), s.get("floor_s")
         paths = " + ".join(f"`{p}`" for p in s.get("paths", []))
         at = "at once" if c >= n else f"{c:,} at a time"
-        return f"{n:,} × {paths}, {at}" + (f" (floor {floor:g} s)" if floor else "")
+        return f"{n:,} × {paths} {at}" + (f", floor {floor:g} s" if floor else "")
 
+    n_rounds = {w: len(spec[w]["clients"]["volley"]["runs"]) for w in ("W1", "W2", "W3") if w in spec}
+    clients = ["volley", "volley-stream", "reqwest", "aiohttp", "wrk"]
+    heads = ["volley `run()`", "volley `.stream()`", "reqwest", "aiohttp", "wrk"]
+    f3 = lambda x: f"{x:.3f}"
+    f1 = lambda x: f"{x:.1f}"
     rows = [
-        ("W1", "wall", f"W1: {shape('W1')}", secs),
-        ("W2", "wall", f"W2: {shape('W2')}", secs),
-        ("W2", "cpu", "W2 client CPU", secs),
-        ("W2", "rss", "W2 client peak RSS", lambda x: f"{x:.1f} MB"),
-        ("W3", "rps", f"W3: {spec.get('W3', {}).get('n', 0):,} keep-alive GETs of 13 bytes from "
-         f"nginx (1 worker), 50 connections, req/s", thousands),
-        ("W3", "cpu_us", "W3 client CPU per request", lambda x: f"{x:.1f} µs"),
+        ("W1", "wall", f"W1 s: {shape('W1')}", f3),
+        ("W2", "wall", f"W2 s: {shape('W2')}", f3),
+        ("W2", "cpu", "W2 client CPU s", f3),
+        ("W2", "rss", "W2 client peak RSS MB", f1),
+        ("W3", "rps", f"W3 req/s: {spec.get('W3', {}).get('n', 0):,} keep-alive GETs, nginx, 50 connections",
+         lambda x: f"{x:,.0f}"),
+        ("W3", "cpu_us", "W3 client CPU µs per request", f1),
     ]
-    rounds = {}
-    lines.append("| workload | " + " | ".join(heads) + " |")
+    lines.append("| " + ", ".join(f"{w} {n}" for w, n in n_rounds.items()) + " rounds | "
+                 + " | ".join(heads) + " |")
     lines.append("|---" * (len(heads) + 1) + "|")
+    rounds = {}
     for workload, key, label, fmt in rows:
         cells = []
         for c in clients:
             r = compare_rounds(raw, workload, c)
-            if r is None or (c == "wrk" and key == "rss"):
+            if r is None or (c == "wrk" and key == "rss"):  # wrk's memory is not measured
                 cells.append("")
                 continue
             rounds[(workload, c)] = r
             cells.append(span(r[key], fmt))
-        if any(cells):
-            lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    n_rounds = {w: len(raw["compare"]["workloads"][w]["clients"]["volley"]["runs"])
-                for w in ("W1", "W2", "W3") if w in raw["compare"]["workloads"]}
-    lines.append("")
-    lines.append(
-        "Rounds: " + ", ".join(f"{w} {n}" for w, n in n_rounds.items())
-        + " (`benches/compare.sh`; aiohttp makes a quarter of W3's requests, req/s being a rate; "
-        "wrk runs `-t1 -c50 -d5s` in each round, its CPU the wrk process's own)."
-    )
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines.append("")
 
     # W3 from tokio.
@@ -134,103 +119,90 @@ def render(raw, name):
     def ka_vals(c, key):
         return [r[key] for r in ka[c]["rounds"]]
 
-    def ka_cell(c):
-        return (f"{span(ka_vals(c, 'req_per_s'), thousands)} req/s, "
-                f"{statistics.median(ka_vals(c, 'cpu_us_per_req')):.1f} µs CPU per request")
-
     names = [
-        ("volley-tokio", "`volley::threaded::Client`, one request per tokio task"),
+        ("volley-tokio", "`volley::threaded::Client`, a tokio task per request"),
         ("volley-tokio-batch", "the same client, one `fetch_all` batch"),
         ("reqwest", "reqwest"),
-        ("volley", "volley's own loop (no tokio)"),
+        ("volley", "volley's own loop, no tokio"),
         ("wrk", "wrk"),
     ]
-    lines.append(
-        f"**From tokio**: W3 ({raw['w3_tokio']['requests']:,} GETs, 50 connections, nginx with one "
-        f"worker, {rounds_of(raw['w3_tokio']['rounds'])}) from a tokio current-thread runtime:"
-    )
-    lines.append("")
+    lines.append(f"| W3 from a tokio current-thread runtime, {rounds_of(raw['w3_tokio']['rounds'])} "
+                 f"| req/s | CPU µs per request |")
+    lines.append("|---|---|---|")
     for c, label in names:
         if c in ka:
-            lines.append(f"- {label}: {ka_cell(c)}")
+            lines.append(f"| {label} | {span(ka_vals(c, 'req_per_s'), lambda x: f'{x:,.0f}')} | "
+                         f"{statistics.median(ka_vals(c, 'cpu_us_per_req')):.1f} |")
     lines.append("")
 
-    # TLS.
+    # TLS, and one loop or two.
     tls = {(r["mode"], r["client"]): r for r in raw["tls"]["results"]}
 
     def tls_span(mode, client, key, fmt):
         r = tls.get((mode, client))
         return span([x[key] for x in r["rounds"]], fmt) if r else "–"
 
-    if ("ka-tls", "volley") in tls:
+    if ("ka-tls", "volley") in tls and ("ka-tls", "reqwest") in tls:
         lines.append(
-            f"**HTTPS** (a tokio-rustls server, TLS 1.3, same rustls and *ring* in both clients, "
-            f"{rounds_of(raw['tls']['rounds'])}): keep-alive over TLS, 50 connections, "
-            f"{tls_span('ka-tls', 'volley', 'req_per_s', thousands)} req/s against reqwest's "
-            f"{tls_span('ka-tls', 'reqwest', 'req_per_s', thousands)}, at "
-            f"{tls['ka-tls', 'volley']['cpu_us_per_req']:.1f} µs of CPU per request against "
-            f"{tls['ka-tls', 'reqwest']['cpu_us_per_req']:.1f}; a new connection with a full handshake, "
-            f"p50 {tls_span('full', 'volley', 'p50_us', lambda x: f'{x:.0f} µs')} against "
-            f"{tls_span('full', 'reqwest', 'p50_us', lambda x: f'{x:.0f} µs')}."
+            f"HTTPS beside reqwest (same rustls and *ring*, {rounds_of(raw['tls']['rounds'])}): keep-alive "
+            f"{tls_span('ka-tls', 'volley', 'req_per_s', lambda x: f'{x:,.0f}')} req/s against "
+            f"{tls_span('ka-tls', 'reqwest', 'req_per_s', lambda x: f'{x:,.0f}')}, "
+            f"{tls['ka-tls', 'volley']['cpu_us_per_req']:.1f} µs CPU per request against "
+            f"{tls['ka-tls', 'reqwest']['cpu_us_per_req']:.1f}; a new connection's full handshake, p50 "
+            f"{tls_span('full', 'volley', 'p50_us', lambda x: f'{x:.0f}')} µs against "
+            f"{tls_span('full', 'reqwest', 'p50_us', lambda x: f'{x:.0f}')}."
         )
-        lines.append("")
-
-    # One loop or two.
     th = raw["threads"]
     by = {}
     for r in th["rounds"]:
         by.setdefault((r["workload"], r["threads"]), []).append(r)
     parts = []
     for workload, label in [("w2", f"{th['w2']:,} × `/delay/1` at once"),
-                            ("tls", f"{th['tls']:,} HTTPS GETs, a new connection each")]:
+                            ("tls", f"{th['tls']:,} new HTTPS connections")]:
         one, two = by.get((workload, 1)), by.get((workload, 2))
         if not one or not two:
             continue
-        rps1 = statistics.median(r["req_per_s"] for r in one)
-        rps2 = statistics.median(r["req_per_s"] for r in two)
-        cpu1 = statistics.median(r["cpu_us_per_req"] for r in one)
-        cpu2 = statistics.median(r["cpu_us_per_req"] for r in two)
-        parts.append(f"{label}: {rps2 / rps1:.2f} × the req/s, {cpu2 / cpu1:.2f} × the CPU per request")
+        rps = statistics.median(r["req_per_s"] for r in two) / statistics.median(r["req_per_s"] for r in one)
+        cpu = statistics.median(r["cpu_us_per_req"] for r in two) / statistics.median(
+            r["cpu_us_per_req"] for r in one)
+        parts.append(f"{label} {rps:.2f} × the req/s at {cpu:.2f} × the CPU per request "
+                     f"({rounds_of(len(one))})")
     if parts:
-        lines.append(f"**Two loop threads against one** (`threads`, {rounds_of(len(one))}): "
-                     + "; ".join(parts) + ".")
-        lines.append("")
+        lines.append("Two loop threads against one: " + "; ".join(parts) + ".")
+    lines.append(END)
+    return "\n".join(lines), goals(rounds, ka, ka_vals)
 
-    # The goals of issue 18 (and issue 15's W3 from tokio).
-    goals = []
 
-    def med(xs):
-        return statistics.median(xs)
+def goals(rounds, ka, ka_vals):
+    """Issue 18's goals (and issue 15's W3 from tokio) against the run: for the log."""
+    med = statistics.median
+    out = []
 
-    def goal(value, text, ok):
-        return f"{text} {'met' if ok else '**not met**'}"
+    def goal(text, ok):
+        out.append(f"{'met    ' if ok else 'NOT met'}  {text}")
 
     for c in ("volley", "volley-stream"):
         r = rounds.get(("W2", c))
         if r:
-            way = "`run()`" if c == "volley" else "`.stream()`"
             wall, cpu, rss = med(r["wall"]), med(r["cpu"]), med(r["rss"])
-            goals.append(goal(wall, f"W2 {way} wall {wall:.3f} s (≤ 1.2 s)", wall <= 1.2))
-            goals.append(goal(cpu, f"CPU {cpu:.3f} s (≤ 0.4 s)", cpu <= 0.4))
-            goals.append(goal(rss, f"peak RSS {rss:.1f} MB (≤ 32 MB)", rss <= 32))
+            goal(f"W2 {c}: wall {wall:.3f} s <= 1.2 s", wall <= 1.2)
+            goal(f"W2 {c}: CPU {cpu:.3f} s <= 0.4 s", cpu <= 0.4)
+            goal(f"W2 {c}: peak RSS {rss:.1f} MB <= 32 MB", rss <= 32)
     w = rounds.get(("W3", "wrk"))
     for c in ("volley", "volley-stream"):
         r = rounds.get(("W3", c))
         if r and w:
-            way = "`run()`" if c == "volley" else "`.stream()`"
-            rps = med(r["rps"]) / med(w["rps"])
-            cpu = med(r["cpu_us"]) / med(w["cpu_us"])
-            goals.append(goal(rps, f"W3 {way} {rps:.2f} × wrk's req/s (≥ 0.90)", rps >= 0.9))
-            goals.append(goal(cpu, f"{cpu:.2f} × its CPU per request (≤ 1.15)", cpu <= 1.15))
-    if "volley-tokio" in ka and "wrk" in ka and "reqwest" in ka:
+            rps, cpu = med(r["rps"]) / med(w["rps"]), med(r["cpu_us"]) / med(w["cpu_us"])
+            goal(f"W3 {c}: {rps:.3f} x wrk's req/s >= 0.90", rps >= 0.9)
+            goal(f"W3 {c}: {cpu:.3f} x wrk's CPU per request <= 1.15", cpu <= 1.15)
+    if all(c in ka for c in ("volley-tokio", "wrk", "reqwest")):
         t = med(ka_vals("volley-tokio", "req_per_s"))
-        to_wrk = t / med(ka_vals("wrk", "req_per_s"))
-        to_reqwest = t / med(ka_vals("reqwest", "req_per_s"))
-        goals.append(goal(to_wrk, f"W3 from tokio {to_wrk:.2f} × wrk (≥ 0.8)", to_wrk >= 0.8))
-        goals.append(goal(to_reqwest, f"{to_reqwest:.2f} × reqwest (≥ 1.2)", to_reqwest >= 1.2))
-    lines.append("Against the goals: " + "; ".join(goals) + ".")
-    lines.append(END)
-    return "\n".join(lines)
+        to_wrk, to_reqwest = t / med(ka_vals("wrk", "req_per_s")), t / med(ka_vals("reqwest", "req_per_s"))
+        goal(f"W3 from tokio: {to_wrk:.3f} x wrk's req/s >= 0.8", to_wrk >= 0.8)
+        goal(f"W3 from tokio: {to_reqwest:.3f} x reqwest's req/s >= 1.2", to_reqwest >= 1.2)
+    else:
+        out.append("(no W3-from-tokio goal: the run lacks volley-tokio, wrk or reqwest)")
+    return out
 
 
 def splice(readme, section):
@@ -250,7 +222,8 @@ def main(argv):
         raw = json.load(f)
     with open(README) as f:
         readme = f.read()
-    new = splice(readme, render(raw, name))
+    section, goal_lines = render(raw, name)
+    new = splice(readme, section)
     if check:
         if new != readme:
             sys.stdout.writelines(difflib.unified_diff(
@@ -263,6 +236,9 @@ def main(argv):
     with open(README, "w") as f:
         f.write(new)
     print(f"report.py: README.md's performance section rendered from {name}")
+    print("goals of issue 18 against this run:")
+    for line in goal_lines:
+        print("  " + line)
     return 0
 
 

@@ -139,8 +139,11 @@ pub struct WrkRun {
     pub requests: f64,
     /// wrk's own requests per second.
     pub rps: f64,
-    /// Non-2xx/3xx answers and socket errors (connect, read, write, timeout), as wrk counts them.
-    pub failed: f64,
+    /// Answers other than 2xx/3xx, as wrk counts them (they are among `requests`).
+    pub non_2xx: f64,
+    /// Socket errors (connect, read, write, timeout), as wrk counts them (not among
+    /// `requests`).
+    pub socket_errors: f64,
     /// User and system CPU seconds of the wrk process, all its threads.
     pub user_s: f64,
     pub sys_s: f64,
@@ -218,14 +221,14 @@ pub fn wrk(url: &str, connections: usize, seconds: u32) -> Result<WrkRun, String
         .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
         .and_then(|v| v.trim().parse().ok())
         .ok_or_else(|| format!("wrk: no Requests/sec in {text:?}"))?;
-    let mut failed = 0.0;
+    let (mut non_2xx, mut socket_errors) = (0.0, 0.0);
     for line in text.lines().map(str::trim) {
         if let Some(n) = line.strip_prefix("Non-2xx or 3xx responses:") {
-            failed += n.trim().parse::<f64>().unwrap_or(0.0);
+            non_2xx += n.trim().parse::<f64>().unwrap_or(0.0);
         }
         if let Some(errors) = line.strip_prefix("Socket errors:") {
             for part in errors.split(',') {
-                failed += part
+                socket_errors += part
                     .split_whitespace()
                     .last()
                     .and_then(|n| n.parse::<f64>().ok())
@@ -237,7 +240,8 @@ pub fn wrk(url: &str, connections: usize, seconds: u32) -> Result<WrkRun, String
     Ok(WrkRun {
         requests,
         rps,
-        failed,
+        non_2xx,
+        socket_errors,
         user_s: utime / hz,
         sys_s: stime / hz,
     })

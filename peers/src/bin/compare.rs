@@ -854,7 +854,8 @@ const WRK_SECONDS: u32 = 5;
 
 /// wrk as a W3 client (see [`volley_peers::wrk`]): its requests and requests per second are
 /// wrk's own report, so `wall` is requests / (requests/s), wrk's timing; its CPU time is the
-/// wrk process's own.
+/// wrk process's own. `ok` is the requests answered 2xx or 3xx, `failed` the others and the
+/// socket errors. Its memory is not measured (`maxrss_kb` 0).
 fn client_wrk(url: &str) -> Result<Run, String> {
     let run = volley_peers::wrk(url, 50, WRK_SECONDS)?;
     Ok(Run {
@@ -865,8 +866,8 @@ fn client_wrk(url: &str) -> Result<Run, String> {
         maxrss_kb: 0.0,
         base_rss_kb: 0.0,
         n: run.requests,
-        ok: run.requests - run.failed,
-        failed: run.failed,
+        ok: run.requests - run.non_2xx,
+        failed: run.non_2xx + run.socket_errors,
         scale: 1.0,
     })
 }

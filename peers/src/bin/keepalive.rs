@@ -435,9 +435,12 @@ const WRK_SECONDS: u32 = 5;
 /// run that fails ends the benchmark: no figure is made up for it.
 fn run_wrk(url: &str, args: &Args) -> Sample {
     let run = match volley_peers::wrk(url, args.concurrency, WRK_SECONDS) {
-        Ok(run) if run.failed == 0.0 => run,
+        Ok(run) if run.non_2xx == 0.0 && run.socket_errors == 0.0 => run,
         Ok(run) => {
-            eprintln!("keepalive: wrk had {} failed requests", run.failed);
+            eprintln!(
+                "keepalive: wrk had {} answers other than 2xx/3xx and {} socket errors",
+                run.non_2xx, run.socket_errors
+            );
             std::process::exit(1);
         }
         Err(e) => {
