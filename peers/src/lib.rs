@@ -156,6 +156,9 @@ impl WrkRun {
     }
 }
 
+/// How long wrk runs in each round of the comparisons that run it.
+pub const WRK_SECONDS: u32 = 5;
+
 /// True if `wrk` can be started.
 pub fn wrk_available() -> bool {
     Command::new("wrk")

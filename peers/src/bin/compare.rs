@@ -849,15 +849,12 @@ fn run_child(
     })
 }
 
-/// How long wrk runs in each W3 round.
-const WRK_SECONDS: u32 = 5;
-
 /// wrk as a W3 client (see [`volley_peers::wrk`]): its requests and requests per second are
 /// wrk's own report, so `wall` is requests / (requests/s), wrk's timing; its CPU time is the
 /// wrk process's own. `ok` is the requests answered 2xx or 3xx, `failed` the others and the
 /// socket errors. Its memory is not measured (`maxrss_kb` 0).
 fn client_wrk(url: &str) -> Result<Run, String> {
-    let run = volley_peers::wrk(url, 50, WRK_SECONDS)?;
+    let run = volley_peers::wrk(url, 50, volley_peers::WRK_SECONDS)?;
     Ok(Run {
         wall: run.requests / run.rps,
         cpu: run.user_s + run.sys_s,

@@ -427,14 +427,11 @@ fn run_raw(port: u16, args: &Args) -> Sample {
     timed(args.requests, || batch(args.requests))
 }
 
-/// How long wrk runs in each round.
-const WRK_SECONDS: u32 = 5;
-
 /// `wrk -t1 -c C -d5s URL` (see [`volley_peers::wrk`]): its own request count and rate (so
 /// `wall` is requests / (requests/s), wrk's timing), and the wrk process's own CPU time. A
 /// run that fails ends the benchmark: no figure is made up for it.
 fn run_wrk(url: &str, args: &Args) -> Sample {
-    let run = match volley_peers::wrk(url, args.concurrency, WRK_SECONDS) {
+    let run = match volley_peers::wrk(url, args.concurrency, volley_peers::WRK_SECONDS) {
         Ok(run) if run.non_2xx == 0.0 && run.socket_errors == 0.0 => run,
         Ok(run) => {
             eprintln!(
@@ -620,6 +617,7 @@ fn main() {
 
 /// The `--json` report: the settings, and per client every round's figures and the medians.
 fn report_json(args: &Args, port: u16, samples: &[Vec<Sample>], load_start: &str) -> String {
+    let wrk_seconds = volley_peers::WRK_SECONDS;
     let q = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
     let mut clients = Vec::new();
     for (name, runs) in args.clients.iter().zip(samples) {
@@ -652,7 +650,7 @@ fn report_json(args: &Args, port: u16, samples: &[Vec<Sample>], load_start: &str
     format!(
         "{{\n  \"bench\": \"keepalive\",\n  \"port\": {port},\n  \"path\": {},\n  \
          \"concurrency\": {},\n  \"requests\": {},\n  \"rounds\": {},\n  \"warmup\": {},\n  \
-         \"wrk_seconds\": {WRK_SECONDS},\n  \"cores\": {},\n  \"loadavg_start\": {},\n  \
+         \"wrk_seconds\": {wrk_seconds},\n  \"cores\": {},\n  \"loadavg_start\": {},\n  \
          \"loadavg_end\": {},\n  \"clients\": {{\n{}\n  }}\n}}\n",
         q(&args.path),
         args.concurrency,
