@@ -84,8 +84,9 @@ def render(raw, name):
         return f"{n:,} × {paths} {at}" + (f", floor {floor:g} s" if floor else "")
 
     n_rounds = {w: len(spec[w]["clients"]["volley"]["runs"]) for w in ("W1", "W2", "W3") if w in spec}
-    clients = ["volley", "volley-stream", "reqwest", "aiohttp", "wrk"]
-    heads = ["volley `run()`", "volley `.stream()`", "reqwest", "aiohttp", "wrk"]
+    clients = ["volley", "volley-stream", "reqwest", "aiohttp", "wrk", "bare"]
+    heads = ["volley `run()`", "volley `.stream()`", "reqwest", "aiohttp", "wrk",
+             "bare sockets (W2's floor)"]
     f3 = lambda x: f"{x:.3f}"
     f1 = lambda x: f"{x:.1f}"
     rows = [
@@ -188,6 +189,10 @@ def goals(rounds, ka, ka_vals):
             goal(f"W2 {c}: wall {wall:.3f} s <= 1.2 s", wall <= 1.2)
             goal(f"W2 {c}: CPU {cpu:.3f} s <= 0.4 s", cpu <= 0.4)
             goal(f"W2 {c}: peak RSS {rss:.1f} MB <= 32 MB", rss <= 32)
+    bare = rounds.get(("W2", "bare"))
+    if bare:
+        out.append(f"W2 bare sockets (the floor of this machine): wall {med(bare['wall']):.3f} s, "
+                   f"CPU {med(bare['cpu']):.3f} s")
     w = rounds.get(("W3", "wrk"))
     for c in ("volley", "volley-stream"):
         r = rounds.get(("W3", c))

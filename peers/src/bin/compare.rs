@@ -81,6 +81,11 @@
 //!   taking an `asyncio.Semaphore` of `c`, body read with `read()`;
 //! - `serial` (W1 only): blocking `std::net::TcpStream`, one keep-alive connection, hand-rolled
 //!   GET, `Content-Length` body.
+//! - `bare` (W2 only), W2's floor on this machine: no event loop, no timeouts, no pool; for each
+//!   URL a non-blocking socket, `connect`, and the request written at once, then each response
+//!   read in turn with blocking reads (see `client_bare`). On loopback the kernel's handshake
+//!   work for both ends runs in the connecting thread, so this is what 10,000 connections cost
+//!   before any client code runs.
 //!
 //! Clients take turns, in reverse order every other round. Output: a table of medians, the
 //! goals met or not, `--json PATH` (default `peers/results.json`) and `--svg PATH` (default
@@ -118,7 +123,15 @@ const FD_MARGIN: u64 = 128;
 /// The serial client's W1 sample: this many requests, scaled to the workload's count.
 const SERIAL_SAMPLE: usize = 20;
 
-const CLIENTS: &[&str] = &["volley", "volley-stream", "reqwest", "aiohttp", "serial", "wrk"];
+const CLIENTS: &[&str] = &[
+    "volley",
+    "volley-stream",
+    "reqwest",
+    "aiohttp",
+    "serial",
+    "wrk",
+    "bare",
+];
 /// The S workloads' clients unless `--clients` says otherwise.
 const SCALING_CLIENTS: &[&str] = &["volley", "volley-stream", "reqwest"];
 
@@ -265,7 +278,7 @@ fn parse_args() -> Result<Args, String> {
             "--svg" => a.svg = value("--svg")?,
             "-h" | "--help" => {
                 return Err("usage: compare [--workloads W0,W1,W2,W3,S1k,S10k,S30k] \
-                            [--clients volley,volley-stream,reqwest,aiohttp,serial] \
+                            [--clients volley,volley-stream,reqwest,aiohttp,serial,wrk,bare] \
                             [--rounds R] [--rounds-slow R] [--quick] [-n N (S workloads)] \
                             [--python PATH] [--nginx-port P] [--json PATH] [--svg PATH]"
                     .into())
@@ -575,6 +588,76 @@ fn client_volley_stream(urls: Vec<String>, c: usize) -> Run {
     })
 }
 
+/// W2's floor: what the kernel's work costs a client that does nothing else. Bare non-blocking
+/// sockets and no event loop: for each URL in turn `socket`, `TCP_NODELAY`, `connect`, and the
+/// request written at once (on loopback the handshake is over when `connect` returns; if not,
+/// the write blocks until it is); then each response read in turn with blocking reads (the
+/// last one sets the wall time). No timeouts, no pool, no parsing beyond `Content-Length`, no
+/// registration with epoll. The sockets are closed after the clock stops, as the other clients'
+/// pooled connections are.
+fn client_bare(urls: Vec<String>) -> Run {
+    let n = urls.len();
+    let mut conns: Vec<TcpStream> = Vec::with_capacity(n);
+    let run = measure(n, 1.0, || {
+        let mut failed = 0;
+        for u in &urls {
+            match bare_send(u) {
+                Ok(s) => conns.push(s),
+                Err(_) => failed += 1,
+            }
+        }
+        let mut ok = 0;
+        for s in &mut conns {
+            match s.set_nonblocking(false).and_then(|()| read_response(s)) {
+                Ok(()) => ok += 1,
+                Err(_) => failed += 1,
+            }
+        }
+        (ok, failed)
+    });
+    drop(conns);
+    run
+}
+
+/// Connects a non-blocking socket to `url`'s `ip:port` and writes its GET.
+fn bare_send(url: &str) -> io::Result<TcpStream> {
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| io::Error::other("not http"))?;
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let addr: SocketAddr = authority.parse().map_err(io::Error::other)?;
+    let family = if addr.is_ipv4() {
+        AddressFamily::INET
+    } else {
+        AddressFamily::INET6
+    };
+    let fd = rustix::net::socket_with(
+        family,
+        SocketType::STREAM,
+        SocketFlags::NONBLOCK | SocketFlags::CLOEXEC,
+        None,
+    )?;
+    match rustix::net::connect(&fd, &addr) {
+        Ok(()) | Err(rustix::io::Errno::INPROGRESS) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let mut s = TcpStream::from(fd);
+    s.set_nodelay(true)?;
+    let req = format!("GET {path} HTTP/1.1\r\nhost: {authority}\r\naccept: */*\r\n\r\n");
+    let sent = match s.write(req.as_bytes()) {
+        Ok(k) => k,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+        Err(e) => return Err(e),
+    };
+    if sent < req.len() {
+        // Still connecting, or a short write: finish it blocking.
+        s.set_nonblocking(false)?;
+        s.write_all(&req.as_bytes()[sent..])?;
+    }
+    Ok(s)
+}
+
 fn client_reqwest(urls: Vec<String>, c: usize) -> Run {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -707,6 +790,7 @@ fn run_client_child(args: &Args) -> Result<(), String> {
         "volley-stream" => client_volley_stream(urls, spec.c),
         "reqwest" => client_reqwest(urls, spec.c),
         "serial" => client_serial(urls, full),
+        "bare" => client_bare(urls),
         other => return Err(format!("client {other:?} does not run in this binary")),
     };
     println!("{}", run.to_json());
@@ -1032,6 +1116,7 @@ fn orchestrate(args: &Args) {
             .map(String::as_str)
             .filter(|c| *c != "aiohttp" || python_ok)
             .filter(|c| *c != "serial" || workload == "W1")
+            .filter(|c| *c != "bare" || workload == "W2")
             .filter(|c| *c != "wrk" || (workload == "W3" && wrk_ok))
             .filter(|c| !is_scaling(workload) || args.clients_given || SCALING_CLIENTS.contains(c))
             .collect();
@@ -1148,6 +1233,13 @@ fn orchestrate(args: &Args) {
              request n goes to port n % {PORTS}; RLIMIT_NOFILE raised to the hard limit in \
              server and clients"
         ));
+    }
+    if ran("W2", "bare") {
+        notes.push(
+            "W2 bare: bare non-blocking sockets, connect and write each request in turn, then \
+             blocking reads; no event loop, timeouts or pool: the floor of this machine"
+                .into(),
+        );
     }
     if ran("W3", "aiohttp") {
         notes.push("W3 aiohttp: a quarter of the requests (req/s is a rate)".into());
@@ -1502,12 +1594,7 @@ fn goals(sums: &BTreeMap<String, BTreeMap<String, Summary>>, quick: bool) -> Vec
             let (vc, wc) = (per_request(&v), per_request(&w));
             g.push((
                 format!("W3 {client} CPU per request <= 1.15 x wrk"),
-                format!(
-                    "{:.3} x ({:.2} vs {:.2} us)",
-                    vc / wc,
-                    vc * 1e6,
-                    wc * 1e6
-                ),
+                format!("{:.3} x ({:.2} vs {:.2} us)", vc / wc, vc * 1e6, wc * 1e6),
                 Some(vc <= 1.15 * wc),
             ));
         }
@@ -1634,6 +1721,7 @@ fn color(client: &str) -> &'static str {
         "aiohttp" => "#2f9e44",
         "volley-stream" => "#fd7e14",
         "serial" => "#868e96",
+        "bare" => "#adb5bd",
         _ => "#495057",
     }
 }
