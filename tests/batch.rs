@@ -241,6 +241,56 @@ fn failures_do_not_affect_the_others() {
     });
 }
 
+/// A batch runs its requests on lanes, one task per request in flight rather than one per
+/// request: 40 requests at concurrency 4 never make more than 4 tasks, each result is its own
+/// request's, and dropping the stream ends the lanes.
+#[test]
+fn requests_run_on_reused_lanes() {
+    // The server runs on its own thread, so this runtime's counts are the client's alone.
+    let server = Server::spawn_thread("127.0.0.1:0".parse().unwrap()).unwrap();
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let urls: Vec<String> = (0..40)
+            .map(|i| server.url(&format!("/delay/0.005?i={i}")))
+            .collect();
+        let client = Client::new();
+        let mut stream = client.fetch_all(urls).concurrency(4).stream();
+        let mut most_tasks = 0;
+        let mut seen = Vec::new();
+        while let Some(result) = volley::timeout(Duration::from_secs(30), stream.next())
+            .await
+            .expect("hung")
+        {
+            most_tasks = most_tasks.max(rt.stats().tasks);
+            let fetched = result.outcome.as_ref().expect("fetched");
+            let body = std::str::from_utf8(&fetched.body).unwrap();
+            let i = result.index;
+            assert!(
+                body.contains(&format!("\"i\": \"{i}\"")),
+                "result {i}: {body}"
+            );
+            seen.push(i);
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, (0..40).collect::<Vec<_>>());
+        assert_eq!(most_tasks, 4, "one lane per request in flight, reused");
+        assert_eq!(
+            rt.stats().tasks,
+            4,
+            "the lanes wait until the stream is dropped"
+        );
+        drop(stream);
+        volley::sleep(Duration::from_millis(20)).await; // let the aborted lanes be dropped
+        let after = rt.stats();
+        // The sockets left are the pool's idle keep-alive connections.
+        assert_eq!(
+            (after.tasks, after.timers, after.io_sources),
+            (0, 0, client.idle_connections()),
+            "{after:?}"
+        );
+    });
+}
+
 /// Dropping the stream mid-batch cancels what is in flight: no task, timer or socket of
 /// the batch is left on the client's runtime.
 #[test]

@@ -878,11 +878,12 @@ fn drop_batch_stream_with_requests_in_every_state() {
         assert_eq!(first.body[..], seeded_bytes(5, 500)[..]);
         assert!(results[0].timings.reused);
         assert!(backlog.has_syn_sent() && env.dns.asked.get() == 1);
-        // Five request tasks, each under one timer, four of them with a socket; the queue
+        // Six lanes (tasks): five with a request, each under one timer, four of them with a
+        // socket, and the one that ran the first request, waiting for another; the queue
         // timeout's timer.
         assert_eq!(
             counts(&env.rt),
-            (base.counts.0 + 5, base.counts.1 + 4, base.counts.2 + 5 + 1),
+            (base.counts.0 + 6, base.counts.1 + 4, base.counts.2 + 5 + 1),
             "the batch in flight"
         );
         // Four client sockets; the server's for the two stalls and the raw server's one.

@@ -681,6 +681,9 @@ impl<S: Source> Batch<S> {
                 completed: VecDeque::new(),
                 robots_known: VecDeque::new(),
                 waker: None,
+                lanes: Vec::new(),
+                free: Vec::new(),
+                handed: VecDeque::new(),
             })),
             scheduler: Scheduler::new(
                 settings.per_host,
@@ -690,7 +693,7 @@ impl<S: Source> Batch<S> {
             ),
             finished: VecDeque::new(),
             spare: VecDeque::new(),
-            handles: HashMap::new(),
+            lanes: Vec::new(),
             in_flight: 0,
             limit,
             max_limit: limit,
@@ -948,7 +951,7 @@ pub struct BatchReport {
     pub summary: BatchSummary,
 }
 
-/// A request that ended, as its task hands it to the stream.
+/// A request that ended, as its lane hands it to the stream.
 struct Completion {
     job: Job,
     outcome: Result<(Fetched, Timings), (Error, Timings)>,
@@ -956,13 +959,31 @@ struct Completion {
     queued: Duration,
 }
 
-/// What the stream and its request tasks share.
+/// What the stream and its lanes share.
 struct State {
     /// Attempts that ended, for the stream to look at.
     completed: VecDeque<Completion>,
     /// robots.txt files fetched: the origin, and what its file says.
     robots_known: VecDeque<(String, RobotsStatus)>,
     /// The stream's task, woken when a request finishes.
+    waker: Option<Waker>,
+    /// One entry per lane, by its number.
+    lanes: Vec<Lane>,
+    /// The lanes with no request, the one that finished last on top.
+    free: Vec<usize>,
+    /// Requests handed to free lanes, one for each lane `assigned` and not yet run.
+    handed: VecDeque<Job>,
+}
+
+/// A lane: a task that runs the batch's requests one after another. A batch has as many as
+/// it ever had requests in flight at once, so a request costs no task of its own (no
+/// allocation, no spawn, no copy of its future into a box): the lane's future holds each
+/// request's in turn. [`BatchStream::start`] spawns a lane with its first request, and hands
+/// the later ones to free lanes through [`State::handed`].
+struct Lane {
+    /// A request waits in `handed` for this lane: the lane takes one when it runs.
+    assigned: bool,
+    /// The lane's task while it waits for a request.
     waker: Option<Waker>,
 }
 
@@ -979,7 +1000,8 @@ pub struct BatchStream<I> {
     finished: VecDeque<FetchResult>,
     /// An empty queue of completions, swapped with the full one.
     spare: VecDeque<Completion>,
-    handles: HashMap<usize, JoinHandle<()>>,
+    /// The lanes' tasks, by lane number.
+    lanes: Vec<JoinHandle<()>>,
     in_flight: usize,
     /// The concurrency now: lowered when descriptors run out, raised back one per success.
     limit: usize,
@@ -1022,7 +1044,7 @@ impl<I> fmt::Debug for BatchStream<I> {
 
 impl<I> Drop for BatchStream<I> {
     fn drop(&mut self) {
-        for handle in self.handles.values().chain(&self.robot_tasks) {
+        for handle in self.lanes.iter().chain(&self.robot_tasks) {
             handle.abort();
         }
         if let Some(slots) = &self.slots {
@@ -1446,32 +1468,38 @@ impl<S: Source> BatchStream<S> {
         self.push_result(result, job.fingerprint);
     }
 
-    /// Spawns the task that runs `job`.
+    /// Hands `job` to a free lane, or to a new one if every lane is busy.
     fn start(&mut self, job: Job) {
-        let batch_started = self.started;
         self.in_flight += 1;
         if let Some(slots) = &self.slots {
             slots.take();
         }
-        let client = self.client.clone();
-        let state = self.state.clone();
-        let keep = self.settings.keep_bodies;
-        let index = job.index;
-        let handle = crate::rt::spawn(async move {
-            // Queued until the task first runs: a request waits in the run queue too.
-            let queued = batch_started.elapsed();
-            let outcome = fetch(&client, &job.request, keep).await;
-            let mut state = state.borrow_mut();
-            state.completed.push_back(Completion {
-                job,
-                outcome,
-                queued,
-            });
-            if let Some(waker) = state.waker.take() {
+        let mut state = self.state.borrow_mut();
+        if let Some(lane) = state.free.pop() {
+            state.handed.push_back(job);
+            let lane = &mut state.lanes[lane];
+            lane.assigned = true;
+            if let Some(waker) = lane.waker.take() {
                 waker.wake();
             }
+            return;
+        }
+        // A new lane, its first request moved into its future.
+        let number = state.lanes.len();
+        state.lanes.push(Lane {
+            assigned: false,
+            waker: None,
         });
-        self.handles.insert(index, handle);
+        drop(state);
+        let lane = run_lane(
+            number,
+            job,
+            self.client.clone(),
+            self.state.clone(),
+            self.settings.keep_bodies,
+            self.started,
+        );
+        self.lanes.push(crate::rt::spawn(lane));
     }
 
     /// Looks at every attempt that ended: retries it, or makes it a result. Returns how
@@ -1487,7 +1515,6 @@ impl<S: Source> BatchStream<S> {
         }
         let now = Instant::now();
         for completion in completed.drain(..) {
-            self.handles.remove(&completion.job.index);
             self.in_flight -= 1;
             if let Some(slots) = &self.slots {
                 slots.give(1);
@@ -1779,6 +1806,55 @@ fn is_exhausted(e: &Error) -> bool {
 }
 
 /// Sends one request and reads its body. The error carries the timings so far.
+/// Lane `number` of a batch: runs `job`, then each request handed to it, and hands back
+/// each outcome, until the batch drops it. An `async` block rather than an `async fn`: a
+/// function's arguments would be kept twice in its future, once as given and once as moved.
+#[allow(clippy::manual_async_fn)] // see above: 344 more bytes a lane as an `async fn`
+fn run_lane(
+    number: usize,
+    mut job: Job,
+    client: Client,
+    state: Rc<RefCell<State>>,
+    keep: bool,
+    batch_started: Instant,
+) -> impl Future<Output = ()> {
+    async move {
+        loop {
+            // Queued until a lane runs it: a request waits in the run queue too.
+            let queued = batch_started.elapsed();
+            let outcome = fetch(&client, &job.request, keep).await;
+            {
+                let mut state = state.borrow_mut();
+                state.completed.push_back(Completion {
+                    job,
+                    outcome,
+                    queued,
+                });
+                state.free.push(number);
+                if let Some(waker) = state.waker.take() {
+                    waker.wake();
+                }
+            }
+            job = poll_fn(|cx| {
+                let mut state = state.borrow_mut();
+                let State { lanes, handed, .. } = &mut *state;
+                let lane = &mut lanes[number];
+                // Only a lane that was handed a request takes one: a lane woken for another
+                // reason leaves it to the lane it is for.
+                if lane.assigned {
+                    if let Some(job) = handed.pop_front() {
+                        lane.assigned = false;
+                        return Poll::Ready(job);
+                    }
+                }
+                lane.waker = Some(cx.waker().clone());
+                Poll::Pending
+            })
+            .await;
+        }
+    }
+}
+
 async fn fetch(
     client: &Client,
     request: &Request,
