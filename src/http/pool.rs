@@ -15,6 +15,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use super::conn::Conn;
+use super::proto::encode::decimal;
 
 /// Where a connection goes: `scheme://host:port`, in one string (one allocation per request;
 /// the response hands the same string back with its connection).
@@ -23,9 +24,12 @@ pub(crate) struct PoolKey(String);
 
 impl PoolKey {
     pub(crate) fn new(scheme: &str, host: &str, port: u16) -> PoolKey {
-        use std::fmt::Write;
-        let mut key = String::with_capacity(scheme.len() + host.len() + 9);
-        let _ = write!(key, "{scheme}://{host}:{port}");
+        let mut digits = [0; 20];
+        let port = decimal(port.into(), &mut digits);
+        let mut key = String::with_capacity(scheme.len() + host.len() + 4 + port.len());
+        for part in [scheme, "://", host, ":", port] {
+            key.push_str(part);
+        }
         PoolKey(key)
     }
 

@@ -52,6 +52,22 @@ pub(crate) enum BodyLen {
 /// What ends a chunked body: the last chunk and an empty trailer section.
 pub(crate) const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
+/// `n` in decimal, written into `buf`: what `write!(out, "{n}")` writes, without the
+/// formatting machinery (a port and a length go into every request head and pool key).
+pub(crate) fn decimal(n: u64, buf: &mut [u8; 20]) -> &str {
+    let mut at = buf.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[at..]).unwrap_or("0")
+}
+
 /// Writes the framing before a chunk of `len` (non-zero) bytes into `out` (cleared first):
 /// the CRLF that ends the previous chunk's data unless this is the `first`, then the size line.
 pub(crate) fn chunk_prefix(out: &mut Vec<u8>, len: usize, first: bool) {
@@ -89,7 +105,8 @@ pub(crate) fn encode_head(
         out.extend_from_slice(b"://");
         out.extend_from_slice(host.as_bytes());
         if let Some(port) = url.port() {
-            let _ = write!(out, ":{port}");
+            out.push(b':');
+            out.extend_from_slice(decimal(port.into(), &mut [0; 20]).as_bytes());
         }
     }
     out.extend_from_slice(url.path().as_bytes());
@@ -107,7 +124,7 @@ pub(crate) fn encode_head(
         out.extend_from_slice(host.as_bytes());
         if let Some(port) = url.port() {
             out.push(b':');
-            let _ = write!(out, "{port}");
+            out.extend_from_slice(decimal(port.into(), &mut [0; 20]).as_bytes());
         }
         out.extend_from_slice(b"\r\n");
     }
@@ -126,7 +143,7 @@ pub(crate) fn encode_head(
         match body_len {
             Some(BodyLen::Known(n)) if n > 0 || expects_body => {
                 out.extend_from_slice(b"content-length: ");
-                let _ = write!(out, "{n}");
+                out.extend_from_slice(decimal(n, &mut [0; 20]).as_bytes());
                 out.extend_from_slice(b"\r\n");
             }
             None if expects_body => out.extend_from_slice(b"content-length: 0\r\n"),
@@ -218,6 +235,26 @@ mod tests {
         let body = body.map(BodyLen::Known);
         encode_head(&mut out, method, &url, Target::Origin, &map, body).unwrap();
         String::from_utf8(out).unwrap()
+    }
+
+    /// `decimal` writes what `{}` formatting writes, at the edges of `u64` too.
+    #[test]
+    fn decimal_is_display() {
+        for n in [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            8080,
+            65535,
+            1 << 32,
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
+            assert_eq!(decimal(n, &mut [0; 20]), n.to_string());
+        }
     }
 
     /// The absolute form for a forward proxy: scheme, host, a port only when not the default,
