@@ -684,6 +684,7 @@ impl<S: Source> Batch<S> {
                 lanes: Vec::new(),
                 free: Vec::new(),
                 handed: VecDeque::new(),
+                draining: false,
             })),
             scheduler: Scheduler::new(
                 settings.per_host,
@@ -973,16 +974,22 @@ struct State {
     free: Vec<usize>,
     /// Requests handed to free lanes, one for each lane `assigned` and not yet run.
     handed: VecDeque<Job>,
+    /// No request waits to start: a lane that finishes ends rather than wait for one (a
+    /// later retry starts a new lane), so that the lanes of a burst do not outlive it.
+    draining: bool,
 }
 
-/// A lane: a task that runs the batch's requests one after another. A batch has as many as
-/// it ever had requests in flight at once, so a request costs no task of its own (no
-/// allocation, no spawn, no copy of its future into a box): the lane's future holds each
-/// request's in turn. [`BatchStream::start`] spawns a lane with its first request, and hands
-/// the later ones to free lanes through [`State::handed`].
+/// A lane: a task that runs the batch's requests one after another, so that a request costs
+/// no task of its own (no allocation, no spawn, no copy of its future into a box): the lane's
+/// future holds each request's in turn. [`BatchStream::start`] spawns a lane with its first
+/// request, and hands the later ones to free lanes through [`State::handed`]. A batch has at
+/// most as many lanes as requests in flight; they end when no request waits to start
+/// ([`State::draining`]).
 struct Lane {
     /// A request waits in `handed` for this lane: the lane takes one when it runs.
     assigned: bool,
+    /// The lane was free when the batch began draining: it ends.
+    end: bool,
     /// The lane's task while it waits for a request.
     waker: Option<Waker>,
 }
@@ -1101,6 +1108,7 @@ impl<S: Source> BatchStream<S> {
             // Refill the slots freed since the last call before handing out a result, so they
             // never sit idle while the caller deals with it.
             let started = self.admit(cx);
+            self.set_draining();
             if let Some(result) = self.take_finished() {
                 return Poll::Ready(Some(result));
             }
@@ -1468,6 +1476,24 @@ impl<S: Source> BatchStream<S> {
         self.push_result(result, job.fingerprint);
     }
 
+    /// Notes whether any request waits to start; when none does, the free lanes end, and so
+    /// will the busy ones once their request is done.
+    fn set_draining(&mut self) {
+        let draining = self.source_done && self.scheduler.waiting() == 0 && self.parked == 0;
+        let mut state = self.state.borrow_mut();
+        state.draining = draining;
+        if draining && !state.free.is_empty() {
+            let State { lanes, free, .. } = &mut *state;
+            for number in free.drain(..) {
+                let lane = &mut lanes[number];
+                lane.end = true;
+                if let Some(waker) = lane.waker.take() {
+                    waker.wake();
+                }
+            }
+        }
+    }
+
     /// Hands `job` to a free lane, or to a new one if every lane is busy.
     fn start(&mut self, job: Job) {
         self.in_flight += 1;
@@ -1488,6 +1514,7 @@ impl<S: Source> BatchStream<S> {
         let number = state.lanes.len();
         state.lanes.push(Lane {
             assigned: false,
+            end: false,
             waker: None,
         });
         drop(state);
@@ -1830,12 +1857,15 @@ fn run_lane(
                     outcome,
                     queued,
                 });
-                state.free.push(number);
                 if let Some(waker) = state.waker.take() {
                     waker.wake();
                 }
+                if state.draining {
+                    return;
+                }
+                state.free.push(number);
             }
-            job = poll_fn(|cx| {
+            let next = poll_fn(|cx| {
                 let mut state = state.borrow_mut();
                 let State { lanes, handed, .. } = &mut *state;
                 let lane = &mut lanes[number];
@@ -1844,13 +1874,20 @@ fn run_lane(
                 if lane.assigned {
                     if let Some(job) = handed.pop_front() {
                         lane.assigned = false;
-                        return Poll::Ready(job);
+                        return Poll::Ready(Some(job));
                     }
+                }
+                if lane.end {
+                    return Poll::Ready(None);
                 }
                 lane.waker = Some(cx.waker().clone());
                 Poll::Pending
             })
             .await;
+            match next {
+                Some(next) => job = next,
+                None => return,
+            }
         }
     }
 }

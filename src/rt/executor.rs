@@ -228,6 +228,8 @@ struct TaskSlab {
     slots: Vec<Slot>,
     free: Vec<u32>,
     live: usize,
+    /// Tasks spawned so far.
+    spawned: u64,
 }
 
 /// The executor of one runtime.
@@ -299,6 +301,7 @@ impl Executor {
             waker: waker.clone(),
         });
         tasks.live += 1;
+        tasks.spawned += 1;
         drop(tasks);
         self.run_queue.borrow_mut().push_back(id);
         waker
@@ -368,6 +371,11 @@ impl Executor {
     /// Number of spawned tasks that have not finished.
     pub(crate) fn live(&self) -> usize {
         self.tasks.borrow().live
+    }
+
+    /// Number of tasks spawned so far.
+    pub(crate) fn spawned(&self) -> u64 {
+        self.tasks.borrow().spawned
     }
 
     /// Drops every task. Destructors may spawn more tasks, so repeat until none are left

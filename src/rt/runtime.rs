@@ -76,6 +76,8 @@ pub struct RuntimeStats {
     pub timers: usize,
     /// Calls to `mio::Poll::poll` so far.
     pub turns: u64,
+    /// Tasks spawned so far.
+    pub spawned: u64,
 }
 
 impl Runtime {
@@ -173,6 +175,7 @@ impl Runtime {
             io_sources: self.core.reactor.live(),
             timers: self.core.timers.len(),
             turns: self.core.reactor.turns(),
+            spawned: self.core.executor.spawned(),
         }
     }
 }
