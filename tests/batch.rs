@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use util::with_server;
 use volley::{Client, ErrorKind, Phase, Runtime};
-use volley_testserver::Server;
+use volley_testserver::{Server, ServerThread};
 
 /// Results come back in input order, each with its own response.
 #[test]
@@ -241,18 +241,23 @@ fn failures_do_not_affect_the_others() {
     });
 }
 
+/// A test server on a thread of its own, so that a runtime's counts are the client's alone;
+/// the runtime for the client; `n` URLs `/delay/{secs}?i={i}` on the server.
+fn server_on_its_own_thread(n: usize, secs: &str) -> (ServerThread, Runtime, Vec<String>) {
+    let server = Server::spawn_thread("127.0.0.1:0".parse().unwrap()).unwrap();
+    let urls = (0..n)
+        .map(|i| server.url(&format!("/delay/{secs}?i={i}")))
+        .collect();
+    (server, Runtime::new().unwrap(), urls)
+}
+
 /// A batch runs its requests on lanes, tasks reused from one request to the next, rather than
 /// on a task per request: 40 requests at concurrency 4 spawn 4 tasks, each result is its own
 /// request's, and the lanes end once no request is left to start.
 #[test]
 fn requests_run_on_reused_lanes() {
-    // The server runs on its own thread, so this runtime's counts are the client's alone.
-    let server = Server::spawn_thread("127.0.0.1:0".parse().unwrap()).unwrap();
-    let rt = Runtime::new().unwrap();
+    let (_server, rt, urls) = server_on_its_own_thread(40, "0.005");
     rt.block_on(async {
-        let urls: Vec<String> = (0..40)
-            .map(|i| server.url(&format!("/delay/0.005?i={i}")))
-            .collect();
         let client = Client::new();
         let before = rt.stats();
         let mut stream = client.fetch_all(urls).concurrency(4).stream();
@@ -298,13 +303,8 @@ fn requests_run_on_reused_lanes() {
 /// the batch is left on the client's runtime.
 #[test]
 fn dropping_the_stream_cancels() {
-    // The server runs on its own thread, so this runtime's counts are the client's alone.
-    let server = Server::spawn_thread("127.0.0.1:0".parse().unwrap()).unwrap();
-    let rt = Runtime::new().unwrap();
+    let (_server, rt, urls) = server_on_its_own_thread(20, "5");
     rt.block_on(async {
-        let urls: Vec<String> = (0..20)
-            .map(|i| server.url(&format!("/delay/5?i={i}")))
-            .collect();
         let client = Client::new();
         let mut stream = client.fetch_all(urls).concurrency(10).stream();
         let first = volley::timeout(Duration::from_millis(200), stream.next()).await;
