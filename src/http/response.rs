@@ -49,7 +49,9 @@ use crate::rt::Sleep;
 pub struct Response {
     head: ResponseHead,
     url: Url,
-    body: Body,
+    /// Boxed: a response is moved several times on its way to the caller, and the body's
+    /// state (decoder, deadlines, clock, connection) is most of its size.
+    body: Box<Body>,
     /// The content decoder, for a body decoded by its `Content-Encoding`.
     decoding: Option<Box<Decoding>>,
     /// The address of the connection that carried the response (a proxy's, through one),
@@ -114,7 +116,7 @@ impl Response {
             remote_addr: conn.peer,
             head,
             url,
-            body: Body {
+            body: Box::new(Body {
                 conn: Some(conn),
                 decoder,
                 reusable,
@@ -125,7 +127,7 @@ impl Response {
                 max_body,
                 trailers: None,
                 timer: None,
-            },
+            }),
             decoding: None,
             #[cfg(feature = "futures-io")]
             unread: Bytes::new(),
