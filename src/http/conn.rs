@@ -762,7 +762,7 @@ pub(crate) async fn read_head(
     loop {
         // The parse's outcome is matched in place, so that it is not kept in the future's
         // state across the read below (136 bytes in every request waiting for its head).
-        if parse {
+        if parse && !conn.buf.is_empty() {
             match parse_head(conn.buf.filled(), max_head) {
                 Ok(Some((head, len))) => {
                     conn.buf.consume(len);
