@@ -1832,7 +1832,6 @@ fn is_exhausted(e: &Error) -> bool {
             .is_some_and(|code| fdlimit::is_exhaustion(rustix::io::Errno::from_raw_os_error(code)))
 }
 
-/// Sends one request and reads its body. The error carries the timings so far.
 /// Lane `number` of a batch: runs `job`, then each request handed to it, and hands back
 /// each outcome, until the batch drops it. An `async` block rather than an `async fn`: a
 /// function's arguments would be kept twice in its future, once as given and once as moved.
@@ -1892,6 +1891,7 @@ fn run_lane(
     }
 }
 
+/// Sends one request and reads its body. The error carries the timings so far.
 async fn fetch(
     client: &Client,
     request: &Request,

@@ -160,8 +160,8 @@ impl IntoUrl for &Url {
 /// How many origins [`parse`] remembers on each thread.
 const RECENT_ORIGINS: usize = 8;
 
-/// The `http` and `https` URLs of the last [`RECENT_ORIGINS`] origins this thread parsed from
-/// strings, and which one the next new origin replaces.
+/// The `http` and `https` URLs (without credentials) of the last [`RECENT_ORIGINS`] origins
+/// this thread parsed from strings, and which one the next new origin replaces.
 #[derive(Default)]
 struct Recent {
     urls: Vec<Url>,
@@ -185,7 +185,9 @@ fn parse(s: &str) -> Result<Url, url::ParseError> {
             return Ok(url);
         }
         let url = Url::parse(s)?;
-        if matches!(url.scheme(), "http" | "https") {
+        // Credentials are not kept past their request.
+        let credentials = !url.username().is_empty() || url.password().is_some();
+        if matches!(url.scheme(), "http" | "https") && !credentials {
             let Recent { urls, next } = &mut *recent;
             let origin = &url[..url::Position::BeforePath];
             if let Some(same) = urls
@@ -323,9 +325,11 @@ mod tests {
             assert_eq!(parse(s), Url::parse(s), "{s}");
         }
         assert_eq!(parse("not a url"), Url::parse("not a url"));
+        let secret = "http://user:secret@c.test/x";
+        assert_eq!(parse(secret), Url::parse(secret));
         // One URL per origin is kept, the last parsed whole: for `http://a.test`,
         // `http://a.test/\\b` (now `http://a.test//b`; the last case was parsed against it);
-        // not the `ftp` one.
+        // not the `ftp` one, nor the one with credentials.
         RECENT.with(|r| {
             let kept: Vec<String> = r.borrow().urls.iter().map(|u| u.to_string()).collect();
             let want = [
