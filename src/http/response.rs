@@ -174,6 +174,11 @@ impl Response {
         &self.head.reason
     }
 
+    /// The reason phrase as kept: a clone of a borrowed usual phrase costs nothing.
+    pub(crate) fn reason_kept(&self) -> std::borrow::Cow<'static, str> {
+        self.head.reason.clone()
+    }
+
     /// The response headers.
     pub fn headers(&self) -> &HeaderMap {
         &self.head.headers

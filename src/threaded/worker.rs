@@ -240,7 +240,7 @@ pub(crate) async fn serve(
     let mut head = Head {
         status: response.status(),
         version: response.version(),
-        reason: crate::http::proto::head::reason_phrase(response.status(), response.reason()),
+        reason: response.reason_kept(),
         headers: response.take_headers(),
         url: response.url().clone(),
         content_length: response.content_length(),

@@ -619,13 +619,24 @@ fn client_bare(urls: Vec<String>) -> Run {
     run
 }
 
+/// An `http://authority/path` URL's authority and path (path and query), for the hand-written
+/// clients.
+fn split_http(url: &str) -> io::Result<(&str, &str)> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| io::Error::other(format!("not an http URL: {url}")))?;
+    Ok(rest.split_at(rest.find('/').unwrap_or(rest.len())))
+}
+
+/// The hand-written clients' GET.
+fn get_request(authority: &str, path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nhost: {authority}\r\naccept: */*\r\n\r\n")
+}
+
 /// Connects a non-blocking socket to `url`'s `ip:port` and writes its GET.
 fn bare_send(url: &str) -> io::Result<TcpStream> {
     use rustix::net::{AddressFamily, SocketFlags, SocketType};
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| io::Error::other("not http"))?;
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let (authority, path) = split_http(url)?;
     let addr: SocketAddr = authority.parse().map_err(io::Error::other)?;
     let family = if addr.is_ipv4() {
         AddressFamily::INET
@@ -644,7 +655,7 @@ fn bare_send(url: &str) -> io::Result<TcpStream> {
     }
     let mut s = TcpStream::from(fd);
     s.set_nodelay(true)?;
-    let req = format!("GET {path} HTTP/1.1\r\nhost: {authority}\r\naccept: */*\r\n\r\n");
+    let req = get_request(authority, path);
     let sent = match s.write(req.as_bytes()) {
         Ok(k) => k,
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
@@ -700,19 +711,15 @@ fn client_serial(urls: Vec<String>, full: usize) -> Run {
         let mut conn: Option<(TcpStream, String)> = None;
         let (mut ok, mut failed) = (0, 0);
         for u in &urls {
-            let rest = u.strip_prefix("http://").expect("http URL");
-            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
             let result = (|| -> io::Result<()> {
+                let (authority, path) = split_http(u)?;
                 if conn.as_ref().is_none_or(|(_, a)| a != authority) {
                     let s = TcpStream::connect(authority)?;
                     s.set_nodelay(true)?;
                     conn = Some((s, authority.to_string()));
                 }
                 let (s, _) = conn.as_mut().expect("connection");
-                write!(
-                    s,
-                    "GET {path} HTTP/1.1\r\nhost: {authority}\r\naccept: */*\r\n\r\n"
-                )?;
+                s.write_all(get_request(authority, path).as_bytes())?;
                 read_response(s)
             })();
             match result {

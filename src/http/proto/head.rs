@@ -142,7 +142,7 @@ fn share(block: &Bytes, buf: &[u8], part: &[u8]) -> Bytes {
 }
 
 /// `reason` as kept in a [`ResponseHead`]: borrowed if it is `status`'s usual phrase.
-pub(crate) fn reason_phrase(status: StatusCode, reason: &str) -> Cow<'static, str> {
+fn reason_phrase(status: StatusCode, reason: &str) -> Cow<'static, str> {
     match status.canonical_reason() {
         Some(usual) if usual == reason => Cow::Borrowed(usual),
         _ => Cow::Owned(reason.to_owned()),
